@@ -1,0 +1,1 @@
+"""activations stage of vulnsteer."""

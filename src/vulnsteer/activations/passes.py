@@ -1,0 +1,98 @@
+"""One unsteered pass over a prompt that yields everything later stages need.
+
+A single pass gives (1) the next-token logits at the answer position (the last prompt token),
+(2) the residual stream after every block at that position and averaged over the code's tokens, and
+(3) a resumable record of the answer token's trip through the stack on top of the prompt's KV cache,
+so a steered evaluation at the answer position recomputes only the blocks after the steered layer for
+one token instead of the whole prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from vulnsteer.activations.recorder import Recording, record_blocks
+from vulnsteer.model.architecture import ModelParts
+
+
+@dataclass
+class CacheSnapshot:
+    """The per-layer state of a transformers KV cache, restorable after a forward appended to it.
+
+    DynamicLayer.update rebinds its tensors (torch.cat) rather than writing in place, so keeping the
+    attribute dicts is enough to undo an append exactly and at no copy cost.
+    """
+
+    cache: Any
+    layer_states: list[dict[str, Any]]
+
+    @classmethod
+    def take(cls, cache: Any) -> "CacheSnapshot":
+        return cls(cache=cache, layer_states=[dict(vars(layer)) for layer in cache.layers])
+
+    def restore(self) -> None:
+        for layer, state in zip(self.cache.layers, self.layer_states):
+            layer.__dict__.clear()
+            layer.__dict__.update(state)
+
+
+@dataclass
+class PromptPass:
+    """Result of `run_prompt`: unsteered answer logits, residuals, and the resumable answer-token state."""
+
+    n_tokens: int
+    answer_logits: torch.Tensor  # [vocab] at the last prompt token
+    answer_residuals: torch.Tensor  # [n_layers + 1, d]: block-0 input, then each block's output
+    span_mean: torch.Tensor | None  # [n_layers + 1, d] mean over the span's tokens, if a span was given
+    answer_recording: Recording | None  # the last token's block calls, for prefix-cached resumes
+    prefix_cache: CacheSnapshot | None  # KV cache of all tokens but the last
+
+
+def _residual_stack(rec: Recording, position: int | slice) -> torch.Tensor:
+    return torch.stack([r[0, position] for r in rec.residuals()])
+
+
+@torch.inference_mode()
+def run_prompt(
+    model: nn.Module,
+    parts: ModelParts,
+    input_ids: torch.Tensor,
+    span: tuple[int, int] | None = None,
+    keep_resume: bool = True,
+) -> PromptPass:
+    """Run the prompt `input_ids` ([1, T]) once: prefix with a KV cache, then the answer token on top.
+
+    `span` = (start, end) token indices (end exclusive) to average residuals over, e.g. the code.
+    With keep_resume=False the KV cache and the block calls are dropped once read (extraction only).
+    """
+    if input_ids.ndim != 2 or input_ids.shape[0] != 1:
+        raise ValueError("run_prompt takes one prompt of shape [1, T]")
+    n = int(input_ids.shape[1])
+    span_mean = None
+    cache = None
+    if n > 1:
+        with record_blocks(parts, keep_calls=False) as prefix_rec:
+            out = model(input_ids=input_ids[:, :-1], use_cache=True, logits_to_keep=1)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        if span is not None:
+            start, end = max(span[0], 0), min(span[1], n - 1)
+            if end > start:
+                span_mean = torch.stack([r[0, start:end].mean(0) for r in prefix_rec.residuals()])
+        del prefix_rec
+    snapshot = CacheSnapshot.take(cache) if cache is not None else None
+    with record_blocks(parts, keep_calls=keep_resume) as rec:
+        out = model(input_ids=input_ids[:, -1:], cache=cache, use_cache=True, logits_to_keep=1)
+    if snapshot is not None:
+        snapshot.restore()
+    return PromptPass(
+        n_tokens=n,
+        answer_logits=out.logits[0, -1].float(),
+        answer_residuals=_residual_stack(rec, -1),
+        span_mean=span_mean,
+        answer_recording=rec if keep_resume else None,
+        prefix_cache=snapshot if keep_resume else None,
+    )

@@ -1,0 +1,140 @@
+"""Bring-your-own data: the generic pairs JSONL format (docs/DATA_FORMAT.md) as `Record`s."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
+from vulnsteer.errors import DataError
+
+LABELS: dict[object, int] = {1: VULNERABLE, 0: SECURE, "vulnerable": VULNERABLE, "secure": SECURE}
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for each non-blank line; DataError naming file:line for bad JSON."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror}); check the path") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8") from exc
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not valid JSON ({exc.msg}); write one JSON object per line") from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+        yield number, obj
+
+
+def field_str(obj: dict[str, Any], name: str, where: str, *, required: bool = True) -> str:
+    """A string field; missing/empty/non-string -> DataError naming `where` (file:line) and the field."""
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise DataError(f"{where}: missing field {name!r}; see docs/DATA_FORMAT.md")
+        return ""
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise DataError(f"{where}: field {name!r} must be a non-empty string; see docs/DATA_FORMAT.md")
+    return value
+
+
+def line_cwe(obj: dict[str, Any], name: str, where: str) -> str:
+    """A CWE field: 'CWE-787', 'cwe-787', 787, or a one-element list of those (as PrimeVul writes it)."""
+    raw = obj.get(name)
+    if raw is None:
+        raise DataError(f"{where}: missing field {name!r}; see docs/DATA_FORMAT.md")
+    value = raw[0] if isinstance(raw, list) and len(raw) == 1 else raw
+    try:
+        if isinstance(value, (list, dict, bool)):
+            raise ValueError(value)
+        return normalise_cwe(str(value))
+    except ValueError as exc:
+        raise DataError(f"{where}: field {name!r} is not one CWE id ({raw!r}); write it like 'CWE-787'") from exc
+
+
+def _ground_truth(obj: dict[str, Any], where: str) -> tuple[str, str]:
+    """(vulnerable, secure) explanations: one string for both, or {"vulnerable": ..., "secure": ...}."""
+    value = obj.get("ground_truth", "")
+    if isinstance(value, str):
+        return value, value
+    if isinstance(value, dict):
+        return str(value.get("vulnerable", "")), str(value.get("secure", ""))
+    raise DataError(f"{where}: field 'ground_truth' must be a string or an object with 'vulnerable'/'secure'")
+
+
+def _flags(obj: dict[str, Any], where: str) -> tuple[str, ...]:
+    value = obj.get("flags", [])
+    if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+        raise DataError(f"{where}: field 'flags' must be a list of strings")
+    return tuple(value)
+
+
+def _records_of_line(obj: dict[str, Any], where: str, default_id: str, subset: str) -> list[Record]:
+    paired = "code" not in obj and "label" not in obj
+    if paired and "vulnerable" not in obj and "secure" not in obj:
+        raise DataError(
+            f"{where}: missing field 'vulnerable' (or 'code' and 'label' for an unpaired line); see docs/DATA_FORMAT.md"
+        )
+    if not paired and ("vulnerable" in obj or "secure" in obj):
+        raise DataError(
+            f"{where}: a line has either 'vulnerable'/'secure' (a pair) or 'code'/'label' (one sample), not both"
+        )
+    item_id = str(obj.get("id", default_id))
+    common = dict(
+        subset=subset,
+        cwe=line_cwe(obj, "cwe", where),
+        language=field_str(obj, "language", where).strip().lower(),
+        source_path=where,
+        flags=_flags(obj, where),
+        variant=field_str(obj, "variant", where, required=False),
+    )
+    group = f"{subset}/{obj['group']}" if obj.get("group") is not None else f"{subset}/{item_id}"
+    if paired:
+        vuln_gt, safe_gt = _ground_truth(obj, where)
+        pair = f"{subset}/{item_id}"
+        return [
+            Record(id=f"{pair}/vulnerable", label=VULNERABLE, group=group, pair_id=pair,
+                   code=field_str(obj, "vulnerable", where), ground_truth=vuln_gt, **common),
+            Record(id=f"{pair}/secure", label=SECURE, group=group, pair_id=pair,
+                   code=field_str(obj, "secure", where), ground_truth=safe_gt, **common),
+        ]  # fmt: skip
+    label = obj.get("label")
+    if label is None:
+        raise DataError(f"{where}: missing field 'label' (1/'vulnerable' or 0/'secure')")
+    if isinstance(label, str):
+        label = label.strip().lower()
+    if isinstance(label, bool) or not isinstance(label, (int, str)) or label not in LABELS:
+        raise DataError(f"{where}: field 'label' is {label!r}; use 1 or 'vulnerable', 0 or 'secure'")
+    truth, _ = _ground_truth(obj, where)
+    pair = obj.get("pair_id")
+    return [
+        Record(id=f"{subset}/{item_id}", label=LABELS[label], group=group,
+               pair_id=f"{subset}/{pair}" if pair is not None else None,
+               code=field_str(obj, "code", where), ground_truth=truth, **common),
+    ]  # fmt: skip
+
+
+def load_pairs_jsonl(path: Path, subset: str = "pairs") -> list[Record]:
+    """Records from a pairs JSONL file, in file order (vulnerable before secure within a pair)."""
+    path = Path(path)
+    records: list[Record] = []
+    seen: dict[str, str] = {}
+    for number, obj in iter_jsonl(path):
+        where = f"{path}:{number}"
+        for rec in _records_of_line(obj, where, f"{path.stem}:{number}", subset):
+            if rec.id in seen:
+                raise DataError(f"{where}: id {rec.id!r} already used at {seen[rec.id]}; give each line a unique 'id'")
+            seen[rec.id] = where
+            records.append(rec)
+    if not records:
+        raise DataError(f"{path}: no records (empty file); write one JSON object per line, see docs/DATA_FORMAT.md")
+    return records

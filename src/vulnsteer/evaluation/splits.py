@@ -1,0 +1,163 @@
+"""Grouped splits that never put one scenario group on both sides of a train/validation/test boundary.
+
+Every record derived from one scenario (its patched twin, its augmentations) shares a `group`; a split that
+separates a file from its twin lets a probe or a chosen configuration memorise the scenario instead of the
+concept, so every split here is by group and `assert_no_leak` checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from vulnsteer.errors import DataError
+
+
+class GroupLeakError(DataError):
+    """A scenario group appears in more than one of the index sets of a split."""
+
+
+def _as_groups(groups: Sequence[str]) -> np.ndarray:
+    arr = np.asarray(list(groups), dtype=object)
+    if arr.ndim != 1 or len(arr) == 0:
+        raise DataError("groups must be a non-empty 1-D sequence of group ids")
+    return arr
+
+
+def _check_labels(labels: Sequence[int] | None, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise DataError(f"labels has shape {y.shape} but groups has {n} entries; pass one label per sample")
+    return y
+
+
+def assert_no_leak(groups: Sequence[str], *index_sets: Sequence[int] | np.ndarray) -> None:
+    """Raise `GroupLeakError` if any group (hence any sample) appears in two of `index_sets`."""
+    g = _as_groups(groups)
+    owner: dict[object, int] = {}
+    for set_no, idx in enumerate(index_sets):
+        for group in set(g[np.asarray(idx, dtype=int)].tolist()):
+            if group in owner and owner[group] != set_no:
+                raise GroupLeakError(
+                    f"group {group!r} appears in index sets {owner[group]} and {set_no}; "
+                    "split by group (grouped_kfold / cross_fit / train_val_test)"
+                )
+            owner[group] = set_no
+
+
+def grouped_kfold(
+    groups: Sequence[str], k: int, seed: int, labels: Sequence[int] | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train_idx, test_idx) folds with whole groups on one side; stratified by `labels` when given."""
+    g = _as_groups(groups)
+    y = _check_labels(labels, len(g))
+    n_groups = len(set(g.tolist()))
+    if k < 2 or k > n_groups:
+        raise DataError(f"k={k} folds needs 2 <= k <= number of groups ({n_groups}); lower k or add data")
+    # Integer codes: sklearn sorts group ids, so strings and codes split identically, but codes are cheaper.
+    _, codes = np.unique(g.astype(str), return_inverse=True)
+    # Constant labels make StratifiedGroupKFold a shuffled, size-balanced GroupKFold (GroupKFold only
+    # shuffles from scikit-learn 1.6 on).
+    strat = np.zeros(len(g), dtype=int) if y is None else y
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    out = [(np.sort(tr), np.sort(te)) for tr, te in splitter.split(np.zeros((len(g), 1)), strat, codes)]
+    for tr, te in out:
+        assert_no_leak(g, tr, te)
+    return out
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """k-fold cross-fitting with a validation fold: fold f is tested, fold (f+1) % k validates, the rest trains.
+
+    Every sample is tested exactly once, by a vector fit without its group and a configuration chosen
+    without its group.
+    """
+
+    folds: tuple[np.ndarray, ...]  # disjoint, group-closed index arrays covering every sample
+    groups: tuple[str, ...]
+
+    @property
+    def k(self) -> int:
+        return len(self.folds)
+
+    def test(self, f: int) -> np.ndarray:
+        return self.folds[f % self.k]
+
+    def val(self, f: int) -> np.ndarray:
+        return self.folds[(f + 1) % self.k]
+
+    def train(self, f: int) -> np.ndarray:
+        keep = {f % self.k, (f + 1) % self.k}
+        return np.sort(np.concatenate([fold for i, fold in enumerate(self.folds) if i not in keep]))
+
+    def split(self, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(train, val, test) index arrays of fold `f`."""
+        return self.train(f), self.val(f), self.test(f)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return (self.split(f) for f in range(self.k))
+
+
+def cross_fit(groups: Sequence[str], k: int, seed: int, labels: Sequence[int] | None = None) -> CrossFit:
+    """Grouped (and label-stratified when `labels` is given) cross-fitting folds; needs k >= 3."""
+    if k < 3:
+        raise DataError(f"cross-fitting needs k >= 3 folds (train, validation, test), got k={k}")
+    g = _as_groups(groups)
+    folds = tuple(test for _, test in grouped_kfold(g, k, seed, labels))
+    for f in range(k):
+        rest = [folds[i] for i in range(k) if i not in {f, (f + 1) % k}]
+        assert_no_leak(g, np.concatenate(rest), folds[(f + 1) % k], folds[f])
+    return CrossFit(folds=folds, groups=tuple(str(x) for x in g))
+
+
+def train_val_test(
+    groups: Sequence[str],
+    labels: Sequence[int] | None = None,
+    fractions: tuple[float, float, float] = (0.5, 0.25, 0.25),
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One grouped (train, val, test) split with sample counts near `fractions`.
+
+    Groups are dealt in shuffled order, stratum by stratum (stratum = the group's (n_vulnerable, n_secure)
+    composition when `labels` is given), each to the set furthest below its target size, so every set gets
+    about its share of each kind of group.
+    """
+    g = _as_groups(groups)
+    y = _check_labels(labels, len(g))
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or np.any(fr <= 0) or not np.isclose(fr.sum(), 1.0):
+        raise DataError(f"fractions must be three positive numbers summing to 1, got {fractions}")
+    uniq, codes = np.unique(g.astype(str), return_inverse=True)
+    if len(uniq) < 3:
+        raise DataError(f"train/val/test needs at least 3 groups, got {len(uniq)}")
+    sizes = np.bincount(codes, minlength=len(uniq))
+    if y is not None:
+        pos = np.bincount(codes, weights=(y == 1).astype(float), minlength=len(uniq)).astype(int)
+        strata = [(int(p), int(s - p)) for p, s in zip(pos, sizes)]
+    else:
+        strata = [(0, 0)] * len(uniq)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(uniq))
+    order = sorted(order, key=lambda i: strata[i])  # stable: shuffled within each stratum
+    target = fr * len(g)
+    filled = np.zeros(3)
+    assign = np.empty(len(uniq), dtype=int)
+    for i in order:
+        s = int(np.argmax((target - filled) / target))
+        assign[i] = s
+        filled[s] += sizes[i]
+    # With few groups the deficit rule can leave a set empty; give it the last group of the largest set.
+    for s in range(3):
+        if not np.any(assign == s):
+            donor = int(np.argmax([np.sum(assign == t) for t in range(3)]))
+            assign[[i for i in order if assign[i] == donor][-1]] = s
+    sample_set = assign[codes]
+    out = tuple(np.flatnonzero(sample_set == s) for s in range(3))
+    assert_no_leak(g, *out)
+    return out  # type: ignore[return-value]

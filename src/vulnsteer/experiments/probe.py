@@ -1,0 +1,72 @@
+"""Probing experiments: the per-layer probe curve (grouped CV, with a shuffled-label control) and a
+cross-fitted probe whose layer is chosen on the validation fold, comparable with steering's test rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
+from vulnsteer.evaluation.splits import CrossFit
+from vulnsteer.experiments.samples import SampleSet
+
+
+@dataclass
+class ProbeCurve:
+    result: ProbeResult  # per-layer out-of-fold AUROC/accuracy (layer k = output of block k)
+    control: np.ndarray  # [repeats, n_layers] AUROC with shuffled labels
+
+
+def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3) -> ProbeCurve:
+    X = samples.residuals[:, 1:].numpy()
+    y = samples.labels.numpy()
+    groups = [s.record.group for s in samples.samples]
+    cwes = [s.record.cwe for s in samples.samples]
+    result = layer_probes(X, y, groups, k=k, seed=seed, cwes=cwes, progress=True)
+    control = shuffled_control(X, y, groups, k=k, seed=seed + 1, n_repeats=repeats, progress=True)
+    return ProbeCurve(result=result, control=control)
+
+
+def _auroc(y: np.ndarray, s: np.ndarray) -> float:
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
+def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:
+    """Per test sample: the probe's logit, from a probe fit on the training folds at the layer that scored
+    best on the validation fold. Honest counterpart of the steering test rows (same folds)."""
+    X = samples.residuals[:, 1:].numpy()
+    y = samples.labels.numpy()
+    rows = []
+    for f, (train, val, test) in enumerate(folds):
+        best_layer, best_auc, best_model = -1, -np.inf, None
+        for layer in range(X.shape[1]):
+            model = fit_probe(X[train, layer], y[train], seed=seed)
+            auc = _auroc(y[val], model.decision_function(X[val, layer]))
+            if auc > best_auc:
+                best_layer, best_auc, best_model = layer, auc, model
+        assert best_model is not None
+        logits = best_model.decision_function(X[test, best_layer])
+        for i, s in zip(test, logits.tolist()):
+            rows.append(dict(index=int(i), fold=f, probe_layer=best_layer, probe_val_auroc=best_auc, probe=s))
+    return sorted(rows, key=lambda r: r["index"])
+
+
+def calibrated_thresholds(samples: SampleSet, folds: CrossFit) -> list[dict]:
+    """Control for "steering only moved the bias": the unsteered score with its yes/no threshold tuned on the
+    validation fold (maximising balanced accuracy), applied to the test fold."""
+    s = samples.scores.numpy()
+    y = samples.labels.numpy()
+    rows = []
+    for f, (_train, val, test) in enumerate(folds):
+        candidates = np.concatenate([[-np.inf], np.sort(s[val])])
+        def bacc(t: float) -> float:
+            pred = s[val] > t
+            tpr = pred[y[val] == 1].mean() if (y[val] == 1).any() else np.nan
+            tnr = (~pred[y[val] == 0]).mean() if (y[val] == 0).any() else np.nan
+            return float(np.nanmean([tpr, tnr]))
+        best = max(candidates, key=lambda t: (bacc(t), -abs(t)))
+        for i in test:
+            rows.append(dict(index=int(i), fold=f, threshold=float(best), calibrated=float(s[i] - best)))
+    return sorted(rows, key=lambda r: r["index"])

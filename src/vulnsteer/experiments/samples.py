@@ -1,0 +1,167 @@
+"""Records -> rendered prompts -> one pass each: the shared front half of every experiment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from vulnsteer.activations.cache import ActivationCache, CachedActivations, prompt_key
+from vulnsteer.activations.passes import PromptPass, run_prompt
+from vulnsteer.data.fitting import FitResult, changed_lines, fit_code
+from vulnsteer.data.prompts import TEMPLATES, build_messages, few_shot_examples, render_prompt
+from vulnsteer.data.secllmholmes import cwe_definition
+from vulnsteer.data.records import Record
+from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.model.loading import LoadedModel
+from vulnsteer.progress import progress_bar
+
+
+@dataclass
+class Sample:
+    """One record rendered for one template: the exact text and tokens the model sees."""
+
+    record: Record
+    template_id: str
+    prompt: str
+    input_ids: torch.Tensor  # [1, T]
+    code_span: tuple[int, int] | None  # token range of the code inside the prompt
+    fit: FitResult
+
+
+@dataclass
+class SampleSet:
+    """Samples with the results of their unsteered pass (stacked in sample order)."""
+
+    samples: list[Sample]
+    scores: torch.Tensor  # [n] log P(yes) - log P(no)
+    residuals: torch.Tensor  # [n, n_layers + 1, d] at the answer position
+    span_means: torch.Tensor | None  # [n, n_layers + 1, d] mean over code tokens
+    states: list[PromptPass | None] | None  # resumable passes, when kept for a steering sweep
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([s.record.label for s in self.samples])
+
+    def subset(self, idx: Sequence[int]) -> "SampleSet":
+        index = torch.as_tensor(list(idx), dtype=torch.long)
+        return SampleSet(
+            samples=[self.samples[i] for i in idx],
+            scores=self.scores[index],
+            residuals=self.residuals[index],
+            span_means=None if self.span_means is None else self.span_means[index],
+            states=None if self.states is None else [self.states[i] for i in idx],
+        )
+
+
+def _twins(records: Sequence[Record]) -> dict[str, Record]:
+    by_pair: dict[str, list[Record]] = {}
+    for r in records:
+        if r.pair_id is not None:
+            by_pair.setdefault(r.pair_id, []).append(r)
+    twins: dict[str, Record] = {}
+    for members in by_pair.values():
+        if len(members) == 2:
+            a, b = members
+            twins[a.id], twins[b.id] = b, a
+    return twins
+
+
+def _code_span(tokenizer, prompt: str, code: str, add_special: bool) -> tuple[int, int] | None:
+    start = prompt.find(code)
+    if start < 0 or not getattr(tokenizer, "is_fast", False):
+        return None
+    end = start + len(code)
+    offsets = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=add_special)["offset_mapping"]
+    inside = [i for i, (a, b) in enumerate(offsets) if b > start and a < end]
+    return (inside[0], inside[-1] + 1) if inside else None
+
+
+def build_samples(
+    records: Sequence[Record],
+    loaded: LoadedModel,
+    template_id: str,
+    cwe_names: dict[str, str],
+    data_root: Path | None,
+    max_code_tokens: int = 1536,
+    policy: str = "truncate",
+) -> list[Sample]:
+    """Render every record; long files are truncated around the changed lines or skipped, as recorded."""
+    tok = loaded.tokenizer
+    twins = _twins(records)
+    template = TEMPLATES[template_id]
+    add_special = not bool(getattr(tok, "chat_template", None))
+    samples: list[Sample] = []
+    for record in records:
+        twin = twins.get(record.id)
+        focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
+        fit = fit_code(record.code, tok, max_code_tokens, policy, focus, language=record.language)
+        if fit.skipped:
+            samples.append(Sample(record, template_id, "", torch.empty(1, 0, dtype=torch.long), None, fit))
+            continue
+        shown = replace(record, code=fit.code)
+        examples = (
+            few_shot_examples(data_root, record.cwe, record.language) if template.few_shot and data_root else ()
+        )
+        definition = cwe_definition(data_root, record.cwe) if template.needs_definition and data_root else ""
+        messages = build_messages(shown, template_id, cwe_names.get(record.cwe, record.cwe), examples, definition)
+        prompt = render_prompt(messages, tok)
+        ids = tok(prompt, return_tensors="pt", add_special_tokens=add_special)["input_ids"]
+        samples.append(Sample(record, template_id, prompt, ids, _code_span(tok, prompt, fit.code, add_special), fit))
+    return samples
+
+
+def run_samples(
+    samples: Sequence[Sample],
+    loaded: LoadedModel,
+    words: AnswerWords,
+    cache: ActivationCache | None = None,
+    keep_states: bool = False,
+    description: str = "forward passes",
+) -> SampleSet:
+    """One unsteered pass per sample (served from the activation cache when possible).
+
+    Skipped samples (long-file policy "skip") get a NaN score and zero residuals so indices stay aligned;
+    callers filter them with `Sample.fit.skipped`.
+    """
+    parts = loaded.parts
+    n_res = parts.n_layers + 1
+    rows = words.rows
+    scores, residuals, spans, states = [], [], [], []
+    with progress_bar(description, total=len(samples)) as advance:
+        for s in samples:
+            if s.fit.skipped:
+                scores.append(torch.tensor(float("nan")))
+                residuals.append(torch.zeros(n_res, parts.d_model))
+                spans.append(torch.zeros(n_res, parts.d_model))
+                states.append(None)
+                advance(1)
+                continue
+            key = prompt_key(loaded.source_hash, s.template_id, s.prompt, rows.tolist())
+            hit = None if (cache is None or keep_states) else cache.get(key)
+            if hit is None:
+                state = run_prompt(loaded.model, parts, s.input_ids, span=s.code_span, keep_resume=keep_states)
+                hit = CachedActivations(
+                    answer_residuals=state.answer_residuals,
+                    span_mean=state.span_mean,
+                    answer_row_logits=state.answer_logits[rows],
+                    n_tokens=state.n_tokens,
+                )
+                if cache is not None:
+                    cache.put(key, hit)
+                states.append(state if keep_states else None)
+            else:
+                states.append(None)
+            scores.append(words.score_rows(hit.answer_row_logits))
+            residuals.append(hit.answer_residuals)
+            spans.append(hit.span_mean if hit.span_mean is not None else torch.full((n_res, parts.d_model), float("nan")))
+            advance(1)
+    return SampleSet(
+        samples=list(samples),
+        scores=torch.stack(scores),
+        residuals=torch.stack(residuals),
+        span_means=torch.stack(spans),
+        states=states if keep_states else None,
+    )

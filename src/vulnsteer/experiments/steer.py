@@ -1,0 +1,163 @@
+"""The steering experiment: vectors fit on training folds, configuration chosen on a validation fold,
+effect measured on a test fold never used for either, beside random-direction and opposite-sign controls.
+
+Cross-fitting over scenario groups (fold f tests, fold f+1 validates, the rest trains) tests every
+sample exactly once while keeping each test sample's scenario, its patched twin and its augmentations
+out of both the vector and the choice of configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from vulnsteer.evaluation.metrics import detection_metrics
+from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
+from vulnsteer.evaluation.scoring import AnswerWords, verdict
+from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.model.architecture import ModelParts
+from vulnsteer.progress import progress_bar
+from vulnsteer.steering.sweep import Setting, intervention, score_rows
+from vulnsteer.vectors.training import Direction, fit_directions, random_like
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    layers: tuple[int, ...] | None = None  # None: every block
+    methods: tuple[str, ...] = ("caa", "pca", "probe")
+    add_alphas: tuple[float, ...] = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)  # units of sigma along u
+    amplify_alphas: tuple[float, ...] = (-1.0, -0.5, 1.0, 2.0, 4.0, 8.0)
+    ablate: bool = True
+    k_folds: int = 4
+    n_random: int = 3
+    select: str = "balanced_accuracy"  # validation metric that picks the configuration
+    seed: int = 0
+
+    def settings(self) -> list[Setting]:
+        out = [Setting("add", a) for a in self.add_alphas] + [Setting("amplify", a) for a in self.amplify_alphas]
+        return out + ([Setting("ablate", 0.0)] if self.ablate else [])
+
+
+@dataclass(frozen=True)
+class Choice:
+    fold: int
+    layer: int
+    method: str
+    setting: Setting
+    val_metrics: dict[str, float]
+
+    def label(self) -> str:
+        return f"L{self.layer} {self.method} {self.setting.key()}"
+
+
+@dataclass
+class SteerResult:
+    folds: CrossFit
+    sweep: list[dict] = field(default_factory=list)  # one row per (validation sample, configuration)
+    choices: list[Choice] = field(default_factory=list)
+    test: list[dict] = field(default_factory=list)  # one row per test sample, every condition's score
+
+
+def _val_rank(metrics: dict[str, float], setting: Setting, select: str) -> tuple:
+    nan_low = lambda x: -1.0 if x != x else x  # noqa: E731 - NaN never wins
+    return (nan_low(metrics[select]), nan_low(metrics["auroc"]), -abs(setting.alpha))
+
+
+def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, cfg: SteerConfig) -> Choice:
+    labels = samples.labels.numpy()
+    pair_ids = [s.record.pair_id for s in samples.samples]
+    by_config: dict[tuple, dict[int, float]] = {}
+    for row in sweep:
+        if row["fold"] == fold:
+            key = (row["layer"], row["method"], row["operator"], row["alpha"])
+            by_config.setdefault(key, {})[row["index"]] = row["score"]
+    best: tuple | None = None
+    for (layer, method, op, alpha), scores in by_config.items():
+        idx = [i for i in val if i in scores]
+        s = [scores[i] for i in idx]
+        m = detection_metrics(labels[idx], s, [verdict(x) for x in s], [pair_ids[i] for i in idx])
+        setting = Setting(op, alpha)
+        rank = _val_rank(m, setting, cfg.select)
+        if best is None or rank > best[0]:
+            best = (rank, Choice(fold, layer, method, setting, m))
+    assert best is not None
+    return best[1]
+
+
+def _training(
+    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray
+) -> tuple[torch.Tensor, list]:
+    residuals, records = [main.residuals[train]], [main.samples[i].record for i in train]
+    if extra is not None:
+        held_groups = {main.samples[i].record.group for i in held}
+        keep = [i for i, s in enumerate(extra.samples) if s.record.group not in held_groups and not s.fit.skipped]
+        residuals.append(extra.residuals[keep])
+        records += [extra.samples[i].record for i in keep]
+    return torch.cat(residuals), records
+
+
+def run_steering(
+    parts: ModelParts,
+    main: SampleSet,
+    words: AnswerWords,
+    cfg: SteerConfig,
+    extra: SampleSet | None = None,
+) -> SteerResult:
+    """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only."""
+    if main.states is None:
+        raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
+    layers = list(cfg.layers) if cfg.layers is not None else list(range(parts.n_layers))
+    groups = [s.record.group for s in main.samples]
+    folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
+    result = SteerResult(folds=folds)
+    settings = cfg.settings()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
+        for f, (train, val, test) in enumerate(folds):
+            assert_no_leak(groups, train, val, test)
+            x, recs = _training(main, extra, train, np.concatenate([val, test]))
+            dirs = fit_directions(x, recs, layers, cfg.methods)
+            for i in val:
+                for layer in layers:
+                    configs = [(m, s) for m in cfg.methods for s in settings]
+                    ivs = [intervention(dirs[(layer, m)], s) for m, s in configs]
+                    scores = score_rows(parts, main.states[i], ivs, words)
+                    for (m, s), sc in zip(configs, scores.tolist()):
+                        result.sweep.append(
+                            dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m,
+                                 operator=s.operator, alpha=s.alpha, score=sc)
+                        )
+                advance(1)
+            choice = _choose(result.sweep, f, main, val, cfg)
+            result.choices.append(choice)
+            result.test += _test_rows(parts, main, words, dirs[(choice.layer, choice.method)], choice, test, cfg, gen)
+            advance(len(test))
+    result.test.sort(key=lambda r: r["index"])
+    return result
+
+
+def _test_rows(
+    parts: ModelParts, main: SampleSet, words: AnswerWords, direction: Direction, choice: Choice,
+    test: np.ndarray, cfg: SteerConfig, gen: torch.Generator,
+) -> list[dict]:
+    opposite = Setting(choice.setting.operator, -choice.setting.alpha)
+    randoms = [random_like(direction, gen) for _ in range(cfg.n_random)]
+    ivs = [intervention(direction, choice.setting), intervention(direction, opposite)]
+    ivs += [intervention(r, choice.setting) for r in randoms]
+    rows = []
+    for i in test:
+        state = main.states[i]
+        scores = score_rows(parts, state, ivs, words).tolist()
+        steered_logits = score_rows(parts, state, ivs[:1], words, full_vocab=True)[0]
+        base_logp = state.answer_logits.log_softmax(-1)
+        kl = float((base_logp.exp() * (base_logp - steered_logits.log_softmax(-1))).sum())
+        rec = main.samples[i].record
+        rows.append(
+            dict(index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
+                 pair_id=rec.pair_id, config=choice.label(), baseline=float(main.scores[i]), steered=scores[0],
+                 opposite=scores[1], random=scores[2:], kl_answer=kl)
+        )
+    return rows

@@ -1,0 +1,219 @@
+"""Load a model by name into float32 eval mode, converting GGUF sources once into a safetensors cache.
+
+Dequantising a GGUF takes about a minute on CPU; the result is saved as a float32 HF directory under
+`<cache_dir>/<source_hash[:16]>/hf/` and later loads read that (about 1.5 s for 0.5B). The cache key is
+the GGUF's sha256, and a directory is trusted only if its JSON marker (written last) names that hash
+and the current cache format; anything else is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from vulnsteer.errors import ModelError
+from vulnsteer.model.architecture import ModelParts, model_parts
+from vulnsteer.model.sources import (
+    DEFAULT_MODEL,
+    PartsSpec,
+    Source,
+    hf_dir_hash,
+    join_parts,
+    resolve_source,
+    sha256_file,
+)
+
+CACHE_FORMAT = 1  # bump when the cached layout or conversion changes; older cache dirs are rebuilt
+MARKER = "vulnsteer-cache.json"
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"]
+
+
+@dataclass
+class LoadedModel:
+    """A float32 causal LM in eval mode with its tokenizer, provenance and architecture accessor."""
+
+    model: PreTrainedModel
+    tokenizer: Any
+    name: str  # as the user passed it
+    source_hash: str  # GGUF sha256, or the HF-directory manifest hash (see vulnsteer.model.sources)
+    parts: ModelParts
+    source_kind: str  # "builtin", "gguf", "hf_dir" or "hub"
+    label: str  # short machine-independent name: built-in name, hub id, or file/dir basename
+    weights_dir: Path  # the safetensors directory the weights came from (or were cached to)
+    gguf_path: Path | None = None  # the verified GGUF on disk, for GGUF sources (e.g. for llama.cpp)
+
+    @property
+    def model_id(self) -> str:
+        """Stable short id for metadata, e.g. 'qwen2.5-coder-0.5b@1d9614638d18'."""
+        return f"{self.label}@{self.source_hash[:12]}"
+
+
+def model_id_for(loaded: LoadedModel) -> str:
+    return loaded.model_id
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("VULNSTEER_CACHE") or Path.home() / ".cache" / "vulnsteer").expanduser()
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    cache_dir: Path | None = None,
+    trust_remote_code: bool = False,
+    device: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load a built-in name, .gguf file, HF directory or hub id (`org/name`) as float32 in eval mode."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    source = resolve_source(name)
+    gguf_path: Path | None = None
+    fresh: PreTrainedModel | None = None
+    tokenizer: Any = None
+    if source.kind in ("builtin", "gguf"):
+        if source.kind == "builtin":
+            assert source.spec is not None
+            source_hash = source.spec.sha256
+        else:
+            assert source.path is not None
+            source_hash = sha256_file(source.path, memo_dir=cache_dir)
+        root = cache_dir / source_hash[:16]
+        weights_dir = root / "hf"
+        if source.kind == "gguf":
+            gguf_path = source.path
+        elif source.spec is not None and (root / source.spec.filename).is_file():
+            gguf_path = root / source.spec.filename  # verified when joined; re-verified before any conversion
+        if not _cache_valid(weights_dir, source_hash):
+            if source.spec is not None:
+                gguf_path = _builtin_gguf(source.spec, root, cache_dir)
+            assert gguf_path is not None
+            fresh, tokenizer = _convert_gguf(gguf_path, weights_dir, source, source_hash)
+    else:
+        weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path  # type: ignore[assignment]
+        assert weights_dir is not None
+        source_hash = hf_dir_hash(weights_dir, memo_dir=cache_dir)
+
+    if fresh is None:
+        fresh, tokenizer = _load_hf_dir(weights_dir, trust_remote_code)
+    model = fresh.to(device).eval()
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        source_hash=source_hash,
+        parts=model_parts(model),
+        source_kind=source.kind,
+        label=source.label,
+        weights_dir=weights_dir,
+        gguf_path=gguf_path,
+    )
+
+
+def _builtin_gguf(spec: PartsSpec, root: Path, cache_dir: Path) -> Path:
+    """The joined, verified GGUF of a built-in model in the cache; joined from its parts when absent."""
+    path = root / spec.filename
+    if path.is_file():
+        if sha256_file(path, memo_dir=cache_dir) == spec.sha256:
+            return path
+        path.unlink()  # corrupted or tampered with: join again from the packages
+    return join_parts(spec, path)
+
+
+def _cache_valid(weights_dir: Path, source_hash: str) -> bool:
+    try:
+        marker = json.loads((weights_dir / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(marker, dict)
+        and marker.get("format") == CACHE_FORMAT
+        and marker.get("source_hash") == source_hash
+    )
+
+
+def _convert_gguf(gguf: Path, weights_dir: Path, source: Source, source_hash: str) -> tuple[PreTrainedModel, Any]:
+    """Dequantise `gguf` to float32 and save it as a safetensors HF directory with its marker written last."""
+    import transformers
+
+    with Console(stderr=True).status(f"dequantising {gguf.name} to float32 (about a minute per 0.5B on CPU)"):
+        try:
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        except (ValueError, OSError, KeyError, RuntimeError) as exc:  # transformers' ways of saying "unsupported"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{gguf}: cannot load this GGUF with transformers: {first}") from exc
+    # The model is plain float32 now; without this save_pretrained would record a GGUF quantisation.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+    tmp = weights_dir.with_name(f"{weights_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    marker = {
+        "format": CACHE_FORMAT,
+        "source_hash": source_hash,
+        "source": source.label,
+        "gguf_file": gguf.name,
+        "transformers": transformers.__version__,
+    }
+    (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    if weights_dir.exists():
+        shutil.rmtree(weights_dir)  # unmarked or stale: never trusted
+    try:
+        os.rename(tmp, weights_dir)
+    except OSError:
+        # Another process finished the same conversion first; its copy is as good as ours.
+        if not _cache_valid(weights_dir, source_hash):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model, tokenizer
+
+
+def _load_hf_dir(directory: Path, trust_remote_code: bool) -> tuple[PreTrainedModel, Any]:
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            directory, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{directory}: cannot load model or tokenizer: {first}") from exc
+    return model, tokenizer
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return constants.HF_HUB_OFFLINE or env in ("1", "ON", "YES", "TRUE")
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """Download (or find in the HF cache) the safetensors, config and tokenizer files of `repo_id`."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    offline = _hub_offline()
+    try:
+        path = snapshot_download(
+            repo_id, allow_patterns=_HUB_PATTERNS, etag_timeout=10, local_files_only=offline
+        )
+    except GatedRepoError:
+        raise ModelError(f"hub model {repo_id!r} is gated: accept its licence on the hub and log in (hf auth login)") from None
+    except RepositoryNotFoundError:
+        raise ModelError(f"hub model {repo_id!r} not found (or private); check the id") from None
+    except Exception as exc:  # noqa: BLE001 - network stacks raise many types; all mean "not reachable"
+        why = "HF_HUB_OFFLINE is set and it is not in the local HF cache" if offline else type(exc).__name__
+        raise ModelError(
+            f"could not reach the Hugging Face hub for {repo_id!r} ({why}); "
+            "pass a local HF model directory or a .gguf file instead"
+        ) from None
+    return Path(path)

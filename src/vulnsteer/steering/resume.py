@@ -1,0 +1,93 @@
+"""Steered evaluation that re-enters the block stack at the steered layer instead of starting over.
+
+Given a recorded unsteered pass, a steered result at layer k needs only blocks k+1.. re-run: blocks
+before k see nothing of the intervention. For the answer-position scope the re-run covers one token on
+top of the prompt's KV cache (`PromptPass`); for the every-position scope it covers the whole prompt
+from the recorded output of block k (`record_full`). Both give the same logits as a full steered
+forward (tests check this on every supported architecture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from vulnsteer.activations.passes import CacheSnapshot, PromptPass
+from vulnsteer.activations.recorder import Recording, call_with_hidden, record_blocks
+from vulnsteer.model.architecture import ModelParts
+
+# (layer, residual [batch, seq, d]) -> edited residual; called on the output of each steered block.
+Edit = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+@torch.inference_mode()
+def record_full(model: nn.Module, parts: ModelParts, input_ids: torch.Tensor) -> Recording:
+    """An unsteered forward over the whole prompt, no KV cache, with every block call recorded."""
+    with record_blocks(parts, keep_calls=True) as rec:
+        model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+    return rec
+
+
+@torch.inference_mode()
+def resume_logits(
+    parts: ModelParts,
+    recording: Recording,
+    layers: list[int],
+    edit: Edit,
+    snapshot: CacheSnapshot | None = None,
+    unembed_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Last-position logits [batch, vocab] after editing the outputs of `layers` and re-running later blocks.
+
+    `edit` may return a larger batch than it was given (one row per strength, say): each row is then
+    evaluated against the same recorded prompt, which is how a sweep amortises one prompt pass.
+
+    `unembed_rows` (token ids) restricts the unembedding to those rows: a yes/no score needs a handful
+    of logits, not the whole vocabulary. The KV cache (if any) is restored before returning.
+    """
+    if not layers:
+        raise ValueError("resume_logits needs at least one steered layer")
+    steered = sorted(set(layers))
+    first = steered[0]
+    call = recording.calls[first]
+    assert call is not None
+    hidden = edit(first, call.output.clone())
+    if snapshot is not None and hidden.shape[0] != call.output.shape[0]:
+        # Several edits of one prompt evaluated as a batch: the prefix KV cache is shared, so broadcast it
+        # (expand is a view; the blocks' torch.cat materialises only the small per-step result).
+        _broadcast_cache(snapshot, hidden.shape[0])
+    try:
+        for j in range(first + 1, parts.n_layers):
+            later = recording.calls[j]
+            assert later is not None
+            hidden = call_with_hidden(parts.blocks[j], later, hidden)
+            if j in steered:
+                hidden = edit(j, hidden)
+    finally:
+        if snapshot is not None:
+            snapshot.restore()
+    last = parts.final_norm(hidden[:, -1])
+    if unembed_rows is None:
+        return parts.unembed(last).float()
+    weight = parts.unembed.weight[unembed_rows]
+    bias = parts.unembed.bias[unembed_rows] if parts.unembed.bias is not None else None
+    return nn.functional.linear(last, weight, bias).float()
+
+
+def _broadcast_cache(snapshot: CacheSnapshot, batch: int) -> None:
+    for layer in snapshot.cache.layers:
+        for name in ("keys", "values"):
+            tensor = getattr(layer, name, None)
+            if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[0] == 1:
+                setattr(layer, name, tensor.expand(batch, *tensor.shape[1:]))
+
+
+def resume_answer(
+    parts: ModelParts, state: PromptPass, layers: list[int], edit: Edit, unembed_rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Steered answer-position logits from a prompt's cached prefix (answer-only scope)."""
+    if state.answer_recording is None:
+        raise ValueError("this PromptPass was run with keep_resume=False")
+    return resume_logits(parts, state.answer_recording, layers, edit, state.prefix_cache, unembed_rows)

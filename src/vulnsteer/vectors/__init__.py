@@ -1,0 +1,1 @@
+"""vectors stage of vulnsteer."""

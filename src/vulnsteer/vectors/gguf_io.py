@@ -1,0 +1,119 @@
+"""llama.cpp control-vector GGUF: export a `SteeringVector`, import one (ours, repeng's or llama.cpp's).
+
+Format (repeng `export_gguf`, llama.cpp `common_control_vector_load_one`): `general.architecture =
+"controlvector"`, `controlvector.model_hint` (the model's architecture name; llama.cpp does not check
+it), `controlvector.layer_count` (number of direction tensors), and one 1-D F32 tensor
+`direction.<il>` per layer.
+
+Layer mapping. llama.cpp adds `direction.<il>` to the residual at the end of the graph-building loop
+iteration `il` (`cur = build_cvec(cur, il)`, tensor "l_out-<il>"), where `il` runs 0..n_layer-1 over
+the decoder blocks: it steers the *output of 0-based block il*, i.e. HF `hidden_states[il + 1]`. This is
+exactly vulnsteer's layer index, so vulnsteer layer L is written as `direction.L` with no shift (repeng
+uses the same mapping). llama.cpp rejects `direction.0` ("invalid (zero) direction tensor layer
+index"), so the output of block 0 cannot be steered there and export refuses a vector that has it.
+(llama.cpp's own cvector-generator measures at l_out-il but writes `direction.<il+1>`, one block later
+than where it measured; do not copy that shift.) llama.cpp adds the vector at every token position,
+prompt and generated alike, scaled by `--control-vector-scaled FILE SCALE`.
+
+What the format cannot carry: `mu` (llama.cpp can only add), and vulnsteer's provenance. We keep the
+provenance in two extra keys llama.cpp ignores (`vulnsteer.metadata`, a JSON string, and
+`vulnsteer.alpha`); importing a file without them gives `SteeringVector` defaults ("" for unknown
+strings, cwe "", no mu) with `model_id` taken from the model hint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import gguf
+import numpy as np
+import torch
+
+from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.vectors.steering_vector import SteeringVector
+
+ARCH = "controlvector"
+_DIRECTION = re.compile(r"^direction\.(\d+)$")
+
+
+def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha: float = 1.0) -> Path:
+    """Write `alpha * sv.directions` as a llama.cpp control vector; vulnsteer layer L -> `direction.L`.
+
+    `model_hint` should be the model's GGUF `general.architecture` (e.g. "qwen2", "llama").
+    """
+    path = Path(path)
+    if 0 in sv.directions:
+        raise VulnsteerError(
+            "llama.cpp cannot steer the output of block 0 (it rejects direction.0); "
+            "drop layer 0 from the vector before exporting"
+        )
+    if not np.isfinite(alpha):
+        raise VulnsteerError(f"alpha must be finite, got {alpha}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), ARCH)
+    writer.add_string(f"{ARCH}.model_hint", model_hint)
+    writer.add_uint32(f"{ARCH}.layer_count", len(sv.directions))
+    writer.add_float32("vulnsteer.alpha", float(alpha))
+    writer.add_string("vulnsteer.metadata", json.dumps(sv.metadata(), allow_nan=False))
+    for layer in sv.layers:
+        data = sv.directions[layer] if alpha == 1.0 else sv.directions[layer] * float(alpha)
+        writer.add_tensor(f"direction.{layer}", data.to(torch.float32).numpy().astype("<f4", copy=False))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def import_control_vector(path: Path) -> SteeringVector:
+    """Read a control-vector GGUF; `direction.L` -> vulnsteer layer L, tensors as stored (alpha included)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"control vector file {path} not found")
+    try:
+        reader = gguf.GGUFReader(str(path))
+    except Exception as exc:  # the reader raises ValueError, struct.error, IndexError... on bad files
+        raise DataError(f"{path} is not a readable GGUF file ({exc})") from exc
+    arch = _field(reader, "general.architecture")
+    if arch != ARCH:
+        raise DataError(f"{path} has architecture {arch!r}, not {ARCH!r}: it is not a control vector")
+    directions: dict[int, torch.Tensor] = {}
+    for t in reader.tensors:
+        m = _DIRECTION.match(t.name)
+        if m is None:
+            raise DataError(f"{path}: unexpected tensor {t.name!r}; a control vector holds only direction.<layer>")
+        if t.tensor_type != gguf.GGMLQuantizationType.F32:
+            raise DataError(f"{path}: tensor {t.name} is {t.tensor_type.name}, llama.cpp needs F32")
+        if len(t.shape) != 1:
+            raise DataError(f"{path}: tensor {t.name} has shape {list(t.shape)}, expected 1-D")
+        directions[int(m.group(1))] = torch.from_numpy(np.array(t.data, dtype=np.float32, copy=True))
+    if not directions:
+        raise DataError(f"{path} holds no direction.<layer> tensors")
+    if len({v.shape for v in directions.values()}) != 1:
+        raise DataError(f"{path}: direction tensors differ in width")
+    hint = _field(reader, f"{ARCH}.model_hint")
+    alpha = _field(reader, "vulnsteer.alpha")
+    raw_meta = _field(reader, "vulnsteer.metadata")
+    del reader
+    extra = {"source": "gguf", "gguf_path": str(path), "gguf_model_hint": hint}
+    if raw_meta is None:
+        return SteeringVector(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
+    try:
+        meta = json.loads(raw_meta)
+        meta["extra"] = {**meta.get("extra", {}), **extra, "gguf_alpha": alpha}
+        return SteeringVector(directions=directions, **meta)
+    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise DataError(f"{path}: vulnsteer.metadata is malformed ({exc})") from exc
+
+
+def _field(reader: gguf.GGUFReader, key: str) -> str | float | int | None:
+    """A scalar or string KV value, or None when absent."""
+    f = reader.get_field(key)
+    if f is None or not f.data:
+        return None
+    part = f.parts[f.data[0]]
+    if f.types and f.types[0] == gguf.GGUFValueType.STRING:
+        return bytes(part).decode("utf-8", errors="replace")
+    return part[0].item()

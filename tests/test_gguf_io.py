@@ -1,0 +1,107 @@
+"""llama.cpp control-vector GGUF: file structure as llama.cpp's loader expects it, round trip, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.vectors.gguf_io import export_control_vector, import_control_vector
+from vulnsteer.vectors.steering_vector import SteeringVector
+
+
+def make() -> SteeringVector:
+    gen = torch.Generator().manual_seed(0)
+    return SteeringVector(
+        directions={1: torch.randn(16, generator=gen), 5: torch.randn(16, generator=gen)},
+        mu={1: torch.randn(16, generator=gen), 5: torch.randn(16, generator=gen)},
+        method="pca", position="answer", model_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", model_hash="sha256:abc",
+        template_id="S1", record_ids=["r1", "r2"], dataset_hash="h", cwe="CWE-89", scaling="unit",
+    )
+
+
+def field_value(reader: gguf.GGUFReader, key: str):
+    f = reader.get_field(key)
+    assert f is not None, key
+    part = f.parts[f.data[0]]
+    return bytes(part).decode() if f.types[0] == gguf.GGUFValueType.STRING else part[0].item()
+
+
+def test_written_file_has_llama_cpp_structure(tmp_path: Path) -> None:
+    sv = make()
+    path = export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2")
+    reader = gguf.GGUFReader(str(path))
+    assert field_value(reader, "general.architecture") == "controlvector"
+    assert field_value(reader, "controlvector.model_hint") == "qwen2"
+    assert field_value(reader, "controlvector.layer_count") == 2
+    # vulnsteer layer L (output of 0-based block L) is llama.cpp's direction.L: no shift.
+    assert [t.name for t in reader.tensors] == ["direction.1", "direction.5"]
+    for t in reader.tensors:
+        assert t.tensor_type == gguf.GGMLQuantizationType.F32
+        assert list(t.shape) == [16]
+        assert np.array_equal(np.asarray(t.data), sv.directions[int(t.name.split(".")[1])].numpy())
+
+
+def test_round_trip_keeps_directions_and_provenance(tmp_path: Path) -> None:
+    sv = make()
+    back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2"))
+    assert back.layers == sv.layers
+    for layer in sv.layers:
+        assert torch.equal(back.directions[layer].view(torch.int32), sv.directions[layer].view(torch.int32))
+    assert back.mu is None  # llama.cpp can only add; mu does not travel
+    meta, orig = back.metadata(), sv.metadata()
+    extra = meta.pop("extra")
+    orig.pop("extra")
+    assert meta == orig
+    assert extra["gguf_alpha"] == 1.0 and extra["gguf_model_hint"] == "qwen2"
+
+
+def test_alpha_is_baked_into_the_tensors(tmp_path: Path) -> None:
+    sv = make()
+    back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", "qwen2", alpha=-2.5))
+    assert torch.equal(back.directions[5], sv.directions[5] * -2.5)
+    assert back.extra["gguf_alpha"] == -2.5
+
+
+def test_refuses_layer_zero(tmp_path: Path) -> None:
+    sv = SteeringVector(directions={0: torch.ones(4), 3: torch.ones(4)})
+    with pytest.raises(VulnsteerError, match="block 0"):
+        export_control_vector(sv, tmp_path / "v.gguf", "qwen2")
+
+
+def write_foreign(path: Path, arch: str = "controlvector", dtype=np.float32) -> Path:
+    """A file as repeng's export_gguf writes it (no vulnsteer keys)."""
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_string(f"{arch}.model_hint", "llama")
+    w.add_uint32(f"{arch}.layer_count", 2)
+    w.add_tensor("direction.3", np.arange(8, dtype=dtype))
+    w.add_tensor("direction.4", -np.arange(8, dtype=dtype))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def test_foreign_file_gets_defaults(tmp_path: Path) -> None:
+    sv = import_control_vector(write_foreign(tmp_path / "r.gguf"))
+    assert sv.layers == [3, 4] and sv.d_model == 8
+    assert torch.equal(sv.directions[4], -torch.arange(8, dtype=torch.float32))
+    assert sv.model_id == "llama" and sv.method == "" and sv.cwe == "" and sv.mu is None
+    assert sv.record_ids == [] and sv.extra["source"] == "gguf"
+
+
+def test_refusals(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        import_control_vector(tmp_path / "missing.gguf")
+    (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
+    with pytest.raises(DataError, match="not a readable GGUF"):
+        import_control_vector(tmp_path / "junk.gguf")
+    with pytest.raises(DataError, match="not a control vector"):
+        import_control_vector(write_foreign(tmp_path / "m.gguf", arch="llama"))
+    with pytest.raises(DataError, match="F16"):
+        import_control_vector(write_foreign(tmp_path / "h.gguf", dtype=np.float16))

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.model_selection import KFold
+
+from vulnsteer.errors import DataError
+from vulnsteer.evaluation.splits import (
+    CrossFit,
+    GroupLeakError,
+    assert_no_leak,
+    cross_fit,
+    grouped_kfold,
+    train_val_test,
+)
+
+# 30 scenario groups of 1-4 files each (a vulnerable file, its patch, augmentations), labels alternating.
+SIZES = [1 + (i * 7) % 4 for i in range(30)]
+GROUPS = [f"scenario-{i}" for i, size in enumerate(SIZES) for _ in range(size)]
+LABELS = [j % 2 for size in SIZES for j in range(size)]
+
+
+def test_assert_no_leak_catches_a_leaky_split():
+    groups = ["a", "a", "b", "b", "c"]
+    assert_no_leak(groups, [0, 1], [2, 3], [4])
+    with pytest.raises(GroupLeakError, match="'b'"):
+        assert_no_leak(groups, [0, 1, 2], [3, 4])  # b's two files on both sides
+    with pytest.raises(GroupLeakError):
+        assert_no_leak(groups, [0, 1], [2, 3], [3])  # the same file in validation and test
+
+
+def test_naive_kfold_leaks_grouped_does_not():
+    x = np.zeros((len(GROUPS), 1))
+    naive = list(KFold(5, shuffle=True, random_state=0).split(x))
+    with pytest.raises(GroupLeakError):
+        for train, test in naive:
+            assert_no_leak(GROUPS, train, test)
+    for train, test in grouped_kfold(GROUPS, 5, seed=0, labels=LABELS):
+        assert_no_leak(GROUPS, train, test)
+
+
+def test_grouped_kfold_tests_everything_once_and_stratifies():
+    folds = grouped_kfold(GROUPS, 5, seed=1, labels=LABELS)
+    tested = np.concatenate([test for _, test in folds])
+    assert sorted(tested.tolist()) == list(range(len(GROUPS)))
+    for train, test in folds:
+        assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(GROUPS)
+        share = np.mean(np.asarray(LABELS)[test])
+        assert 0.25 < share < 0.75
+    assert [t.tolist() for _, t in folds] == [t.tolist() for _, t in grouped_kfold(GROUPS, 5, 1, LABELS)]
+    assert [t.tolist() for _, t in folds] != [t.tolist() for _, t in grouped_kfold(GROUPS, 5, 2, LABELS)]
+
+
+def test_grouped_kfold_rejects_too_many_folds():
+    with pytest.raises(DataError):
+        grouped_kfold(["a", "a", "b"], 3, seed=0)
+
+
+def test_cross_fit_roles_rotate_without_leaks():
+    cf = cross_fit(GROUPS, 5, seed=0, labels=LABELS)
+    assert isinstance(cf, CrossFit) and cf.k == 5
+    tested = []
+    for f, (train, val, test) in enumerate(cf):
+        assert_no_leak(GROUPS, train, val, test)
+        assert np.array_equal(val, cf.test(f + 1))  # validation is the next fold's test set
+        assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(len(GROUPS)))
+        tested.extend(test.tolist())
+    assert sorted(tested) == list(range(len(GROUPS)))  # every sample tested exactly once
+    with pytest.raises(DataError):
+        cross_fit(GROUPS, 2, seed=0)
+
+
+def test_train_val_test_fractions_strata_and_seed():
+    groups = [f"g{i // 2}" for i in range(400)]
+    labels = [i % 2 for i in range(400)]
+    groups += [f"solo{i}" for i in range(100)]  # unpaired vulnerable files
+    labels += [1] * 100
+    train, val, test = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=0)
+    assert_no_leak(groups, train, val, test)
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(500))
+    assert [len(train), len(val), len(test)] == pytest.approx([300, 100, 100], abs=4)
+    solo = np.array([g.startswith("solo") for g in groups])
+    for part in (train, val, test):  # each set holds about a fifth of unpaired files, like the whole
+        assert 0.15 < solo[part].mean() < 0.25
+    again = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test)))
+    other = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=1)
+    assert not np.array_equal(other[2], test)
+
+
+def test_train_val_test_bad_input():
+    with pytest.raises(DataError):
+        train_val_test(["a", "b", "c"], fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(DataError):
+        train_val_test(["a", "a", "b"])
+    with pytest.raises(DataError):
+        train_val_test(["a", "b", "c"], labels=[1, 0])
+    small = train_val_test(["a", "b", "c"], seed=3)  # tiny data still gets three non-empty sets
+    assert all(len(part) == 1 for part in small)

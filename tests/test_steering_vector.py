@@ -1,0 +1,116 @@
+"""SteeringVector save/load: bit-exact round trip and every refusal."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from vulnsteer.errors import DataError, ModelError, VulnsteerError
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.tiny import tiny_model
+from vulnsteer.vectors.steering_vector import SteeringVector
+
+
+def make(d: int = 8, seed: int = 0, model_hash: str = "sha256:abc", **kw) -> SteeringVector:
+    gen = torch.Generator().manual_seed(seed)
+    dirs = {2: torch.randn(d, generator=gen), 5: torch.randn(d, generator=gen)}
+    dirs[2][0] = -0.0  # bit patterns torch.equal would not tell apart
+    dirs[2][1] = 1e-40  # subnormal
+    mu = {2: torch.randn(d, generator=gen), 5: torch.randn(d, generator=gen)}
+    fields = dict(
+        method="caa", position="answer", model_id="tiny/qwen2", model_hash=model_hash,
+        template_id="secllmholmes-S1", record_ids=["hand-crafted/CWE-22/1", "hand-crafted/CWE-22/p_1"],
+        dataset_hash="d41d8", cwe="CWE-22", scaling="mean_norm", extra={"alpha_grid": [0.5, 1.0]},
+    )
+    fields.update(kw)
+    return SteeringVector(directions=dirs, mu=mu, **fields)
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    return t.view(torch.int32)
+
+
+def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
+    sv = make()
+    tensors_path, json_path = sv.save(tmp_path / "vec")
+    assert tensors_path.name == "vec.safetensors" and json_path.name == "vec.json"
+    back = SteeringVector.load(tmp_path / "vec", expect_model_hash="sha256:abc", expect_d_model=8)
+    assert back.layers == [2, 5] and back.d_model == 8
+    for layer in sv.layers:
+        assert torch.equal(bits(back.directions[layer]), bits(sv.directions[layer]))
+        assert torch.equal(bits(back.mu[layer]), bits(sv.mu[layer]))
+    assert back.metadata() == sv.metadata()
+
+
+def test_round_trip_without_mu_and_with_suffixed_stem(tmp_path: Path) -> None:
+    sv = SteeringVector(directions={0: torch.ones(4)}, method="pca")
+    sv.save(tmp_path / "v.safetensors")
+    back = SteeringVector.load(tmp_path / "v.json")
+    assert back.mu is None and back.method == "pca" and torch.equal(back.directions[0], torch.ones(4))
+
+
+def test_width_checked_against_a_real_model(tmp_path: Path) -> None:
+    d_model = model_parts(tiny_model("qwen2")).d_model
+    make(d=d_model).save(tmp_path / "ok")
+    assert SteeringVector.load(tmp_path / "ok", expect_d_model=d_model).d_model == d_model
+    make(d=d_model // 2).save(tmp_path / "narrow")
+    with pytest.raises(ModelError, match=f"{d_model // 2} wide but the model's residual is {d_model}"):
+        SteeringVector.load(tmp_path / "narrow", expect_d_model=d_model)
+
+
+def test_refuses_other_model_hash(tmp_path: Path) -> None:
+    make().save(tmp_path / "v")
+    with pytest.raises(ModelError, match="built for model hash sha256:abc, not sha256:other"):
+        SteeringVector.load(tmp_path / "v", expect_model_hash="sha256:other")
+
+
+@pytest.mark.parametrize("suffix", [".json", ".safetensors"])
+def test_refuses_missing_file(tmp_path: Path, suffix: str) -> None:
+    make().save(tmp_path / "v")
+    (tmp_path / f"v{suffix}").unlink()
+    with pytest.raises(DataError, match=f"v{suffix} not found"):
+        SteeringVector.load(tmp_path / "v")
+
+
+def test_refuses_tensors_from_another_vector(tmp_path: Path) -> None:
+    make(seed=0).save(tmp_path / "a")
+    make(seed=1).save(tmp_path / "b")
+    shutil.copy(tmp_path / "b.safetensors", tmp_path / "a.safetensors")
+    with pytest.raises(DataError, match="SHA-256 differs"):
+        SteeringVector.load(tmp_path / "a")
+
+
+def test_refuses_json_that_disagrees_with_tensors(tmp_path: Path) -> None:
+    make().save(tmp_path / "v")
+    meta = json.loads((tmp_path / "v.json").read_text())
+    meta["layers"] = [2, 6]
+    (tmp_path / "v.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=r"lists layers \[2, 6\]"):
+        SteeringVector.load(tmp_path / "v")
+
+
+def test_refuses_malformed_json(tmp_path: Path) -> None:
+    make().save(tmp_path / "v")
+    (tmp_path / "v.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        SteeringVector.load(tmp_path / "v")
+
+
+def test_constructor_refusals() -> None:
+    with pytest.raises(VulnsteerError, match="one width"):
+        SteeringVector(directions={1: torch.zeros(4), 2: torch.zeros(5)})
+    with pytest.raises(VulnsteerError, match="mu layers"):
+        SteeringVector(directions={1: torch.zeros(4)}, mu={2: torch.zeros(4)})
+    with pytest.raises(VulnsteerError, match="at least one"):
+        SteeringVector(directions={})
+
+
+def test_unserialisable_extra_writes_nothing(tmp_path: Path) -> None:
+    sv = make(extra={"tensor": torch.zeros(1)})
+    with pytest.raises(VulnsteerError, match="JSON-serialisable"):
+        sv.save(tmp_path / "v")
+    assert not list(tmp_path.iterdir())
