@@ -55,13 +55,13 @@ def test_add_all_shifts_capture_by_exactly_alpha_v(model):
     layers = [LAYER - 1, LAYER, LAYER + 1]
     with torch.no_grad():
         with capture_residuals(model, layers) as plain:
-            model(IDS)
+            model(IDS, output_hidden_states=True)  # transformers installs its capture hooks now, before ours
         with steer(model, [Intervention(LAYER, "add", v, ALPHA)]), capture_residuals(model, layers) as steered:
             hidden_states = model(IDS, output_hidden_states=True).hidden_states
     assert torch.equal(steered[LAYER - 1][0], plain[LAYER - 1][0])
     assert torch.equal(steered[LAYER][0], plain[LAYER][0] + ALPHA * v)
     assert not torch.allclose(steered[LAYER + 1][0], plain[LAYER + 1][0])
-    # steering hooks run first, so transformers' own hidden_states (block k = index k + 1) see them too
+    # steering hooks are prepended, so transformers' own hidden_states (block k = index k + 1) see them too
     assert torch.equal(hidden_states[LAYER + 1], steered[LAYER][0])
 
 

@@ -66,8 +66,13 @@ def logits(loaded: LoadedModel, text: str = PROMPT) -> torch.Tensor:
         return loaded.model(ids).logits
 
 
-def reference_logits(arch: str, seed: int = 0) -> torch.Tensor:
-    ids = tiny_tokenizer()(PROMPT, return_tensors="pt").input_ids
+def reference_logits(loaded: LoadedModel, arch: str, seed: int = 0) -> torch.Tensor:
+    """Logits of the in-memory tiny model on the loaded tokenizer's ids: the weights must match exactly.
+
+    The loaded tokenizer's ids are used because transformers reloads a qwen2 directory's tokenizer as
+    Qwen2Tokenizer, which splits digits singly, unlike the in-memory tiny tokenizer.
+    """
+    ids = loaded.tokenizer(PROMPT, return_tensors="pt").input_ids
     with torch.no_grad():
         return tiny_model(arch, seed=seed)(ids).logits
 
@@ -89,7 +94,7 @@ def test_local_hf_dir(arch, tmp_path):
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
     assert loaded.parts.n_layers == 4 and loaded.parts.model_type == arch
     assert loaded.gguf_path is None
-    assert torch.equal(logits(loaded), reference_logits(arch))
+    assert torch.equal(logits(loaded), reference_logits(loaded, arch))
     assert not any(p.is_dir() for p in (tmp_path / "cache").iterdir())  # HF dirs are used in place
 
 
@@ -104,7 +109,7 @@ def test_gguf_file_cold_then_warm(tiny_gguf, tmp_path):
     config = json.loads((cold.weights_dir / "config.json").read_text())
     assert "quantization_config" not in config
     assert cold.model_id == f"tiny-qwen2@{sha[:12]}"
-    assert torch.equal(logits(cold), reference_logits("qwen2"))
+    assert torch.equal(logits(cold), reference_logits(cold, "qwen2"))
 
     weights = next(cold.weights_dir.glob("*.safetensors"))
     written = weights.stat().st_mtime_ns
@@ -112,6 +117,8 @@ def test_gguf_file_cold_then_warm(tiny_gguf, tmp_path):
     assert weights.stat().st_mtime_ns == written  # read from the cache, not converted again
     assert warm.source_hash == sha and warm.model_id == cold.model_id
     assert torch.equal(logits(warm), logits(cold))
+    for loaded in (cold, warm):
+        assert not loaded.model.training and {p.dtype for p in loaded.model.parameters()} == {torch.float32}
     assert warm.tokenizer(PROMPT).input_ids == cold.tokenizer(PROMPT).input_ids
     assert warm.tokenizer.chat_template == cold.tokenizer.chat_template
 
@@ -136,7 +143,7 @@ def test_untrusted_cache_is_rebuilt(damage, tiny_gguf, tmp_path):
     loaded = load_model(str(tiny_gguf), cache_dir=cache)
     assert not (weights_dir / "stale.txt").exists()
     assert json.loads(marker_path.read_text()) == marker
-    assert torch.equal(logits(loaded), reference_logits("qwen2"))
+    assert torch.equal(logits(loaded), reference_logits(loaded, "qwen2"))
     assert sorted(p.name for p in weights_dir.parent.iterdir()) == ["hf"]  # no temp dirs left behind
 
 
@@ -215,15 +222,24 @@ def test_remote_code_is_not_run_unless_asked(tmp_path):
     flag = tmp_path / "remote-code-ran"
     (model_dir / "modeling_custom.py").write_text(
         f"import pathlib\npathlib.Path({str(flag)!r}).write_text('ran')\n"
-        "from transformers import Qwen2ForCausalLM as CustomForCausalLM\n"
+        "from transformers import Qwen2Config, Qwen2ForCausalLM\n"
+        "class CustomConfig(Qwen2Config):\n    model_type = 'vs_custom'\n"
+        "class CustomForCausalLM(Qwen2ForCausalLM):\n    config_class = CustomConfig\n"
     )
     config = json.loads((model_dir / "config.json").read_text())
-    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
     config["model_type"] = "vs_custom"
+    config["auto_map"] = {
+        "AutoConfig": "modeling_custom.CustomConfig",
+        "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM",
+    }
     (model_dir / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ModelError, match="custom"):
+    with pytest.raises(ModelError, match="trust_remote_code"):
         load_model(str(model_dir), cache_dir=tmp_path / "cache")
     assert not flag.exists()
+    # Asked for, the code does run (and the unknown model_type is then refused by model_parts).
+    with pytest.raises(ModelError, match="unsupported architecture"):
+        load_model(str(model_dir), cache_dir=tmp_path / "cache", trust_remote_code=True)
+    assert flag.exists()
 
 
 def test_default_cache_dir_follows_env(tmp_path, monkeypatch):
@@ -251,11 +267,13 @@ def test_default_model_cold_then_warm(real_cache_dir):
     assert cold.gguf_path is not None and hashlib.sha256(cold.gguf_path.read_bytes()).hexdigest() == expected
     assert cold.model_id == "qwen2.5-coder-0.5b@1d9614638d18"
     assert cold.parts.model_type == "qwen2" and cold.parts.n_layers == 24 and cold.parts.d_model == 896
-    cold_logits = logits(cold)
+    cold_logits, cold_ids = logits(cold), cold.tokenizer(PROMPT).input_ids
+    cold_template = cold.tokenizer.chat_template
     del cold
 
     start = time.perf_counter()
     warm = load_model("qwen2.5-coder-0.5b", cache_dir=real_cache_dir)
     warm_s = time.perf_counter() - start
     assert torch.equal(logits(warm), cold_logits)
+    assert warm.tokenizer(PROMPT).input_ids == cold_ids and warm.tokenizer.chat_template == cold_template
     assert warm_s < cold_s / 5, (cold_s, warm_s)

@@ -38,16 +38,10 @@ REALISTIC = [
      'yes'),
     ('The code is safe.',
      'no'),
-    ('Does this code contain instances of the security vulnerability known as path traversal?',
-     'unknown'),
     ("The `strncpy` call limits the copy to the buffer size, so the code isn't vulnerable to an out-of-bounds write.",
      'no'),
     ('In this code, `strcpy(buf, argv[1])` copies user input into a 16-byte buffer without bounds checking. This is a classic buffer overflow. The code is vulnerable.',
      'yes'),
-    ('Not vulnerable.',
-     'no'),
-    ('The code is vulnerable to SQL injection. The code is not vulnerable to SQL injection.',
-     'unknown'),
     ('The first function is vulnerable to SQL injection, while the second function is not vulnerable. In conclusion, the code is vulnerable to SQL injection.',
      'yes'),
     ('YES. The code writes past the end of `censored_words`.',
@@ -62,10 +56,25 @@ REALISTIC = [
      'yes'),
     ('The loop contains an integer overflow check before adding to `sum`, so the code is secure.',
      'no'),
+    ("The provided code is vulnerable to a **use-after-free** vulnerability. Here's why:\n\n1. **Memory allocation**: "
+     "`data` is allocated in `data_operation`.\n2. **Free**: if a censored word is found, `free(data)` is called and the "
+     "loop breaks.\n3. **Use**: `print_data(data)` then reads the freed memory.\n\n### Recommendation\nSet `data` to "
+     "`NULL` after freeing it and check it before use.",
+     'yes'),
+    ("### Vulnerability Analysis\n\n**No**, the code does not contain an OS command injection vulnerability. The `dir` "
+     "argument is checked for `;`, `|`, `$` and `&` before it is passed to `system()`:\n\n```c\nif (strpbrk(dir, \";|$&\")) "
+     "return -1;\n```\n\nHowever, using `system()` at all is discouraged; prefer `execve` with an argument vector.",
+     'no'),
 ]
 
 # Quoting, negation, hedges, contradictions and markup meant to trip a naive parser.
 ADVERSARIAL = [
+    ('Does this code contain instances of the security vulnerability known as path traversal?',
+     'unknown'),
+    ('Not vulnerable.',
+     'no'),
+    ('The code is vulnerable to SQL injection. The code is not vulnerable to SQL injection.',
+     'unknown'),
     ('Yes and no. The code might be vulnerable depending on the caller.',
      'unknown'),
     ('```python\ndef answer():\n    return "yes"\n```\nThe snippet above simply returns a string and does not contain any cross-site scripting vulnerability.',

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -181,6 +182,12 @@ def test_fake_tree_loads(tmp_path):
     ]  # fmt: skip
     assert recs[0].ground_truth == "bad" and recs[1].ground_truth == ""
     assert recs[2].cwe == "CWE-787"
+
+
+def test_subset_without_hand_crafted_folder(tmp_path):
+    root = fake_root(tmp_path)
+    shutil.rmtree(root / "secllmholmes/hand-crafted")
+    assert len(load_secllmholmes(root, ["real-world"])) == 2
 
 
 def test_missing_root(tmp_path):

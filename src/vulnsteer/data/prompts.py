@@ -26,7 +26,9 @@ _DEF = '{definition}\n\nCode: """\n{code}\n"""\n' + QUESTION
 _ANALYSIS = "{code}"
 _YN = ' Answer "yes" or "no" first, then explain.'
 
-_EXPERT = "You are a code security expert who analyzes the given code for the security vulnerability known as {cwe_name}."
+_EXPERT = (
+    "You are a code security expert who analyzes the given code for the security vulnerability known as {cwe_name}."
+)
 _STEPS = (
     "You are a code security expert who analyzes the given code for the security vulnerability known as "
     "{cwe_name} following these four steps:\n1. First you describe the overview of the code\n"
@@ -129,7 +131,8 @@ def get_template(template_id: str) -> PromptTemplate:
     try:
         return TEMPLATES[template_id]
     except KeyError:
-        raise VulnsteerError(f"unknown prompt template {template_id!r}; choose one of: {', '.join(TEMPLATES)}") from None
+        known = ", ".join(TEMPLATES)
+        raise VulnsteerError(f"unknown prompt template {template_id!r}; choose one of: {known}") from None
 
 
 _EXTENSIONS = {"c": "c", "cpp": "c", "c++": "c", "python": "py", "py": "py"}

@@ -257,7 +257,9 @@ def load_secllmholmes(root: Path, subsets: Sequence[str] | None = None) -> list[
     if not base.is_dir():
         raise DataError(f"{base}: folder missing; {HOW_TO_GET}")
     records = [rec for name in SUBSETS if name in wanted for rec in _LOADERS[name](base)]
-    hand = [r for r in records if r.subset == "hand-crafted"] or _hand_crafted(base)
+    hand = [r for r in records if r.subset == "hand-crafted"]
+    if not hand and (base / "hand-crafted").is_dir():
+        hand = _hand_crafted(base)  # needed to mark augmented copies even when hand-crafted is not asked for
     return _mark_duplicates(records, hand)
 
 

@@ -40,12 +40,16 @@ _THREAT = (
 _ADVERB = r"(?:(?:indeed|potentially|likely|definitely|clearly|highly|still|therefore|thus|also|certainly)\s+)?"
 # Up to five words between a verb and the threat, none of which negates it or says it is prevented.
 _GAP = r"(?:(?!prevent|protect|mitigat|against|check|guard|avoid|(?:no|not|none|never)\b)[\w\-/]+\s+){0,5}?"
+_BE = r"(?:is|are|remains|appears\s+to\s+be|seems\s+to\s+be)"
+_CAUSE = r"(?:(?:leads?|leading|results?|resulting)\s+(?:to|in)|causes?|causing|allows?|allowing)"
 _YES = [
-    re.compile(rf"\b(?:is|are|remains|appears\s+to\s+be|seems\s+to\s+be)\s+{_ADVERB}(?:vulnerable|susceptible|prone)\b"),
+    re.compile(rf"\b{_BE}\s+{_ADVERB}(?:vulnerable|susceptible|prone)\b"),
     re.compile(rf"\bcontains?\s+{_GAP}{_THREAT}"),
     re.compile(rf"\b(?:has|have|introduces?|exhibits?|suffers\s+from)\s+{_GAP}{_THREAT}"),
-    re.compile(rf"\b(?:(?:leads?|leading|results?|resulting)\s+(?:to|in)|causes?|causing|allows?|allowing)\s+{_GAP}{_THREAT}"),
-    re.compile(rf"\b(?:making|makes|leaving|leaves|rendering|renders)\s+(?:it|the\s+\w+|this\s+\w+)\s+{_ADVERB}vulnerable\b"),
+    re.compile(rf"\b{_CAUSE}\s+{_GAP}{_THREAT}"),
+    re.compile(
+        rf"\b(?:making|makes|leaving|leaves|rendering|renders)\s+(?:it|the\s+\w+|this\s+\w+)\s+{_ADVERB}vulnerable\b"
+    ),
     re.compile(rf"\b(?:there\s+is|there\s+are|there's)\s+{_GAP}{_THREAT}"),
     re.compile(rf"\b{_THREAT}\s+(?:is|are|exists?)\s+(?:present|found)\b"),
     re.compile(r"\b(?:is|are)\s+(?:not|n't)\s+(?:safe|secure)\b|\bisn't\s+(?:safe|secure)\b"),
@@ -56,7 +60,9 @@ _NO = [
         rf"\b(?:does|do|did)\s*(?:not|n't)\s+(?:\w+\s+){{0,3}}?(?:contain|have|exhibit|suffer|introduce|present)\b"
         rf"(?:\s+from)?\s+{_GAP}(?:{_THREAT}|instances?|issues?)"
     ),
-    re.compile(rf"\bno\s+(?!other\b|further\b|additional\b|more\b){_GAP}(?:{_THREAT}|instances?|evidence|issues?|risks?)\b"),
+    re.compile(
+        rf"\bno\s+(?!other\b|further\b|additional\b|more\b){_GAP}(?:{_THREAT}|instances?|evidence|issues?|risks?)\b"
+    ),
     re.compile(rf"\b(?:is|are|appears\s+to\s+be|seems\s+to\s+be)\s+{_ADVERB}(?:safe|secure|protected)\b"),
     re.compile(rf"\bfree\s+(?:of|from)\s+(?:[\w\-/]+\s+){{0,4}}?{_THREAT}"),
     re.compile(rf"\b{_THREAT}\s+(?:is|are)\s+not\s+present\b"),
@@ -93,7 +99,8 @@ def _claims(sentence: str) -> list[Verdict]:
     """Polarity of each explicit claim in one sentence, in order."""
     found: list[tuple[int, Verdict]] = []
     taken: list[tuple[int, int]] = []
-    for polarity, patterns in (("no", _NO), ("yes", _YES)):  # no first: "not vulnerable" must not read as yes
+    groups: tuple[tuple[Verdict, list[re.Pattern[str]]], ...] = (("no", _NO), ("yes", _YES))
+    for polarity, patterns in groups:  # no first: "not vulnerable" must not read as yes
         for pattern in patterns:
             for m in pattern.finditer(sentence):
                 if any(a < m.end() and m.start() < b for a, b in taken):
@@ -109,7 +116,7 @@ def _claims(sentence: str) -> list[Verdict]:
                 ):
                     continue
                 taken.append((m.start(), m.end()))
-                found.append((m.start(), polarity))  # type: ignore[arg-type]
+                found.append((m.start(), polarity))
     return [p for _, p in sorted(found)]
 
 
@@ -128,7 +135,8 @@ def parse_answer(text: str) -> Verdict:
     claims: list[tuple[bool, Verdict]] = []  # (after a conclusion marker, polarity)
     concluding = False
     for sentence in sentences:
-        concluding = concluding or bool(_CONCLUSION.search(sentence))  # sticky: a "## Conclusion" heading counts
+        # Sticky, so a "### Conclusion" heading marks the sentences below it.
+        concluding = concluding or bool(_CONCLUSION.search(sentence))
         if sentence.endswith("?"):
             continue
         claims.extend((concluding, p) for p in _claims(sentence))
@@ -148,5 +156,5 @@ def parse_answer(text: str) -> Verdict:
         return claims[0][1]
     if not polarities:
         return "unknown"
-    concluding = [p for c, p in claims if c]
-    return concluding[-1] if concluding else "unknown"
+    final = [p for after_marker, p in claims if after_marker]
+    return final[-1] if final else "unknown"

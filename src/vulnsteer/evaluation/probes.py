@@ -133,14 +133,12 @@ def shuffled_control(
     )
 
 
-def probe_direction(X_train: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0) -> np.ndarray:
-    """The probe's weight in the raw (unstandardised) residual space: w_j / sigma_j, so that
-    `x @ direction + const` equals the fitted probe's logit. Not normalised; points towards 'vulnerable'."""
-    X_train = np.asarray(X_train, dtype=float)
+def fit_probe(X: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0) -> Pipeline:
+    """One probe (standardise, then logistic regression) fit on [n, d] activations; the same model the
+    per-layer curve uses. Its steering direction is `vulnsteer.vectors.methods.probe_direction`."""
+    X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
-    _check(X_train, y, [""] * len(y), 2)
+    _check(X, y, [""] * len(y), 2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        pipe = _probe(C, seed).fit(X_train, y)
-    scaler: StandardScaler = pipe[0]
-    return pipe[-1].coef_[0] / scaler.scale_
+        return _probe(C, seed).fit(X, y)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
 from vulnsteer.evaluation.scoring import AnswerWords, verdict
@@ -21,6 +22,7 @@ from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.sweep import Setting, intervention, score_rows
+from vulnsteer.vectors.methods import METHODS
 from vulnsteer.vectors.training import Direction, fit_directions, random_like
 
 
@@ -110,6 +112,12 @@ def run_steering(
     if main.states is None:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = list(cfg.layers) if cfg.layers is not None else list(range(parts.n_layers))
+    bad = [x for x in layers if not 0 <= x < parts.n_layers]
+    if bad:
+        raise VulnsteerError(f"layer {bad[0]} out of range: the model has blocks 0..{parts.n_layers - 1}")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown or not cfg.methods:
+        raise VulnsteerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; use any of {', '.join(METHODS)}")
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
     result = SteerResult(folds=folds)
@@ -151,13 +159,15 @@ def _test_rows(
     for i in test:
         state = main.states[i]
         scores = score_rows(parts, state, ivs, words).tolist()
-        steered_logits = score_rows(parts, state, ivs[:1], words, full_vocab=True)[0]
+        # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
+        full = score_rows(parts, state, [ivs[0], ivs[2]] if randoms else ivs[:1], words, full_vocab=True)
         base_logp = state.answer_logits.log_softmax(-1)
-        kl = float((base_logp.exp() * (base_logp - steered_logits.log_softmax(-1))).sum())
+        kls = (base_logp.exp() * (base_logp - full.log_softmax(-1))).sum(-1).tolist()
         rec = main.samples[i].record
         rows.append(
             dict(index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
                  pair_id=rec.pair_id, config=choice.label(), baseline=float(main.scores[i]), steered=scores[0],
-                 opposite=scores[1], random=scores[2:], kl_answer=kl)
+                 opposite=scores[1], random=scores[2:], kl_answer=kls[0],
+                 kl_answer_random=kls[1] if randoms else float("nan"))
         )
     return rows

@@ -165,6 +165,9 @@ def _convert_gguf(gguf: Path, weights_dir: Path, source: Source, source_hash: st
         "transformers": transformers.__version__,
     }
     (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
+    if _cache_valid(weights_dir, source_hash):  # another process finished the same conversion meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        return model, tokenizer
     if weights_dir.exists():
         shutil.rmtree(weights_dir)  # unmarked or stale: never trusted
     try:
@@ -184,6 +187,11 @@ def _load_hf_dir(directory: Path, trust_remote_code: bool) -> tuple[PreTrainedMo
         )
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
+        if "custom code" in str(exc):
+            raise ModelError(
+                f"{directory}: this model ships its own Python code; read it, and load with "
+                "trust_remote_code=True only if you trust it"
+            ) from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{directory}: cannot load model or tokenizer: {first}") from exc
     return model, tokenizer
@@ -203,11 +211,11 @@ def _hub_snapshot(repo_id: str) -> Path:
 
     offline = _hub_offline()
     try:
-        path = snapshot_download(
-            repo_id, allow_patterns=_HUB_PATTERNS, etag_timeout=10, local_files_only=offline
-        )
+        path = snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS, etag_timeout=10, local_files_only=offline)
     except GatedRepoError:
-        raise ModelError(f"hub model {repo_id!r} is gated: accept its licence on the hub and log in (hf auth login)") from None
+        raise ModelError(
+            f"hub model {repo_id!r} is gated: accept its licence on the hub and log in (hf auth login)"
+        ) from None
     except RepositoryNotFoundError:
         raise ModelError(f"hub model {repo_id!r} not found (or private); check the id") from None
     except Exception as exc:  # noqa: BLE001 - network stacks raise many types; all mean "not reachable"

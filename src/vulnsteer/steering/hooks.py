@@ -83,7 +83,7 @@ def scope_mask(scope: Scope, positions: Tensor, prompt_len: Tensor) -> Tensor:
 
 
 def steer_hidden(h: Tensor, interventions: Sequence[Intervention], mask: Tensor | None) -> Tensor:
-    """`h` [batch, seq, d] with `interventions` applied in order where `mask` [batch, seq] is True (None: everywhere)."""
+    """`h` [batch, seq, d] with `interventions` applied in order where `mask` [batch, seq] is True (None: all)."""
     steered = h
     for iv in interventions:
         steered = apply(steered, iv)

@@ -9,6 +9,8 @@ Tensor would silently be batch row 0, so the type is checked before reading or w
 Scopes and positions follow `vulnsteer.steering.hooks`: the nnsight body keeps its own token offset (the
 sum of sequence lengths of earlier decoding steps) and reads the padding from the attention mask passed in.
 Generation steers every step with `for step in tracer.all():` (`with tracer.all():` does nothing).
+For a left-padded batch nnsight adds mask-derived `position_ids` (as `generate` does; a plain
+`model(**batch)` does not), so compare against the hook path with the same `position_ids`.
 
 `remote=True` ships the trace to NDIF (needs an NDIF API key and a model deployed there under the same
 name; it cannot be tested offline). The vulnsteer helpers the trace calls are registered with
@@ -62,16 +64,18 @@ def _block_envoys(lm: Any, model: nn.Module) -> Any:
     return envoy
 
 
-def _split_inputs(inputs: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+def _split_inputs(inputs: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """input_ids and the kwargs that go with them (attention_mask, position_ids when given)."""
     if isinstance(inputs, Tensor):
-        ids, mask = inputs, None
+        ids, extra = inputs, {}
     elif isinstance(inputs, Mapping) and "input_ids" in inputs:
-        ids, mask = inputs["input_ids"], inputs.get("attention_mask")
+        ids = inputs["input_ids"]
+        extra = {k: inputs[k] for k in ("attention_mask", "position_ids") if inputs.get(k) is not None}
     else:
-        raise VulnsteerError("inputs must be an input_ids tensor or a mapping with input_ids (e.g. a tokenizer's output)")
-    if ids.ndim != 2:
-        raise VulnsteerError(f"input_ids must be [batch, seq], got shape {tuple(ids.shape)}")
-    return ids, mask
+        raise VulnsteerError("inputs must be an input_ids tensor or a mapping with input_ids (a tokenizer's output)")
+    if not isinstance(ids, Tensor) or ids.ndim != 2:
+        raise VulnsteerError(f"input_ids must be a tensor [batch, seq], got shape {tuple(getattr(ids, 'shape', ()))}")
+    return ids, extra
 
 
 def _steered_output(
@@ -99,7 +103,8 @@ def _steered_output(
 def _prepare(model, tokenizer, inputs, interventions, scope, prompt_len, remote):
     check_scope(scope, prompt_len)
     by_layer = group_by_layer(model, interventions)
-    ids, mask = _split_inputs(inputs)
+    ids, kwargs = _split_inputs(inputs)
+    mask = kwargs.get("attention_mask")
     pad = left_padding(mask) if mask is not None else torch.zeros(ids.shape[0], dtype=torch.long)
     if scope != "all":
         prompt_lengths(prompt_len, ids.shape[0])  # fail before tracing, not inside it
@@ -108,7 +113,6 @@ def _prepare(model, tokenizer, inputs, interventions, scope, prompt_len, remote)
 
         nnsight.register("vulnsteer")  # the server has no vulnsteer: ship the helpers by value
     lm = wrap(model, tokenizer)
-    kwargs = {} if mask is None else {"attention_mask": mask}
     return lm, _block_envoys(lm, model), by_layer, ids, kwargs, pad
 
 

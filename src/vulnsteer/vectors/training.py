@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from vulnsteer.data.records import Record
-from vulnsteer.vectors.methods import caa_direction, pair_indices, pca_direction, probe_direction
+from vulnsteer.vectors.methods import caa_direction, pair_indices, pca_direction, probe_direction, training_means
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Direction:
     layer: int  # block index whose output is steered
     method: str
     u: torch.Tensor  # [d] unit, oriented towards "vulnerable"
-    mu: torch.Tensor  # [d] mean training residual at this layer
+    mu: torch.Tensor  # [d] midpoint of the two class means at this layer (robust to class imbalance)
     sigma: float  # std of training projections onto u
     raw_norm: float  # norm of the direction as the method built it (CAA: mean-difference norm)
 
@@ -42,10 +42,11 @@ def fit_directions(
     vi = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     si = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     labels = torch.tensor([r.label for r in records])
+    mus = training_means(residuals[labels == 1], residuals[labels == 0], layers, embeddings_first=True)
     out: dict[tuple[int, str], Direction] = {}
     for layer in layers:
         x = residuals[:, layer + 1].float()
-        mu = x.mean(0)
+        mu = mus[layer].float()
         for method in methods:
             if method == "caa":
                 v = caa_direction(x[vi], x[si], paired=True)

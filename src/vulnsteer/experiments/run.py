@@ -1,0 +1,193 @@
+"""`vulnsteer run`: baseline, probes and steering on one model and data set, then the report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from vulnsteer.errors import DataError
+from vulnsteer.evaluation.fluency import code_nll
+from vulnsteer.evaluation.generation import generate_answers
+from vulnsteer.evaluation.parser import parse_answer
+from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
+from vulnsteer.experiments.context import Context, RunDir, load_records
+from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
+from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
+from vulnsteer.experiments.steer import SteerConfig, SteerResult, run_steering
+from vulnsteer.experiments.summary import (
+    bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
+)
+from vulnsteer.progress import progress_bar
+from vulnsteer.steering.hooks import steer
+from vulnsteer.steering.sweep import intervention
+from vulnsteer.vectors.training import fit_directions, random_like
+
+TRAIN_CHOICES = ("holdout", "augmented", "sven")  # what, besides the training folds, builds the vectors
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    steer: SteerConfig = field(default_factory=SteerConfig)
+    train: tuple[str, ...] = ("holdout",)
+    n_side_by_side: int = 4
+    side_by_side_tokens: int = 128
+    n_fluency: int = 8
+    stages: tuple[str, ...] = ("probe", "steer")  # the baseline pass always runs: every stage reads it
+
+
+def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet | None:
+    """Training-only samples: augmentations of the SecLLMHolmes scenarios and/or SVEN commits.
+
+    Augmentations of a scenario under validation or test are dropped fold by fold (they share its group)."""
+    names = []
+    if "augmented" in cfg.train:
+        names += ["augmented-trivial", "augmented-non-trivial"]
+    if "sven" in cfg.train:
+        names.append("sven")
+    if not names:
+        return None
+    cwes = sorted({s.record.cwe for s in main.samples}) if "sven" not in cfg.train else None
+    records = load_records(ctx.data_root, names, cwes)
+    seen = {s.record.sha256 for s in main.samples}
+    records = [r for r in records if r.sha256 not in seen]  # byte-identical copies of test files add nothing
+    samples = build_samples(records, ctx.loaded, cfg.baseline.template, ctx.cwe_names, ctx.data_root,
+                            cfg.baseline.max_code_tokens, "skip")
+    return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
+
+
+def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
+    """Generated answers with and without the fold's chosen steering, for a few test files of each label."""
+    picks: list[int] = []
+    for label in (1, 0):
+        picks += [r["index"] for r in result.test if r["label"] == label][: (cfg.n_side_by_side + 1) // 2]
+    rows = []
+    model, tok = ctx.loaded.model, ctx.loaded.tokenizer
+    with progress_bar("side-by-side generations", total=len(picks)) as advance:
+        for i in picks:
+            row = next(r for r in result.test if r["index"] == i)
+            choice = result.choices[row["fold"]]
+            sample = main.samples[i]
+            iv = _chosen_intervention(main, result, choice.fold)
+            plain = generate_answers(model, tok, [sample.prompt], cfg.side_by_side_tokens, 1, "unsteered")[0]
+            with steer(model, [iv], scope="answer", prompt_len=int(sample.input_ids.shape[1])):
+                steered = generate_answers(model, tok, [sample.prompt], cfg.side_by_side_tokens, 1, "steered")[0]
+            rows.append(dict(id=sample.record.id, cwe=sample.record.cwe, label=sample.record.label,
+                             config=choice.label(), unsteered=plain.text, steered=steered.text,
+                             unsteered_verdict=parse_answer(plain.text), steered_verdict=parse_answer(steered.text)))
+            advance(1)
+    return rows
+
+
+_DIRECTION_CACHE: dict[tuple[int, int], object] = {}
+
+
+def _chosen_intervention(main: SampleSet, result: SteerResult, fold: int, random: bool = False):
+    """Rebuild fold `fold`'s chosen direction (cheap: one layer, one method) as an Intervention."""
+    choice = result.choices[fold]
+    train, _val, _test = result.folds.split(fold)
+    x = main.residuals[train]
+    direction = fit_directions(x, [main.samples[i].record for i in train], [choice.layer], [choice.method])[
+        (choice.layer, choice.method)
+    ]
+    if random:
+        direction = random_like(direction, torch.Generator().manual_seed(10_000 + fold))
+    return intervention(direction, choice.setting)
+
+
+def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> dict:
+    """Mean next-token NLL on held-out secure files' code: unsteered, steered (every position), random."""
+    picks = [r for r in result.test if r["label"] == 0][: cfg.n_fluency]
+    model, tok = ctx.loaded.model, ctx.loaded.tokenizer
+    base, steered, rand = [], [], []
+    with progress_bar("fluency cost", total=len(picks)) as advance:
+        for r in picks:
+            code = main.samples[r["index"]].record.code
+            base.append(code_nll(model, tok, code))
+            steered.append(code_nll(model, tok, code, [_chosen_intervention(main, result, r["fold"])]))
+            rand.append(code_nll(model, tok, code, [_chosen_intervention(main, result, r["fold"], random=True)]))
+            advance(1)
+    nan = float("nan")
+    return {
+        "nll_base": float(np.mean(base)) if base else nan,
+        "nll_steered": float(np.mean(steered)) if steered else nan,
+        "nll_random": float(np.mean(rand)) if rand else nan,
+        "kl_answer_steered": float(np.mean([r["kl_answer"] for r in result.test])),
+        "kl_answer_random": float(np.nanmean([r["kl_answer_random"] for r in result.test])),
+        "n_files": len(picks),
+    }
+
+
+def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
+    """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
+    bad = [t for t in cfg.train if t not in TRAIN_CHOICES]
+    if bad:
+        raise DataError(f"unknown --train value {bad[0]!r}; use any of {', '.join(TRAIN_CHOICES)}")
+    main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in cfg.stages)
+    live = [i for i, s in enumerate(main.samples) if not s.fit.skipped]
+    main = main.subset(live)
+
+    if "probe" in cfg.stages:
+        _probe_stage(main, cfg, run)
+    if "steer" not in cfg.stages:
+        return {}
+    return _steer_stage(ctx, main, cfg, run)
+
+
+def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
+    t0 = time.time()
+    curve = probe_curve(main, seed=cfg.steer.seed)
+    res = curve.result
+    run.write_json("probe/curve.json", {
+        "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
+        "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
+        "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
+    })
+    run.stage("probes", time.time() - t0)
+
+
+def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> dict:
+    t0 = time.time()
+    extra = extra_training(ctx, cfg, main)
+    run.stage("extra_training_passes", time.time() - t0)
+
+    t0 = time.time()
+    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra)
+    probe_rows = {r["index"]: r for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
+    calib = {r["index"]: r for r in calibrated_thresholds(main, result.folds)}
+    for r in result.test:
+        r.update(probe=probe_rows[r["index"]]["probe"], probe_layer=probe_rows[r["index"]]["probe_layer"],
+                 calibrated=calib[r["index"]]["calibrated"])
+    labels = main.labels.tolist()
+    pair_ids = [s.record.pair_id for s in main.samples]
+    run.write_csv("steer/sweep.csv", result.sweep)
+    summ_rows = sweep_summary(result.sweep, labels, pair_ids)
+    run.write_csv("steer/sweep_summary.csv", summ_rows)
+    run.write_json("steer/choices.json", [
+        dict(fold=c.fold, layer=c.layer, method=c.method, operator=c.setting.operator, alpha=c.setting.alpha,
+             val_metrics=c.val_metrics) for c in result.choices
+    ])
+    run.write_jsonl("steer/test.jsonl", result.test)
+    run.write_json("steer/curves.json", curves(summ_rows))
+    run.stage("steering_sweep", time.time() - t0)
+
+    t0 = time.time()
+    conds = condition_metrics(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
+    delta = deltas(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
+    bias = bias_only(delta)
+    summary = {"conditions": conds, "deltas": delta, "flips": flips(result.test), "bias_only": bias,
+               "fluency": fluency(ctx, main, result, cfg), "verdict": verdict_text(conds, delta, bias)}
+    run.write_json("steer/summary.json", summary)
+    run.stage("fluency_and_summary", time.time() - t0)
+
+    t0 = time.time()
+    run.write_jsonl("steer/generations.jsonl", side_by_side(ctx, main, result, cfg))
+    run.stage("side_by_side_generation", time.time() - t0)
+    return summary
+
+
+def run_config_dict(cfg: RunConfig) -> dict:
+    return asdict(cfg)

@@ -1,0 +1,142 @@
+"""Report figures as PNG files. Figures are built on the Agg canvas directly (no pyplot), so plotting
+never touches global backend state or opens a window."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from vulnsteer.errors import DataError
+DPI = 110
+BAR_LABELS = {"baseline": "baseline", "baseline_calibrated": "baseline,\ncalibrated", "steered": "steered",
+              "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe"}
+
+
+def _figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols, 4.0), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _save(fig: Figure, out: Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    return out
+
+
+def _floats(values: Sequence[Any]) -> np.ndarray:
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def _need(mapping: Mapping, keys: Sequence[str], what: str) -> None:
+    missing = [k for k in keys if k not in mapping]
+    if missing:
+        raise DataError(f"{what}: missing {missing[0]!r}; rerun the stage that writes it")
+
+
+def _chance(ax) -> None:
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance (0.5)")
+
+
+def probe_curve_plot(curve: dict, out: Path) -> Path:
+    """Probe AUROC per layer, with the shuffled-label control (mean solid, max dashed) and per-CWE lines."""
+    _need(curve, ("layers", "auroc", "control_auroc_mean", "control_auroc_max"), "probe/curve.json")
+    fig, (ax,) = _figure()
+    layers = np.asarray(curve["layers"])
+    for i, (cwe, values) in enumerate(sorted(curve.get("per_cwe_auroc", {}).items())):
+        ax.plot(layers, _floats(values), color="tab:blue", lw=0.8, alpha=0.3, label="per CWE" if i == 0 else None)
+    ax.plot(layers, _floats(curve["auroc"]), color="tab:blue", lw=2, marker="o", ms=3, label="probe (all)")
+    ax.plot(layers, _floats(curve["control_auroc_mean"]), color="tab:red", lw=1.2, label="shuffled labels, mean")
+    ax.plot(layers, _floats(curve["control_auroc_max"]), color="tab:red", lw=1.2, ls="--",
+            label="shuffled labels, max")
+    if curve.get("best_layer") is not None:
+        ax.axvline(curve["best_layer"], color="black", lw=0.8, ls="-.", label=f"best layer ({curve['best_layer']})")
+    _chance(ax)
+    ax.set(title="Linear probe: is 'vulnerable' linearly readable? (grouped CV)",
+           xlabel="layer (output of block k)", ylabel="AUROC (held-out folds)", ylim=(0.0, 1.02))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out)
+
+
+def _method_curves(curves: Mapping) -> dict[str, Mapping]:
+    return {k: v for k, v in curves.items() if k != "by_layer" and isinstance(v, Mapping)}
+
+
+def strength_curves_plot(curves: dict, out: Path) -> Path:
+    """Validation balanced accuracy and AUROC against alpha, one line per method/operator at its best layer."""
+    methods = _method_curves(curves)
+    if not methods:
+        raise DataError("steer/curves.json: no '<method>/<operator>' strength curves")
+    fig, axes = _figure(2, width=5.6)
+    for key, c in sorted(methods.items()):
+        _need(c, ("alphas", "balanced_accuracy", "auroc"), f"steer/curves.json[{key!r}]")
+        label = f"{key} (L{c['layer']})" if "layer" in c else key
+        for ax, metric in zip(axes, ("balanced_accuracy", "auroc")):
+            ax.plot(_floats(c["alphas"]), _floats(c[metric]), marker="o", ms=3, label=label)
+    for ax, name in zip(axes, ("balanced accuracy", "AUROC")):
+        _chance(ax)
+        ax.set(title=f"Validation {name} vs steering strength", xlabel="alpha (units depend on the operator)",
+               ylabel=name, ylim=(0.0, 1.02))
+    axes[1].legend(fontsize=8, loc="best")
+    return _save(fig, out)
+
+
+def layer_curves_plot(by_layer: dict, out: Path) -> Path:
+    """Validation balanced accuracy and AUROC against layer, one line per method/operator at its best alpha."""
+    if not by_layer:
+        raise DataError("steer/curves.json: 'by_layer' is empty")
+    fig, axes = _figure(2, width=5.6)
+    for key, c in sorted(by_layer.items()):
+        _need(c, ("layers", "balanced_accuracy", "auroc"), f"steer/curves.json['by_layer'][{key!r}]")
+        for ax, metric in zip(axes, ("balanced_accuracy", "auroc")):
+            label = f"{key} (alpha {c['alpha']})" if "alpha" in c else key
+            ax.plot(np.asarray(c["layers"]), _floats(c[metric]), marker="o", ms=3, label=label)
+    for ax, name in zip(axes, ("balanced accuracy", "AUROC")):
+        _chance(ax)
+        ax.set(title=f"Validation {name} vs layer steered (best alpha)", xlabel="layer", ylabel=name,
+               ylim=(0.0, 1.02))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].legend(fontsize=8, loc="best")
+    return _save(fig, out)
+
+
+def _bar(values: Any) -> tuple[float, float, float]:
+    """(value, lower error, upper error); NaN value draws no bar, a NaN interval no whisker."""
+    v = _floats(list(values)[:3] if isinstance(values, Sequence) else [values, None, None])
+    v = np.concatenate([v, np.full(3 - len(v), np.nan)])
+    lo = 0.0 if np.isnan(v[1]) else max(v[0] - v[1], 0.0)
+    hi = 0.0 if np.isnan(v[2]) else max(v[2] - v[0], 0.0)
+    return float(v[0]), lo, hi
+
+
+def condition_bars_plot(steer_summary: dict, out: Path) -> Path:
+    """Held-out accuracy and AUROC per condition, with 95% cluster-bootstrap intervals as error bars."""
+    conditions = steer_summary.get("conditions", {})
+    names = [c for c in BAR_LABELS if c in conditions]
+    if not names:
+        raise DataError("steer/summary.json: no conditions to plot")
+    fig, (ax,) = _figure(width=8.0)
+    x = np.arange(len(names))
+    width = 0.38
+    for j, metric in enumerate(("accuracy", "auroc")):
+        bars = [_bar(conditions[c].get("all", {}).get(metric, [None])) for c in names]
+        vals = np.array([b[0] for b in bars])
+        err = np.array([[b[1] for b in bars], [b[2] for b in bars]])
+        ax.bar(x + (j - 0.5) * width, vals, width, yerr=err, capsize=3,
+               label="accuracy" if metric == "accuracy" else "AUROC", color=("tab:blue", "tab:orange")[j])
+    _chance(ax)
+    ax.set_xticks(x, [BAR_LABELS[c] for c in names], fontsize=9)
+    ax.set(title="Held-out accuracy and AUROC by condition (95% cluster-bootstrap CI)", ylabel="value",
+           ylim=(0.0, 1.05))
+    ax.legend(fontsize=8, loc="upper right")
+    return _save(fig, out)

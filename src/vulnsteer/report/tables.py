@@ -1,0 +1,220 @@
+"""Result tables read from a run folder: one neutral `TableData` rendered to rich, GitHub markdown or HTML.
+
+Every cell goes through `fmt` / `fmt_ci`, so the terminal, report.md and report.html show the same strings.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from vulnsteer.errors import DataError
+
+NA = "n/a"
+MAX_PUBLISHED = 8  # more published models than this: show the top KEEP_PUBLISHED
+KEEP_PUBLISHED = 6
+CONDITIONS: dict[str, str] = {
+    "baseline": "baseline",
+    "baseline_calibrated": "baseline, threshold tuned on validation",
+    "steered": "steered (chosen on validation)",
+    "random": "random-direction control",
+    "opposite": "opposite sign",
+    "probe": "probe (layer chosen on validation)",
+}
+HEADLINE_METRICS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced acc.",
+    "auroc": "AUROC",
+    "pairs_both_right": "pairs both right",
+}
+
+
+@dataclass
+class TableData:
+    """A rendered-to-strings table: header, rows of cells, and an optional note under it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+    def numeric(self) -> list[bool]:
+        """Per column: right-align it (every filled cell starts like a number)?"""
+        def num(cell: str) -> bool:
+            return cell in (NA, "—") or re.match(r"-?\d", cell) is not None
+        return [i > 0 and all(num(r[i]) for r in self.rows) for i in range(len(self.columns))]
+
+
+def _number(x: Any) -> float | None:
+    """The point value of a stored metric: a plain number or the first item of `[v, lo, hi]`."""
+    if isinstance(x, Sequence) and not isinstance(x, str):
+        x = x[0] if len(x) else None
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def fmt(x: Any, digits: int = 2) -> str:
+    """0.6234 -> '0.62'; None/NaN -> 'n/a' (counts go through `fmt_count`)."""
+    v = _number(x)
+    return NA if v is None else f"{v:.{digits}f}"
+
+
+def fmt_ci(x: Any, digits: int = 2) -> str:
+    """[0.62, 0.5, 0.75] -> '0.62 [0.50, 0.75]'; a missing or NaN interval is shown as 'n/a'."""
+    point = fmt(x, digits)
+    if point == NA or not (isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 3):
+        return point
+    lo, hi = fmt(x[1], digits), fmt(x[2], digits)
+    return f"{point} [{NA}]" if NA in (lo, hi) else f"{point} [{lo}, {hi}]"
+
+
+def fmt_count(x: Any) -> str:
+    v = _number(x)
+    return NA if v is None else str(int(round(v)))
+
+
+def cwe_order(keys: Sequence[str]) -> list[str]:
+    """CWEs by number, other keys by name, 'all' last."""
+    def key(k: str) -> tuple:
+        m = re.fullmatch(r"CWE-(\d+)", k)
+        return (k == "all", 0 if m else 1, int(m.group(1)) if m else 0, k)
+    return sorted(keys, key=key)
+
+
+def published_models(published: Mapping | None) -> tuple[list[str], str]:
+    """Published model names by overall accuracy (descending), capped, and a note naming what was left out."""
+    if not published or not published.get("models"):
+        return [], ""
+    models = published["models"]
+    def overall(m: str) -> float:
+        v = _number(models[m].get("all", {}).get("accuracy"))
+        return -1.0 if v is None else v
+    ranked = sorted(models, key=lambda m: (-overall(m), m))
+    where = ", ".join(f"{k} {published[k]}" for k in ("study", "prompt", "subset") if published.get(k))
+    note = f"Published LLMs: accuracy on the same files ({where})." if where else "Published LLMs: accuracy."
+    if len(ranked) > MAX_PUBLISHED:
+        note += f" Top {KEEP_PUBLISHED} of {len(ranked)} shown; the rest are in published.json."
+        ranked = ranked[:KEEP_PUBLISHED]
+    return ranked, note
+
+
+def _published_cell(published: Mapping, model: str, cwe: str) -> str:
+    return fmt(published["models"][model].get(cwe, {}).get("accuracy"))
+
+
+def baseline_data(summary: Mapping, published: Mapping | None, reading: str = "score") -> TableData:
+    if reading not in summary:
+        raise DataError(f"baseline summary has no {reading!r} reading; expected one of {sorted(summary)}")
+    per_cwe = summary[reading]
+    models, note = published_models(published)
+    cols = ["CWE", "n", "accuracy", "TPR", "TNR", "balanced acc.", "AUROC", "pairs both right", "unknown rate"]
+    data = TableData(f"Baseline ({reading} reading)", cols + [f"pub: {m}" for m in models], note=note)
+    for cwe in cwe_order(list(per_cwe)):
+        m = per_cwe[cwe]
+        row = [cwe, fmt_count(m.get("n")), fmt_ci(m.get("accuracy")), fmt(m.get("tpr")), fmt(m.get("tnr")),
+               fmt(m.get("balanced_accuracy")), fmt_ci(m.get("auroc")), fmt(m.get("pairs_both_right")),
+               fmt(m.get("unknown_rate"))]
+        data.rows.append(row + [_published_cell(published, p, cwe) for p in models])  # type: ignore[arg-type]
+    return data
+
+
+def headline_data(steer_summary: Mapping) -> TableData:
+    conditions = steer_summary.get("conditions", {})
+    deltas = steer_summary.get("deltas", {})
+    bias = steer_summary.get("bias_only", {})
+    cols = ["condition", *HEADLINE_METRICS.values(), "Δ accuracy", "Δ AUROC", "bias only?"]
+    data = TableData("Held-out results (cross-fitted test folds)", cols)
+    data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval. "
+                 "Bias only: accuracy rose but AUROC did not (re-thresholding, not better ranking).")
+    for name, label in CONDITIONS.items():
+        m = conditions.get(name, {}).get("all", {})
+        d = deltas.get(name, {})
+        row = [label, *(fmt_ci(m.get(k)) for k in HEADLINE_METRICS)]
+        row += ["—", "—"] if name == "baseline" else [fmt_ci(d.get("accuracy")), fmt_ci(d.get("auroc"))]
+        flag = bias.get(name)
+        row.append(NA if flag is None else ("yes" if flag else "no"))
+        data.rows.append(row)
+    return data
+
+
+def per_cwe_data(steer_summary: Mapping, published: Mapping | None) -> TableData:
+    conditions = steer_summary.get("conditions", {})
+    shown = [c for c in ("baseline", "steered", "random") if c in conditions]
+    models, note = published_models(published)
+    cwes = cwe_order(list({k for c in shown for k in conditions[c]}))
+    cols = ["CWE", "n", *(f"{CONDITIONS[c].split(' (')[0]} acc." for c in shown), *(f"pub: {m}" for m in models)]
+    data = TableData("Held-out accuracy per CWE, beside published LLMs", cols, note=note)
+    for cwe in cwes:
+        n = next((conditions[c][cwe].get("n") for c in shown if cwe in conditions[c]), None)
+        row = [cwe, fmt_count(n), *(fmt_ci(conditions[c].get(cwe, {}).get("accuracy")) for c in shown)]
+        data.rows.append(row + [_published_cell(published, p, cwe) for p in models])  # type: ignore[arg-type]
+    return data
+
+
+def to_rich(data: TableData) -> Table:
+    table = Table(title=data.title, caption=data.note or None)
+    for col, right in zip(data.columns, data.numeric()):
+        table.add_column(col, justify="right" if right else "left")
+    for row in data.rows:
+        table.add_row(*row)
+    return table
+
+
+def _md_cell(text: str) -> str:
+    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(data: TableData) -> str:
+    """A GitHub table (title and note as plain lines around it)."""
+    lines = [f"**{_md_cell(data.title)}**", ""] if data.title else []
+    lines.append("| " + " | ".join(_md_cell(c) for c in data.columns) + " |")
+    lines.append("|" + "|".join("---:" if right else ":---" for right in data.numeric()) + "|")
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in data.rows]
+    if data.note:
+        lines += ["", f"*{_md_cell(data.note)}*"]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(data: TableData) -> str:
+    e = html.escape
+    cls = ['' if right else ' class="l"' for right in data.numeric()]
+    head = "".join(f"<th>{e(c)}</th>" for c in data.columns)
+    body = "".join("<tr>" + "".join(f"<td{k}>{e(c)}</td>" for k, c in zip(cls, row)) + "</tr>" for row in data.rows)
+    caption = f"<caption>{e(data.title)}</caption>" if data.title else ""
+    note = f'<p class="note">{e(data.note)}</p>' if data.note else ""
+    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+
+
+def baseline_table(summary: dict, published: dict | None, reading: str = "score") -> Table:
+    return to_rich(baseline_data(summary, published, reading))
+
+
+def baseline_markdown(summary: dict, published: dict | None, reading: str = "score") -> str:
+    return to_markdown(baseline_data(summary, published, reading))
+
+
+def headline_table(steer_summary: dict) -> Table:
+    return to_rich(headline_data(steer_summary))
+
+
+def headline_markdown(steer_summary: dict) -> str:
+    return to_markdown(headline_data(steer_summary))
+
+
+def per_cwe_table(steer_summary: dict, published: dict | None) -> Table:
+    return to_rich(per_cwe_data(steer_summary, published))
+
+
+def per_cwe_markdown(steer_summary: dict, published: dict | None) -> str:
+    return to_markdown(per_cwe_data(steer_summary, published))

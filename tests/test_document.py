@@ -1,0 +1,161 @@
+"""The report from a fabricated run folder laid out as docs/RUN_FOLDER.md says (test input, not results)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from vulnsteer.errors import DataError
+from vulnsteer.report.document import MAX_GENERATIONS, versus_random, write_report
+
+CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
+CWES = ("CWE-22", "CWE-78", "all")
+NAN = float("nan")
+EVIL = "</pre><script>alert('pwned')</script>\n```\n<img src=http://x/y.png> <script>y()</script>"
+
+
+def ci(v: float | None, w: float = 0.1) -> list:
+    return [None, None, None] if v is None else [v, v - w, v + w]
+
+
+def metrics(acc: float, auroc: float | None = 0.7) -> dict:
+    return {"n": [24, 24, 24], "accuracy": ci(acc), "tpr": ci(0.8), "tnr": ci(0.4), "balanced_accuracy": ci(0.6),
+            "f1": ci(0.6), "auroc": ci(auroc), "pairs_both_right": ci(0.3), "pair_ranking": ci(0.6),
+            "unknown_rate": ci(0.0, 0.0), "yes_rate": ci(0.7)}
+
+
+def write(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj), encoding="utf-8")
+
+
+def write_baseline(run: Path) -> None:
+    write(run / "config.json", {"command": "run", "model": "tiny-llama", "model_sha256": "ab" * 32,
+                                "data_root": "/data", "template": "secllmholmes-s1", "k_folds": 4,
+                                "layers": [0, 1, 2], "baseline": {"generate": False, "max_new_tokens": 64},
+                                "stages": {"baseline": 12.5, "steer": 300.0}, "wall_seconds": 3725.0})
+    write(run / "baseline" / "summary.json", {"score": {c: metrics(0.55, auroc=None if c == "CWE-78" else 0.7)
+                                                        for c in CWES}})
+    models = {f"gpt-{i}": {c: {"accuracy": 0.4 + 0.1 * i, "tpr": 0.5, "tnr": 0.5, "na_rate": 0.1, "n": 12} for c in CWES}
+              for i in range(3)}
+    write(run / "published.json", {"study": "prompts", "prompt": "S1", "subset": "hand-crafted", "models": models})
+
+
+def write_steer(run: Path, steered_delta: float = 0.2) -> None:
+    layers = list(range(4))
+    write(run / "probe" / "curve.json", {
+        "layers": layers, "auroc": [0.6, 0.7, 0.8, 0.75], "accuracy": [0.55, 0.6, 0.7, 0.7],
+        "control_auroc_mean": [0.5] * 4, "control_auroc_max": [0.6] * 4,
+        "per_cwe_auroc": {"CWE-22": [0.6, 0.65, 0.7, 0.7]}, "best_layer": 2})
+    write(run / "steer" / "summary.json", {
+        "conditions": {c: {cwe: metrics(0.5 + 0.05 * i) for cwe in CWES} for i, c in enumerate(CONDITIONS)},
+        "deltas": {c: {"accuracy": ci(steered_delta if c == "steered" else 0.0, 0.05), "auroc": ci(0.0, 0.05)}
+                   for c in CONDITIONS[1:]},
+        "flips": {"steered": {"vuln_to_secure": 0.05, "secure_to_vuln": 0.25},
+                  "random": {"vuln_to_secure": 0.01, "secure_to_vuln": 0.02}},
+        "fluency": {"nll_base": 1.234, "nll_steered": 1.5, "nll_random": 1.25, "kl_answer_steered": 0.3,
+                    "kl_answer_random": 0.01, "n_files": 16},
+        "bias_only": {"steered": False, "random": False}, "verdict": "Steering moved held-out accuracy."})
+    write(run / "steer" / "choices.json", [{"fold": f, "layer": 2, "method": "caa", "operator": "add", "alpha": 2.0,
+                                             "val_metrics": {"balanced_accuracy": 0.61, "auroc": NAN}} for f in range(4)])
+    write(run / "steer" / "curves.json", {
+        "caa/add": {"layer": 2, "alphas": [-2, -1, 1, 2], "balanced_accuracy": [0.5, 0.55, 0.6, 0.62],
+                    "auroc": [0.7] * 4},
+        "by_layer": {"caa/add": {"layers": layers, "balanced_accuracy": [0.5, 0.55, 0.62, 0.6], "auroc": [0.7] * 4}}})
+    gens = [{"id": f"hand-crafted/CWE-22/p_{i}", "cwe": "CWE-22", "label": i % 2, "config": "L2 caa add+2",
+             "unsteered": f"Answer: no. {EVIL}", "steered": "Yes, vulnerable: <script>x()</script>",
+             "unsteered_verdict": "no", "steered_verdict": "yes"} for i in range(MAX_GENERATIONS + 3)]
+    (run / "steer" / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gens), encoding="utf-8")
+
+
+class Tags(HTMLParser):
+    """Every start tag of a page with its attributes, as a browser would see them."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> tuple[Path, str, str]:
+    run = tmp_path_factory.mktemp("run")
+    write_baseline(run)
+    write_steer(run)
+    md_path, html_path = write_report(run)
+    assert (md_path, html_path) == (run / "report.md", run / "report.html")
+    return run, md_path.read_text(), html_path.read_text()
+
+
+def test_full_report_sections_and_tables(full_run):
+    run, md, page = full_run
+    assert md.startswith("# vulnsteer report: tiny-llama")
+    assert "not run" not in md.lower().replace("generation reading: not run", "")
+    assert "steered (chosen on validation) | 0.60 [0.50, 0.70]" in md
+    assert "| baseline | 0.50 [0.40, 0.60]" in md
+    assert "pub: gpt-2 | pub: gpt-1 | pub: gpt-0" in md
+    assert "Generation reading: not run." in md  # only the score reading was written
+    assert "| steer | 5 min 0 s |" in md and "| total | 62 min 5 s |" in md
+    assert "| template | secllmholmes-s1 |" in md and "| baseline.max_new_tokens | 64 |" in md
+    assert "| mean token NLL (nats) | 1.234 | 1.500 | 1.250 |" in md
+    assert "| steered (chosen on validation) | 0.050 | 0.250 |" in md
+    assert "steering beats the random direction" in md
+    assert "3 more in steer/generations.jsonl" in md
+    assert len(list((run / "figures").glob("*.png"))) == 4
+    assert page.count('src="data:image/png;base64,') == 4
+
+
+def test_html_is_self_contained_and_escapes_model_text(full_run):
+    _, _, page = full_run
+    tags = Tags(page).tags
+    links = [v for _, attrs in tags for k, v in attrs.items() if k in ("src", "href", "srcset", "action")]
+    assert len(links) == 4 and all(v.startswith("data:image/png;base64,") for v in links)
+    assert "script" not in {t for t, _ in tags}
+    assert sum(t == "img" for t, _ in tags) == 4  # only the figures; the model's <img> stayed text
+    assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
+
+
+def test_markdown_keeps_model_text_inside_code_fences(full_run):
+    _, md, _ = full_run
+    outside = re.sub(r"(`{3,})text\n.*?\n\1(?!`)", "", md, flags=re.S)
+    assert "<script>" in md and "<script>" not in outside
+
+
+def test_baseline_only_run_still_reports(tmp_path):
+    write_baseline(tmp_path)
+    md_path, html_path = write_report(tmp_path)
+    md = md_path.read_text()
+    assert "Not run (steer/summary.json is not in this run folder)." in md
+    assert "Not run (probe/curve.json is not in this run folder)." in md
+    assert "Not run (steer/generations.jsonl is not in this run folder)." in md
+    assert "Baseline (score reading)" in md and "0.55 [0.45, 0.65]" in md
+    assert "Not run (steer/summary.json" in html_path.read_text()
+    assert not (tmp_path / "figures").exists()
+
+
+def test_empty_folder_and_bad_json(tmp_path):
+    md = write_report(tmp_path)[0].read_text()
+    assert md.count("Not run (") >= 8 and "How to read this" in md
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(DataError, match="config.json"):
+        write_report(tmp_path)
+    with pytest.raises(DataError, match="not a run folder"):
+        write_report(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("steered, expected", [
+    (ci(0.2, 0.05), "beats the random direction"),
+    (ci(0.03, 0.05), "intervals overlap"),
+    (ci(-0.2, 0.05), "worse than a random direction"),
+    ([0.1, None, None], "cannot be compared"),
+])
+def test_versus_random(steered, expected):
+    summary = {"deltas": {"steered": {"accuracy": steered}, "random": {"accuracy": ci(0.0, 0.05)}}}
+    assert expected in versus_random(summary)[0]

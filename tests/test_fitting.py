@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vulnsteer.data.fitting import changed_lines, count_tokens, fit_code, omission_marker
+from vulnsteer.errors import VulnsteerError
+
+OMITTED = re.compile(r"^(?:/\*|#) \.\.\. (\d+) lines? omitted \.\.\.(?: \*/)?$")
+
+
+@pytest.fixture(scope="module")
+def pair(data_root: Path) -> tuple[str, str]:
+    """A real vulnerable file and its patch (libtiff CVE-2023-2908: 628 lines, change near line 130)."""
+    cve = data_root / "secllmholmes" / "real-world" / "libtiff" / "CVE-2023-2908"
+    read = lambda name: (cve / name).read_text(encoding="utf-8", errors="replace")  # noqa: E731
+    return read("vuln.c"), read("patch.c")
+
+
+def split_kept(result_code: str) -> tuple[int, list[str], int]:
+    """(lines omitted above, kept lines, lines omitted below) parsed back from a truncated text."""
+    lines = result_code.splitlines(keepends=True)
+    above = below = 0
+    if (m := OMITTED.match(lines[0].rstrip("\n"))):
+        above, lines = int(m.group(1)), lines[1:]
+    if (m := OMITTED.match(lines[-1].rstrip("\n"))):
+        below, lines = int(m.group(1)), lines[:-1]
+    return above, lines, below
+
+
+def test_changed_lines_replacement_and_insertion():
+    assert changed_lines("a\nb\nc\n", "a\nB\nc\n") == ([2], [2])
+    # A pure insertion in the patch: the vulnerable side gets the lines around the insertion point.
+    assert changed_lines("a\nc\nd\n", "a\nb\nc\nd\n") == ([1, 2], [2])
+    assert changed_lines("same\n", "same\n") == ([], [])
+
+
+def test_fits_unchanged(tokenizer):
+    code = "int main(void) {\n    return 0;\n}\n"
+    r = fit_code(code, tokenizer, 1000, "truncate", [2])
+    assert (r.code, r.truncated, r.skipped) == (code, False, False)
+    assert r.original_tokens == r.kept_tokens == count_tokens(code, tokenizer)
+    assert r.kept_line_range == (1, 3)
+
+
+@pytest.mark.parametrize("budget", [150, 400, 1200])
+def test_truncate_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget):
+    vuln, patch = pair
+    focus, _ = changed_lines(vuln, patch)
+    assert focus
+    original = vuln.splitlines(keepends=True)
+    r = fit_code(vuln, tokenizer, budget, "truncate", focus)
+    assert r.truncated and not r.skipped and r.focus_kept
+    assert r.original_tokens == count_tokens(vuln, tokenizer) > budget
+    assert r.kept_tokens == count_tokens(r.code, tokenizer) <= budget
+    lo, hi = r.kept_line_range
+    assert lo <= min(focus) and max(focus) <= hi
+    above, kept, below = split_kept(r.code)
+    assert kept == original[lo - 1 : hi]  # whole original lines, in order, nothing altered
+    assert (above, below) == (lo - 1, len(original) - hi)
+    assert above > 0 and below > 0  # the change sits mid-file, so both ends are cut and marked
+
+
+def test_bigger_budget_keeps_more(pair, tokenizer):
+    vuln, patch = pair
+    focus, _ = changed_lines(vuln, patch)
+    small, big = (fit_code(vuln, tokenizer, b, "truncate", focus) for b in (300, 900))
+    assert small.kept_line_range[0] >= big.kept_line_range[0] and small.kept_line_range[1] <= big.kept_line_range[1]
+    assert big.kept_tokens > small.kept_tokens
+
+
+def test_no_focus_keeps_head(pair, tokenizer):
+    vuln, _ = pair
+    r = fit_code(vuln, tokenizer, 300, "truncate")
+    above, kept, below = split_kept(r.code)
+    assert above == 0 and r.kept_line_range[0] == 1 and below > 0
+    assert r.code.startswith(vuln.splitlines(keepends=True)[0])
+    assert r.kept_tokens <= 300
+
+
+def test_python_marker(tokenizer):
+    code = "".join(f"x{i} = {i}\n" for i in range(200))
+    r = fit_code(code, tokenizer, 80, "truncate", [100], language="python")
+    assert r.code.splitlines()[0].startswith("# ... ") and "x99 = 99\n" in r.code
+    assert omission_marker(1, "c") == "/* ... 1 line omitted ... */"
+
+
+def test_skip_policy(pair, tokenizer):
+    vuln, _ = pair
+    r = fit_code(vuln, tokenizer, 300, "skip", [10])
+    assert r.skipped and not r.truncated and r.code == "" and r.kept_tokens == 0
+    assert r.kept_line_range is None and "300" in r.note
+
+
+def test_spread_focus_reported(tokenizer):
+    code = "".join(f"line_{i} = compute({i});\n" for i in range(300))
+    r = fit_code(code, tokenizer, 120, "truncate", [20, 280])
+    assert r.truncated and not r.focus_kept and "focus" in r.note
+    assert r.kept_line_range[0] <= 20 <= r.kept_line_range[1] and "line_19 " in r.code
+    assert r.kept_tokens <= 120
+
+
+def test_single_line_over_budget_is_skipped_not_cut(tokenizer):
+    code = "short\n" + "x" * 5000 + "\nshort\n"
+    r = fit_code(code, tokenizer, 50, "truncate", [2])
+    assert r.skipped and r.code == "" and "focus line" in r.note
+
+
+def test_bad_arguments(tokenizer):
+    with pytest.raises(VulnsteerError, match="policy"):
+        fit_code("a\n", tokenizer, 10, "cut")  # type: ignore[arg-type]
+    with pytest.raises(VulnsteerError, match="positive"):
+        fit_code("a\n", tokenizer, 0, "truncate")
+    with pytest.raises(VulnsteerError, match="outside"):
+        fit_code("a\nb\n", tokenizer, 10, "truncate", [3])

@@ -1,0 +1,133 @@
+"""Tables from fabricated summaries (test input shaped like docs/RUN_FOLDER.md, not results)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from rich.console import Console
+
+from vulnsteer.errors import DataError
+from vulnsteer.report.tables import (
+    CONDITIONS, baseline_data, baseline_markdown, baseline_table, fmt, fmt_ci, headline_data, headline_markdown,
+    headline_table, per_cwe_data, per_cwe_markdown, per_cwe_table, published_models,
+)
+
+NAN = float("nan")
+
+
+def metrics(acc: float, auroc: float | None = 0.7, n: int = 20) -> dict:
+    return {
+        "n": [n, n, n], "accuracy": [acc, acc - 0.12, acc + 0.13], "tpr": [0.8, 0.6, 0.9], "tnr": [0.4, 0.2, 0.6],
+        "balanced_accuracy": [0.6, 0.5, 0.7], "f1": [0.6, 0.5, 0.7],
+        "auroc": [auroc, None, None] if auroc is None else [auroc, auroc - 0.1, auroc + 0.1],
+        "pairs_both_right": [0.3, 0.1, 0.5], "pair_ranking": [0.6, 0.4, 0.8], "unknown_rate": [0.0, 0.0, 0.0],
+        "yes_rate": [0.7, 0.6, 0.8],
+    }
+
+
+def summary_by_cwe(acc: float) -> dict:
+    return {"CWE-416": metrics(acc), "CWE-22": metrics(acc, auroc=None), "CWE-78": metrics(acc, n=8),
+            "all": metrics(acc, n=48)}
+
+
+def published(n_models: int = 3) -> dict:
+    models = {f"model-{i}": {c: {"accuracy": 0.3 + 0.05 * i, "tpr": 0.5, "tnr": 0.5, "na_rate": 0.0, "n": 10}
+                             for c in ("CWE-22", "CWE-78", "all")} for i in range(n_models)}
+    return {"study": "prompts", "prompt": "S1", "subset": "hand-crafted", "models": models}
+
+
+def steer_summary() -> dict:
+    conditions = {c: summary_by_cwe(0.5 + 0.02 * i) for i, c in enumerate(CONDITIONS)}
+    deltas = {c: {"accuracy": [0.02 * i, 0.02 * i - 0.05, 0.02 * i + 0.05], "auroc": [NAN, NAN, NAN]}
+              for i, c in enumerate(CONDITIONS) if c != "baseline"}
+    return {"conditions": conditions, "deltas": deltas, "bias_only": {"steered": True, "random": False},
+            "verdict": "steering moved the bias only", "flips": {}, "fluency": {}}
+
+
+def md_rows(md: str) -> list[list[str]]:
+    return [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in md.splitlines() if line.startswith("|")]
+
+
+def test_fmt_handles_missing_values():
+    assert fmt(0.6234) == "0.62" and fmt(0.6234, 3) == "0.623"
+    assert fmt(None) == fmt(NAN) == fmt([None, 0.1, 0.2]) == "n/a"
+    assert fmt_ci([0.62, 0.5, 0.75]) == "0.62 [0.50, 0.75]"
+    assert fmt_ci([0.62, None, None]) == "0.62 [n/a]"
+    assert fmt_ci(None) == "n/a"
+
+
+def test_baseline_rows_values_and_published_columns():
+    data = baseline_data({"score": summary_by_cwe(0.62)}, published(3))
+    assert [r[0] for r in data.rows] == ["CWE-22", "CWE-78", "CWE-416", "all"]
+    assert data.columns[-3:] == ["pub: model-2", "pub: model-1", "pub: model-0"]  # best overall accuracy first
+    row = {r[0]: r for r in data.rows}
+    assert row["CWE-78"][1] == "8" and row["all"][1] == "48"
+    assert row["all"][2] == "0.62 [0.50, 0.75]"
+    assert row["CWE-22"][data.columns.index("AUROC")] == "n/a"
+    assert row["CWE-416"][-1] == "n/a"  # published has no CWE-416
+    assert row["all"][-1] == "0.30" and row["all"][-3] == "0.40"
+    assert "hand-crafted" in data.note
+
+
+def test_many_published_models_are_capped_with_a_note():
+    models, note = published_models(published(10))
+    assert models == [f"model-{i}" for i in range(9, 3, -1)]
+    assert "published.json" in note
+    assert published_models(None) == ([], "")
+
+
+def test_missing_reading_is_a_data_error():
+    with pytest.raises(DataError, match="generation"):
+        baseline_data({"score": summary_by_cwe(0.5)}, None, reading="generation")
+
+
+def test_headline_rows_deltas_and_bias_flag():
+    data = headline_data(steer_summary())
+    assert [r[0] for r in data.rows] == list(CONDITIONS.values())
+    rows = {r[0]: r for r in data.rows}
+    steered = rows[CONDITIONS["steered"]]
+    assert steered[1] == "0.54 [0.42, 0.67]"  # accuracy
+    assert steered[data.columns.index("Δ accuracy")] == "0.04 [-0.01, 0.09]"
+    assert steered[data.columns.index("Δ AUROC")] == "n/a"
+    assert steered[-1] == "yes" and rows[CONDITIONS["random"]][-1] == "no" and rows[CONDITIONS["probe"]][-1] == "n/a"
+    assert rows["baseline"][data.columns.index("Δ accuracy")] == "—"
+
+
+def test_per_cwe_beside_published():
+    data = per_cwe_data(steer_summary(), published(2))
+    assert data.columns == ["CWE", "n", "baseline acc.", "steered acc.", "random-direction control acc.",
+                            "pub: model-1", "pub: model-0"]
+    assert [r[0] for r in data.rows] == ["CWE-22", "CWE-78", "CWE-416", "all"]
+    assert data.rows[-1][3] == "0.54 [0.42, 0.67]"
+
+
+@pytest.mark.parametrize("render", [
+    lambda: baseline_markdown({"score": summary_by_cwe(0.6)}, published(3)),
+    lambda: headline_markdown(steer_summary()),
+    lambda: per_cwe_markdown(steer_summary(), published(10)),
+])
+def test_markdown_tables_are_well_formed(render):
+    md = render()
+    rows = md_rows(md)
+    assert len(rows) >= 3
+    assert all(len(r) == len(rows[0]) for r in rows)
+    assert all(re.fullmatch(r":?-{3}:?", c) for c in rows[1])
+    assert rows[1][0] == ":---" and rows[1][1] == "---:"  # names left, numbers right
+
+
+def test_markdown_escapes_pipes_in_cells():
+    pub = published(1)
+    pub["models"]["a|b"] = pub["models"].pop("model-0")
+    rows = md_rows(baseline_markdown({"score": summary_by_cwe(0.6)}, pub))
+    assert rows[0][-1] == "pub: a\\|b" and len({len(r) for r in rows}) == 1
+
+
+def test_rich_tables_render_the_same_strings():
+    console = Console(record=True, width=250)
+    for table in (baseline_table({"score": summary_by_cwe(0.62)}, published(2)), headline_table(steer_summary()),
+                  per_cwe_table(steer_summary(), None)):
+        console.print(table)
+    text = console.export_text()
+    assert "0.62 [0.50, 0.75]" in text and "random-direction control" in text and "n/a" in text
+    assert headline_table(steer_summary()).row_count == len(CONDITIONS)
