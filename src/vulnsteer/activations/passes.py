@@ -35,9 +35,21 @@ class CacheSnapshot:
         return cls(cache=cache, layer_states=[dict(vars(layer)) for layer in cache.layers])
 
     def restore(self) -> None:
-        for layer, state in zip(self.cache.layers, self.layer_states):
-            layer.__dict__.clear()
-            layer.__dict__.update(state)
+        for index in range(len(self.layer_states)):
+            self.restore_layer(index)
+
+    def restore_layer(self, index: int) -> None:
+        layer = self.cache.layers[index]
+        layer.__dict__.clear()
+        layer.__dict__.update(self.layer_states[index])
+
+    def broadcast_layer(self, index: int, batch: int) -> None:
+        """Let layer `index` serve `batch` rows that share this prefix (expand is a view, no copy)."""
+        layer = self.cache.layers[index]
+        for name in ("keys", "values"):
+            tensor = self.layer_states[index].get(name)
+            if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[0] == 1:
+                setattr(layer, name, tensor.expand(batch, *tensor.shape[1:]))
 
 
 @dataclass

@@ -47,13 +47,20 @@ def generate_answers(
     max_new_tokens: int = 256,
     batch_size: int = 8,
     description: str = "generating",
+    sort_by_length: bool = True,
 ) -> list[Generation]:
-    """Greedy answers to `prompts` (already rendered, chat template included)."""
+    """Greedy answers to `prompts` (already rendered, chat template included).
+
+    sort_by_length=False keeps the caller's row order inside each batch, which per-row steering
+    scopes (prompt lengths given row by row) rely on.
+    """
     eos = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     results: list[Generation] = []
     # Similar lengths in one batch waste less padding; results are put back in the caller's order.
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    order = list(range(len(prompts)))
+    if sort_by_length:
+        order.sort(key=lambda i: len(prompts[i]))
     by_index: dict[int, Generation] = {}
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"

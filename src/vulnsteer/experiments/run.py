@@ -60,29 +60,27 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
 
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
-    """Generated answers with and without the fold's chosen steering, for a few test files of each label."""
-    picks: list[int] = []
-    for label in (1, 0):
-        picks += [r["index"] for r in result.test if r["label"] == label][: (cfg.n_side_by_side + 1) // 2]
-    rows = []
+    """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
+    half vulnerable, half secure; both sides generated the same way (one left-padded batch each)."""
+    test0 = [r for r in result.test if r["fold"] == 0]
+    half = (cfg.n_side_by_side + 1) // 2
+    picks = [r["index"] for r in test0 if r["label"] == 1][:half] + [r["index"] for r in test0 if r["label"] == 0][:half]
+    if not picks:
+        return []
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
-    with progress_bar("side-by-side generations", total=len(picks)) as advance:
-        for i in picks:
-            row = next(r for r in result.test if r["index"] == i)
-            choice = result.choices[row["fold"]]
-            sample = main.samples[i]
-            iv = _chosen_intervention(main, result, choice.fold)
-            plain = generate_answers(model, tok, [sample.prompt], cfg.side_by_side_tokens, 1, "unsteered")[0]
-            with steer(model, [iv], scope="answer", prompt_len=int(sample.input_ids.shape[1])):
-                steered = generate_answers(model, tok, [sample.prompt], cfg.side_by_side_tokens, 1, "steered")[0]
-            rows.append(dict(id=sample.record.id, cwe=sample.record.cwe, label=sample.record.label,
-                             config=choice.label(), unsteered=plain.text, steered=steered.text,
-                             unsteered_verdict=parse_answer(plain.text), steered_verdict=parse_answer(steered.text)))
-            advance(1)
-    return rows
-
-
-_DIRECTION_CACHE: dict[tuple[int, int], object] = {}
+    prompts = [main.samples[i].prompt for i in picks]
+    lengths = [int(main.samples[i].input_ids.shape[1]) for i in picks]
+    n, bs = cfg.side_by_side_tokens, len(picks)
+    plain = generate_answers(model, tok, prompts, n, bs, "side by side: unsteered", sort_by_length=False)
+    with steer(model, [_chosen_intervention(main, result, 0)], scope="answer", prompt_len=lengths):
+        steered = generate_answers(model, tok, prompts, n, bs, "side by side: steered", sort_by_length=False)
+    label = result.choices[0].label()
+    return [
+        dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
+             config=label, unsteered=a.text, steered=b.text, unsteered_verdict=parse_answer(a.text),
+             steered_verdict=parse_answer(b.text))
+        for i, a, b in zip(picks, plain, steered)
+    ]
 
 
 def _chosen_intervention(main: SampleSet, result: SteerResult, fold: int, random: bool = False):

@@ -21,7 +21,7 @@ from vulnsteer.evaluation.scoring import AnswerWords, verdict
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.sweep import Setting, intervention, score_rows
+from vulnsteer.steering.sweep import Setting, intervention, score_interventions
 from vulnsteer.vectors.methods import METHODS
 from vulnsteer.vectors.training import Direction, fit_directions, random_like
 
@@ -31,7 +31,7 @@ class SteerConfig:
     layers: tuple[int, ...] | None = None  # None: every block
     methods: tuple[str, ...] = ("caa", "pca", "probe")
     add_alphas: tuple[float, ...] = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)  # units of sigma along u
-    amplify_alphas: tuple[float, ...] = (-1.0, -0.5, 1.0, 2.0, 4.0, 8.0)
+    amplify_alphas: tuple[float, ...] = (-1.0, 1.0, 2.0, 4.0)
     ablate: bool = True
     k_folds: int = 4
     n_random: int = 3
@@ -128,16 +128,15 @@ def run_steering(
             assert_no_leak(groups, train, val, test)
             x, recs = _training(main, extra, train, np.concatenate([val, test]))
             dirs = fit_directions(x, recs, layers, cfg.methods)
+            configs = [(layer, m, s) for layer in layers for m in cfg.methods for s in settings]
+            ivs = [intervention(dirs[(layer, m)], s) for layer, m, s in configs]
             for i in val:
-                for layer in layers:
-                    configs = [(m, s) for m in cfg.methods for s in settings]
-                    ivs = [intervention(dirs[(layer, m)], s) for m, s in configs]
-                    scores = score_rows(parts, main.states[i], ivs, words)
-                    for (m, s), sc in zip(configs, scores.tolist()):
-                        result.sweep.append(
-                            dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m,
-                                 operator=s.operator, alpha=s.alpha, score=sc)
-                        )
+                scores = score_interventions(parts, main.states[i], ivs, words)
+                for (layer, m, s), sc in zip(configs, scores.tolist()):
+                    result.sweep.append(
+                        dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m,
+                             operator=s.operator, alpha=s.alpha, score=sc)
+                    )
                 advance(1)
             choice = _choose(result.sweep, f, main, val, cfg)
             result.choices.append(choice)
@@ -158,9 +157,9 @@ def _test_rows(
     rows = []
     for i in test:
         state = main.states[i]
-        scores = score_rows(parts, state, ivs, words).tolist()
+        scores = score_interventions(parts, state, ivs, words).tolist()
         # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
-        full = score_rows(parts, state, [ivs[0], ivs[2]] if randoms else ivs[:1], words, full_vocab=True)
+        full = score_interventions(parts, state, [ivs[0], ivs[2]] if randoms else ivs[:1], words, full_vocab=True)
         base_logp = state.answer_logits.log_softmax(-1)
         kls = (base_logp.exp() * (base_logp - full.log_softmax(-1))).sum(-1).tolist()
         rec = main.samples[i].record

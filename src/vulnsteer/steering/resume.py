@@ -54,34 +54,32 @@ def resume_logits(
     call = recording.calls[first]
     assert call is not None
     hidden = edit(first, call.output.clone())
-    if snapshot is not None and hidden.shape[0] != call.output.shape[0]:
-        # Several edits of one prompt evaluated as a batch: the prefix KV cache is shared, so broadcast it
-        # (expand is a view; the blocks' torch.cat materialises only the small per-step result).
-        _broadcast_cache(snapshot, hidden.shape[0])
     try:
         for j in range(first + 1, parts.n_layers):
             later = recording.calls[j]
             assert later is not None
+            if snapshot is not None and hidden.shape[0] != call.output.shape[0]:
+                # Several edits of one prompt as a batch share the prefix KV cache: broadcast it.
+                snapshot.broadcast_layer(j, hidden.shape[0])
             hidden = call_with_hidden(parts.blocks[j], later, hidden)
+            if snapshot is not None:
+                snapshot.restore_layer(j)  # drop this block's appended (and batch-sized) keys at once
             if j in steered:
                 hidden = edit(j, hidden)
     finally:
         if snapshot is not None:
             snapshot.restore()
+    return unembed_last(parts, hidden, unembed_rows)
+
+
+def unembed_last(parts: ModelParts, hidden: torch.Tensor, unembed_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Final norm and unembedding of the last position; only `unembed_rows` when given."""
     last = parts.final_norm(hidden[:, -1])
     if unembed_rows is None:
         return parts.unembed(last).float()
     weight = parts.unembed.weight[unembed_rows]
     bias = parts.unembed.bias[unembed_rows] if parts.unembed.bias is not None else None
     return nn.functional.linear(last, weight, bias).float()
-
-
-def _broadcast_cache(snapshot: CacheSnapshot, batch: int) -> None:
-    for layer in snapshot.cache.layers:
-        for name in ("keys", "values"):
-            tensor = getattr(layer, name, None)
-            if isinstance(tensor, torch.Tensor) and tensor.ndim == 4 and tensor.shape[0] == 1:
-                setattr(layer, name, tensor.expand(batch, *tensor.shape[1:]))
 
 
 def resume_answer(

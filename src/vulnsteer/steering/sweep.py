@@ -1,7 +1,7 @@
-"""Score many interventions of one layer on one prompt in a single batched re-entry (answer scope).
+"""Score many interventions on one prompt in a single batched re-entry (answer scope).
 
-The prompt's prefix is never recomputed: each row re-runs only the blocks after the steered layer, for
-the answer token, on top of the cached prefix; all rows of a layer share one batched re-entry.
+The prompt's prefix is never recomputed: each row re-runs only the blocks after its steered layer, for
+the answer token, on top of the cached prefix.
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ from vulnsteer.activations.passes import PromptPass
 from vulnsteer.evaluation.scoring import AnswerWords
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.steering.operators import Intervention, apply
-from vulnsteer.steering.resume import resume_answer
+from vulnsteer.steering.resume import resume_logits
 from vulnsteer.vectors.training import Direction
-
-MAX_ROWS = 64  # rows per batched re-entry; bounds memory for long prompts
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -42,25 +39,37 @@ def intervention(direction: Direction, setting: Setting) -> Intervention:
     raise ValueError(f"unknown operator {setting.operator!r}")
 
 
-def score_rows(
+def score_interventions(
     parts: ModelParts,
     state: PromptPass,
     interventions: Sequence[Intervention],
     words: AnswerWords,
     full_vocab: bool = False,
 ) -> torch.Tensor:
-    """Answer scores [R] (or full logits [R, vocab]) for each single-layer intervention, same layer each."""
-    layers = {iv.layer for iv in interventions}
-    if len(layers) != 1:
-        raise ValueError("score_rows takes interventions of one layer; group them by layer first")
-    layer = layers.pop()
-    outs = []
-    for start in range(0, len(interventions), MAX_ROWS):
-        chunk = interventions[start : start + MAX_ROWS]
+    """Answer scores [R] (or full logits [R, vocab]) of single-layer interventions, in the order given.
 
-        def edit(_layer: int, h: torch.Tensor, chunk: Sequence[Intervention] = chunk) -> torch.Tensor:
-            return torch.cat([apply(h, iv) for iv in chunk])
+    One pass up the stack serves every layer: rows steered at an earlier layer travel on as a batch, and
+    each steered layer appends its new rows (edits of the recorded unsteered output there). Block j then
+    runs once for all rows steered below it, so the matrix products are wide enough to be compute-bound.
+    """
+    if not interventions:
+        return torch.empty(0)
+    rec = state.answer_recording
+    if rec is None or state.prefix_cache is None:
+        raise ValueError("this PromptPass was run with keep_resume=False")
+    by_layer: dict[int, list[int]] = {}
+    for k, iv in enumerate(interventions):
+        by_layer.setdefault(iv.layer, []).append(k)
+    layers = sorted(by_layer)
+    order = [k for layer in layers for k in by_layer[layer]]
 
-        logits = resume_answer(parts, state, [layer], edit, None if full_vocab else words.rows)
-        outs.append(logits if full_vocab else words.score_rows(logits))
-    return torch.cat(outs)
+    def edit(layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        base = rec.calls[layer].output
+        new = torch.cat([apply(base, interventions[k]) for k in by_layer[layer]])
+        return new if layer == layers[0] else torch.cat([hidden, new])
+
+    logits = resume_logits(parts, rec, layers, edit, state.prefix_cache, None if full_vocab else words.rows)
+    out = logits if full_vocab else words.score_rows(logits)
+    result = torch.empty_like(out)
+    result[torch.tensor(order)] = out
+    return result

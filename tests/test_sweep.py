@@ -1,0 +1,47 @@
+"""The batched multi-layer sweep must give each row the score of its own full steered forward."""
+
+from __future__ import annotations
+
+import torch
+
+from vulnsteer.activations.passes import run_prompt
+from vulnsteer.data.prompts import answer_token_ids
+from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.steering.hooks import steer
+from vulnsteer.steering.operators import Intervention
+from vulnsteer.steering.sweep import Setting, intervention, score_interventions
+from vulnsteer.vectors.training import Direction
+
+PROMPT = "def query(db, name): return db.execute('SELECT * FROM users WHERE name = ' + name) Answer yes or no"
+
+
+def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
+    parts = model_parts(model)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    state = run_prompt(model, parts, ids)
+    g = torch.Generator().manual_seed(0)
+    ivs = []
+    for layer in (2, 0, 3):  # unsorted on purpose: results must come back in the order given
+        d = Direction(layer, "caa", torch.randn(parts.d_model, generator=g), torch.randn(parts.d_model, generator=g), 1.5, 1.0)
+        d = Direction(layer, "caa", d.u / d.u.norm(), d.mu, d.sigma, d.raw_norm)
+        for s in (Setting("add", -2.0), Setting("add", 4.0), Setting("amplify", 3.0), Setting("ablate", 0.0)):
+            ivs.append(intervention(d, s))
+    scores = score_interventions(parts, state, ivs, words)
+    assert scores.shape == (len(ivs),)
+    for iv, got in zip(ivs, scores):
+        with torch.inference_mode(), steer(model, [iv], scope="answer", prompt_len=ids.shape[1]):
+            ref = words.score(model(ids).logits[0, -1])
+        torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+    assert scores.std() > 0, "different interventions must give different scores"
+    full = score_interventions(parts, state, ivs[:2], words, full_vocab=True)
+    assert full.shape[0] == 2 and full.shape[1] >= max(words.rows) + 1
+    torch.testing.assert_close(words.score(full), scores[:2], atol=1e-5, rtol=1e-5)
+
+
+def test_intervention_scales_additive_strength_by_sigma():
+    d = Direction(1, "caa", torch.tensor([1.0, 0.0]), torch.zeros(2), 2.5, 7.0)
+    iv = intervention(d, Setting("add", 2.0))
+    assert isinstance(iv, Intervention) and iv.operator == "add"
+    torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([5.0, 0.0]))
