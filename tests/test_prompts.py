@@ -4,7 +4,6 @@ import copy
 from pathlib import Path
 
 import pytest
-from transformers import AutoTokenizer
 
 from vulnsteer.data.prompts import (
     NO_WORDS,
@@ -20,7 +19,6 @@ from vulnsteer.data.prompts import (
 from vulnsteer.data.records import Record
 from vulnsteer.errors import DataError, VulnsteerError
 
-REAL_TOKENIZER = Path("/tmp/vs/hf")
 CODE = 'void f(char *s) {\n    char buf[16];\n    strcpy(buf, s); /* MARKER_UNDER_TEST */\n}\n'
 
 
@@ -176,10 +174,8 @@ def test_answer_token_ids_drops_shared_first_tokens(tokenizer):
 
 
 @pytest.mark.real_model
-def test_answer_token_ids_qwen():
-    if not REAL_TOKENIZER.is_dir():
-        pytest.skip(f"no real tokenizer at {REAL_TOKENIZER}")
-    tok = AutoTokenizer.from_pretrained(REAL_TOKENIZER)
+def test_answer_token_ids_qwen(real_model):
+    tok = real_model.tokenizer
     yes, no = answer_token_ids(tok)
     assert len(yes) == len(YES_WORDS) and len(no) == len(NO_WORDS)  # every variant is one token in Qwen
     assert [tok.decode([i]) for i in yes] == list(YES_WORDS)

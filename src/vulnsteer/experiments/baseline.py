@@ -9,12 +9,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vulnsteer.data.published import load_published, published_table
-from vulnsteer.errors import DataError
 from vulnsteer.evaluation.generation import Generation, generate_answers
 from vulnsteer.evaluation.metrics import MetricWithCI, per_cwe
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.evaluation.scoring import verdict
-from vulnsteer.experiments.context import Context, RunDir, load_records
+from vulnsteer.experiments.context import Context, RunDir
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 
 
@@ -87,12 +86,9 @@ def sample_rows(sset: SampleSet, generations: Sequence[Generation] | None) -> li
 
 def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bool = False) -> tuple[SampleSet, list[dict]]:
     """Score (and optionally generate for) every record; writes baseline/* and published.json into `run`."""
-    records = load_records(ctx.data_root, cfg.subsets, cfg.cwes)
-    if not records:
-        raise DataError(f"no records for subsets {', '.join(cfg.subsets)}; check --subset and --cwe")
     t0 = time.time()
     samples = build_samples(
-        records, ctx.loaded, cfg.template, ctx.cwe_names, ctx.data_root, cfg.max_code_tokens, cfg.long_files
+        ctx.records, ctx.loaded, cfg.template, ctx.cwe_names, ctx.data_root, cfg.max_code_tokens, cfg.long_files
     )
     sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep_states, description="baseline passes")
     run.stage("baseline_forward", time.time() - t0)

@@ -49,19 +49,32 @@ def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None 
 @dataclass
 class Context:
     data_root: Path
+    records: list[Record]  # the records under study, loaded (and validated) before the model
     loaded: LoadedModel
     words: AnswerWords
     cwe_names: dict[str, str]
     cache: ActivationCache
 
 
-def open_context(model: str, data: Path | None, cache_dir: Path | None, trust_remote_code: bool = False) -> Context:
+def open_context(
+    model: str,
+    data: Path | None,
+    cache_dir: Path | None,
+    subsets: Sequence[str],
+    cwes: Sequence[str] | None = None,
+    trust_remote_code: bool = False,
+) -> Context:
+    """Data first, so a bad path, file or CWE fails before the (slow) model load."""
     root = resolve_data_root(data)
+    records = load_records(root, subsets, cwes)
+    if not records:
+        raise DataError(f"no records for subsets {', '.join(subsets)}; check --subset and --cwe")
     cache_dir = cache_dir or default_cache_dir()
     loaded = load_model(model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code)
     yes, no = answer_token_ids(loaded.tokenizer)
     return Context(
         data_root=root,
+        records=records,
         loaded=loaded,
         words=AnswerWords(tuple(yes), tuple(no)),
         cwe_names=cwe_names(root),

@@ -1,0 +1,101 @@
+"""Speed of the parts a sweep depends on, measured in one run on this machine; prints ratios.
+
+    python benchmarks/bench.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--skip-cold]
+
+(1) all-layer extraction / plain forward  (2) 24 layers x 6 strengths sweep / one baseline pass
+(3) the naive sweep (one full forward per configuration), estimated from measured forward time
+(4) cold vs warm model load  (5) achieved GFLOP/s of a forward against 2 x params x tokens
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from vulnsteer.activations.passes import run_prompt
+from vulnsteer.experiments.context import open_context
+from vulnsteer.experiments.samples import build_samples
+from vulnsteer.model.loading import default_cache_dir, load_model
+from vulnsteer.steering.sweep import Setting, intervention, score_interventions
+from vulnsteer.vectors.training import Direction
+
+STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b")
+    ap.add_argument("--prompts", type=int, default=48)
+    ap.add_argument("--skip-cold", action="store_true", help="skip (4): a cold load dequantises the GGUF (minutes)")
+    args = ap.parse_args()
+
+    ctx = open_context(args.model, None, None, ["hand-crafted"])
+    model, parts = ctx.loaded.model, ctx.loaded.parts
+    samples = build_samples(ctx.records, ctx.loaded, "S1", ctx.cwe_names, ctx.data_root)[: args.prompts]
+    ids = [s.input_ids for s in samples]
+    n_tokens = sum(int(x.shape[1]) for x in ids)
+    print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
+          f"model {ctx.loaded.model_id}, {len(ids)} prompts, {n_tokens} tokens")
+
+    with torch.inference_mode():
+        model(ids[0])  # warm-up: first-call allocations are not what we measure
+        # A plain forward that, like extraction, unembeds only the last position (the strict comparison),
+        # and one with logits at every position (what 2 x params x tokens counts, for (5)).
+        _, plain = timed(lambda: [model(input_ids=x, use_cache=False, logits_to_keep=1) for x in ids])
+        _, full = timed(lambda: [model(input_ids=x, use_cache=False) for x in ids])
+        _, extract = timed(lambda: [run_prompt(model, parts, x, keep_resume=False) for x in ids])
+    print(f"(1) all-layer extraction {extract:.1f} s / plain forward {plain:.1f} s = {extract / plain:.2f} "
+          f"(plain forward with logits at every position: {full:.1f} s)")
+
+    states, baseline = timed(lambda: [run_prompt(model, parts, x, keep_resume=True) for x in ids])
+    g = torch.Generator().manual_seed(0)
+    ivs = []
+    for layer in range(parts.n_layers):
+        u = torch.randn(parts.d_model, generator=g)
+        d = Direction(layer, "random", u / u.norm(), torch.zeros(parts.d_model), 1.0, 1.0)
+        ivs += [intervention(d, Setting("add", a)) for a in STRENGTHS]
+    _, sweep = timed(lambda: [score_interventions(parts, st, ivs, ctx.words) for st in states])
+    print(f"(2) sweep {parts.n_layers} layers x {len(STRENGTHS)} strengths = {len(ivs)} configs x {len(ids)} prompts: "
+          f"{sweep:.1f} s on cached prefixes; with its own pass {baseline + sweep:.1f} s "
+          f"/ one baseline pass {baseline:.1f} s = {(baseline + sweep) / baseline:.2f}")
+
+    per_forward = plain / len(ids)
+    naive = per_forward * len(ivs) * len(ids)
+    print(f"(3) naive sweep estimate: {len(ivs) * len(ids)} full forwards x {per_forward:.2f} s = {naive / 3600:.1f} h "
+          f"= {naive / (baseline + sweep):.0f}x the cached sweep")
+
+    _, warm = timed(lambda: load_model(args.model, cache_dir=default_cache_dir() / "models"))
+    if args.skip_cold:
+        print(f"(4) warm load {warm:.1f} s (cold load skipped)")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="vulnsteer-cold-"))
+        try:
+            _, cold = timed(lambda: load_model(args.model, cache_dir=tmp))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(f"(4) cold load {cold:.1f} s / warm load {warm:.1f} s = {cold / warm:.0f}x")
+
+    embed_params = parts.embed.weight.numel()
+    tied = parts.unembed.weight.data_ptr() == parts.embed.weight.data_ptr()
+    # Embedding lookups are not multiply-adds; the (tied) unembedding is, once per token.
+    params = sum(p.numel() for p in model.parameters()) - embed_params + (parts.unembed.weight.numel() if tied else 0)
+    flops = 2 * params * n_tokens
+    print(f"(5) forward: {flops / full / 1e9:.1f} GFLOP/s achieved (2 x {params / 1e6:.0f}M params x {n_tokens} tokens "
+          f"in {full:.1f} s); median prompt {statistics.median(int(x.shape[1]) for x in ids)} tokens")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The command line end to end on tiny models and the real data; bad input gives one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vulnsteer.cli import app
+from vulnsteer.model import sources
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0], "the error is the last thing printed"
+    return errors[0]
+
+
+def test_data_inventory_matches_the_shared_readme(data_root):
+    result = invoke("data", "--data", data_root)
+    assert result.exit_code == 0, result.output
+    rows = {tuple(c.strip() for c in line.split("│")[1:4]): line for line in result.stdout.splitlines() if "│" in line}
+    assert "48" in rows[("hand-crafted", "all", "24")]
+    assert "132" in rows[("augmented-non-trivial", "all", "72")]
+    assert "1440" in rows[("sven", "all", "720")]
+
+
+def test_baseline_on_tiny_starcoder_writes_a_complete_run_folder(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "baseline", "--model", tiny_dirs["gpt_bigcode"], "--data", data_root, "--max-new-tokens", "4",
+        "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 48 and {r["label"] for r in rows} == {0, 1}
+    assert len({round(r["score"], 6) for r in rows}) > 1, "scores must not be constant"
+    assert all(r["generation_verdict"] in ("yes", "no", "unknown") for r in rows)
+    summary = json.loads((out / "baseline" / "summary.json").read_text())
+    assert set(summary) == {"score", "generation"} and "CWE-787" in summary["score"]
+    assert (out / "published.json").is_file() and (out / "report.html").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"].startswith("gpt_bigcode@") and "baseline_forward" in config["stages"]
+
+
+def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787", "--cwe", "CWE-89",
+        "--cwe", "CWE-22", "--no-generate", "--layers", "0-2", "--n-boot", "100", "--folds", "3",
+        "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "steer" / "summary.json").read_text())
+    assert set(summary["conditions"]) == {"baseline", "baseline_calibrated", "steered", "random", "opposite", "probe"}
+    assert summary["conditions"]["baseline"]["all"]["n"][0] == 18
+    test_rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in test_rows) == sorted({r["id"] for r in test_rows})  # each tested once
+    choices = json.loads((out / "steer" / "choices.json").read_text())
+    assert len(choices) == 3 and all(0 <= c["layer"] <= 2 for c in choices)
+    assert (out / "probe" / "curve.json").is_file() and (out / "report.md").is_file()
+
+
+def test_missing_data_root(tmp_path):
+    line = one_line_error(invoke("data", "--data", tmp_path / "nowhere"))
+    assert "nowhere" in line
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe int main() {}"])
+def test_empty_or_non_utf8_code_file(data_root, tmp_path, content):
+    copy = tmp_path / "data"
+    shutil.copytree(data_root / "secllmholmes", copy / "secllmholmes")
+    bad = copy / "secllmholmes" / "hand-crafted" / "dataset" / "CWE-787" / "2.c"
+    bad.chmod(0o644)
+    bad.write_bytes(content)
+    line = one_line_error(invoke("data", "--data", copy, "--subset", "hand-crafted"))
+    assert "2.c" in line
+
+
+def test_unknown_cwe(data_root, tiny_dirs, tmp_path):
+    line = one_line_error(invoke("baseline", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-999",
+                                 "--cache-dir", tmp_path))
+    assert "CWE-999" in line
+
+
+def test_unknown_model_name(data_root, tmp_path):
+    line = one_line_error(invoke("baseline", "--model", "no-such-model", "--data", data_root, "--cache-dir", tmp_path))
+    assert "no-such-model" in line
+
+
+def test_unknown_template(data_root, tmp_path):
+    line = one_line_error(invoke("baseline", "--template", "S99", "--data", data_root, "--cache-dir", tmp_path))
+    assert "S99" in line
+
+
+def test_sha256_mismatch_refuses_the_model(data_root, tmp_path, monkeypatch):
+    part = tmp_path / "part1.bin"
+    part.write_bytes(b"not the model you are looking for")
+    module = tmp_path / "fake_part_mod.py"
+    module.write_text(f"def get_part_path():\n    return {str(part)!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = sources.PartsSpec(
+        name="fake-model", modules=("fake_part_mod",), sha256="0" * 64, size=None,
+        pip_install="pip install fake", filename="fake.gguf",
+    )
+    monkeypatch.setitem(sources.BUILTIN_MODELS, "fake-model", spec)
+    line = one_line_error(invoke("baseline", "--model", "fake-model", "--data", data_root, "--cache-dir", tmp_path / "c"))
+    assert "sha256" in line.lower() and "0" * 16 in line
+
+
+def test_bad_layers_value(data_root, tiny_dirs, tmp_path):
+    line = one_line_error(invoke("steer", "--model", tiny_dirs["qwen2"], "--data", data_root, "--layers", "7",
+                                 "--cache-dir", tmp_path))
+    assert "layer 7" in line
+
+
+def test_report_needs_a_run_folder(tmp_path):
+    one_line_error(invoke("report", tmp_path))

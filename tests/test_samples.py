@@ -1,0 +1,56 @@
+"""Rendering records into prompts, and the one-pass sample run with its activation cache."""
+
+from __future__ import annotations
+
+import torch
+
+from vulnsteer.activations.cache import ActivationCache
+from vulnsteer.data.prompts import answer_token_ids
+from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
+from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.loading import LoadedModel
+from vulnsteer.model.tiny import tiny_model
+
+
+def _loaded(tokenizer) -> LoadedModel:
+    m = tiny_model("qwen2")
+    return LoadedModel(m, tokenizer, "tiny", "0" * 64, model_parts(m), "hf_dir", "tiny", None)  # type: ignore[arg-type]
+
+
+def test_code_span_covers_exactly_the_code(data_root, tokenizer):
+    records = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe == "CWE-787"][:2]
+    samples = build_samples(records, _loaded(tokenizer), "S1", cwe_names(data_root), data_root)
+    for s in samples:
+        assert s.record.cwe == "CWE-787" and "out-of-bounds write" in s.prompt
+        start, end = s.code_span
+        decoded = tokenizer.decode(s.input_ids[0, start:end])
+        assert s.record.code.strip()[:20] in decoded and s.record.code.strip()[-20:] in decoded
+        assert not s.fit.truncated
+
+
+def test_long_files_are_recorded_not_dropped(data_root, tokenizer):
+    records = load_secllmholmes(data_root, ["real-world"])[:4]
+    loaded = _loaded(tokenizer)
+    skipped = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=64, policy="skip")
+    assert len(skipped) == 4 and all(s.fit.skipped for s in skipped)
+    cut = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=64, policy="truncate")
+    assert len(cut) == 4
+    assert all((s.fit.truncated and s.fit.kept_tokens <= 64) or s.fit.skipped for s in cut)
+    assert any(s.fit.truncated for s in cut) and all(s.fit.note for s in cut)
+
+
+def test_run_samples_uses_the_cache_and_matches_a_fresh_pass(data_root, tokenizer, tmp_path):
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    records = load_secllmholmes(data_root, ["hand-crafted"])[:4]
+    samples = build_samples(records, loaded, "S1", cwe_names(data_root), data_root)
+    cache = ActivationCache(tmp_path)
+    first = run_samples(samples, loaded, words, cache)
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 4
+    loaded.model.forward = None  # a second run must not call the model at all
+    second = run_samples(samples, loaded, words, cache)
+    torch.testing.assert_close(first.residuals, second.residuals)
+    torch.testing.assert_close(first.scores, second.scores)
+    assert first.residuals.shape == (4, loaded.parts.n_layers + 1, loaded.parts.d_model)

@@ -1,0 +1,68 @@
+"""The steering experiment on a tiny model: folds never leak a scenario, choice uses validation only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vulnsteer.data.prompts import answer_token_ids
+from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
+from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.experiments.steer import SteerConfig, _choose, _training, run_steering
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.loading import LoadedModel
+from vulnsteer.model.tiny import tiny_model
+from vulnsteer.steering.sweep import Setting
+
+CWES = ("CWE-787", "CWE-89", "CWE-22")
+
+
+@pytest.fixture(scope="module")
+def setup(data_root):
+    from vulnsteer.model.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    m = tiny_model("qwen2")
+    loaded = LoadedModel(m, tok, "tiny", "1" * 64, model_parts(m), "hf_dir", "tiny", None)  # type: ignore[arg-type]
+    words = AnswerWords(*map(tuple, answer_token_ids(tok)))
+    names = cwe_names(data_root)
+    main_recs = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe in CWES]
+    extra_recs = [r for r in load_secllmholmes(data_root, ["augmented-trivial"]) if r.cwe in CWES]
+    main = run_samples(build_samples(main_recs, loaded, "S1", names, data_root), loaded, words, keep_states=True)
+    extra = run_samples(build_samples(extra_recs, loaded, "S1", names, data_root), loaded, words)
+    return loaded, words, main, extra
+
+
+def test_training_sets_exclude_every_held_out_scenario(setup):
+    loaded, words, main, extra = setup
+    cfg = SteerConfig(layers=(0, 2), methods=("caa", "probe"), add_alphas=(-1.0, 1.0), amplify_alphas=(2.0,),
+                      k_folds=3, n_random=2)
+    result = run_steering(loaded.parts, main, words, cfg, extra)
+    tested = sorted(r["index"] for r in result.test)
+    assert tested == list(range(len(main.samples))), "every sample is tested exactly once"
+    for f, (train, val, test) in enumerate(result.folds):
+        held = {main.samples[i].record.group for i in np.concatenate([val, test])}
+        _, recs = _training(main, extra, train, np.concatenate([val, test]))
+        assert held.isdisjoint({r.group for r in recs})
+        # augmentations of training scenarios do join (otherwise the extra data would be useless)
+        assert any(r.subset == "augmented-trivial" for r in recs)
+        val_ids = {main.samples[i].record.id for i in val}
+        assert {row["id"] for row in result.sweep if row["fold"] == f} == val_ids
+    for row in result.test:
+        assert len(row["random"]) == 2 and np.isfinite(row["steered"]) and row["kl_answer"] > -1e-5
+
+
+def test_choice_is_the_best_validation_configuration(setup):
+    _, _, main, _ = setup
+    labels = main.labels.numpy()
+    val = np.arange(6)
+    sweep = []
+    for layer, alpha in ((0, 1.0), (1, -1.0)):
+        for i in val:
+            perfect = layer == 1
+            score = (1.0 if labels[i] == 1 else -1.0) if perfect else 1.0
+            sweep.append(dict(fold=0, index=int(i), layer=layer, method="caa", operator="add", alpha=alpha, score=score))
+    choice = _choose(sweep, 0, main, val, SteerConfig())
+    assert (choice.layer, choice.setting) == (1, Setting("add", -1.0))
+    assert choice.val_metrics["balanced_accuracy"] == 1.0

@@ -1,0 +1,76 @@
+"""Hand-checked summaries of steering test rows: deltas, flips, the bias-only flag, the verdict."""
+
+from __future__ import annotations
+
+import math
+
+from vulnsteer.experiments.summary import (
+    CONDITIONS, bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
+)
+
+
+def _rows(steered, random=None):
+    rows = []
+    for i in range(8):
+        label = 1 - i % 2
+        rows.append(dict(
+            index=i, id=f"s{i}", cwe="CWE-1" if i < 4 else "CWE-2", label=label, group=f"g{i // 2}",
+            pair_id=f"g{i // 2}", baseline=1.0 + 0.1 * i, steered=steered[i],
+            opposite=-steered[i], random=random[i] if random else [0.5, 0.6], probe=0.3 if label else -0.3,
+            calibrated=0.1 if label else -0.1,
+        ))
+    return rows
+
+
+def test_flips_count_changed_verdicts_by_label():
+    # baseline says yes to all; steered says no to secure files (odd i) and to one vulnerable file (i=0)
+    steered = [-1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
+    f = flips(_rows(steered))["steered"]
+    assert f["vuln_to_secure"] == 0.25  # 1 of 4 vulnerable files
+    assert f["secure_to_vuln"] == 0.0  # baseline said yes to every secure file already
+
+
+def test_bias_only_flags_accuracy_gain_without_auroc_gain():
+    # steered = baseline shifted down by a constant: same ranking, verdicts rebalanced
+    shifted = [1.0 + 0.1 * i - 1.35 for i in range(8)]
+    d = deltas(_rows(shifted), n_boot=200, seed=0)
+    assert abs(d["steered"]["auroc"][0]) < 1e-9
+    flagged = bias_only(d)
+    assert flagged["steered"] is (d["steered"]["accuracy"][0] > 0)
+    assert set(d) == set(CONDITIONS[1:])
+
+
+def test_condition_metrics_cover_every_condition_and_cwe():
+    rows = _rows([1.0] * 8, random=[[0.1, -0.1, 0.2]] * 8)
+    m = condition_metrics(rows, n_boot=200, seed=0)
+    assert set(m) == set(CONDITIONS)
+    assert set(m["steered"]) == {"CWE-1", "CWE-2", "all"}
+    # three random draws per sample: the random control counts each draw once
+    assert m["random"]["all"]["n"][0] == 24
+    assert m["probe"]["all"]["accuracy"][0] == 1.0
+
+
+def test_verdict_text_says_no_when_steering_does_not_beat_the_control():
+    rows = _rows([1.0 + 0.1 * i for i in range(8)])
+    conds = condition_metrics(rows, n_boot=200, seed=0)
+    d = deltas(rows, n_boot=200, seed=0)
+    text = verdict_text(conds, d, bias_only(d))
+    assert "did NOT" in text
+
+
+def test_sweep_summary_and_curves():
+    sweep = []
+    for layer in (0, 1):
+        for alpha in (-1.0, 1.0):
+            for i in range(4):
+                good = layer == 1 and alpha == -1.0
+                score = (1.0 if i % 2 == 0 else -1.0) if good else 1.0
+                sweep.append(dict(fold=0, index=i, layer=layer, method="caa", operator="add", alpha=alpha, score=score))
+    labels = [1, 0, 1, 0]
+    summ = sweep_summary(sweep, labels, ["p0", "p0", "p1", "p1"])
+    best = [r for r in summ if r["layer"] == 1 and r["alpha"] == -1.0][0]
+    assert best["balanced_accuracy"] == 1.0 and best["auroc"] == 1.0
+    c = curves(summ)
+    assert c["caa/add"]["layer"] == 1 and c["caa/add"]["alphas"] == [-1.0, 1.0]
+    assert c["by_layer"]["caa/add"]["alpha"] == -1.0
+    assert math.isclose(c["by_layer"]["caa/add"]["balanced_accuracy"][1], 1.0)
