@@ -70,6 +70,13 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
     choices = json.loads((out / "steer" / "choices.json").read_text())
     assert len(choices) == 3 and all(0 <= c["layer"] <= 2 for c in choices)
     assert (out / "probe" / "curve.json").is_file() and (out / "report.md").is_file()
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+    config = json.loads((out / "config.json").read_text())
+    for f, c in enumerate(choices):
+        sv = SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled", expect_d_model=64)
+        assert sv.layers == [c["layer"]] and sv.method == c["method"] and sv.model_id == config["model"]
+        assert sv.record_ids and not set(sv.record_ids) & {r["id"] for r in test_rows if r["fold"] == f}
 
 
 def test_missing_data_root(tmp_path):

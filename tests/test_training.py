@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from vulnsteer.data.records import Record
-from vulnsteer.vectors.training import fit_directions, random_like
+from vulnsteer.vectors.training import POOLED, fit_directions, fit_per_cwe, random_like
 
 
 def _records(n_pairs: int) -> list[Record]:
@@ -38,3 +38,43 @@ def test_random_like_keeps_scale_and_changes_direction():
     r = random_like(d, torch.Generator().manual_seed(0))
     assert abs(float(r.u.norm()) - 1.0) < 1e-6 and r.sigma == d.sigma and r.layer == d.layer
     assert abs(float(r.u @ d.u)) < 0.99
+
+
+def _rec(rid: str, cwe: str, label: int, pair: str | None) -> Record:
+    return Record(id=rid, subset="test", cwe=cwe, language="c", label=label, group=pair or rid,
+                  pair_id=pair, code=rid, source_path=rid)
+
+
+def test_per_cwe_directions_by_hand_and_fallback_for_small_cwes():
+    rows = [  # (record, block-0 output); CWE-22 pairs differ by (2,0,0), CWE-89 by (0,4,0), CWE-787 by (0,0,6)
+        (_rec("a1", "CWE-22", 1, "p1"), [2.0, 0.0, 0.0]), (_rec("a1p", "CWE-22", 0, "p1"), [0.0, 0.0, 0.0]),
+        (_rec("a2", "CWE-22", 1, "p2"), [4.0, 2.0, 2.0]), (_rec("a2p", "CWE-22", 0, "p2"), [2.0, 2.0, 2.0]),
+        (_rec("b1", "CWE-89", 1, "q1"), [1.0, 5.0, 1.0]), (_rec("b1p", "CWE-89", 0, "q1"), [1.0, 1.0, 1.0]),
+        (_rec("b2", "CWE-89", 1, "q2"), [3.0, 7.0, 3.0]), (_rec("b2p", "CWE-89", 0, "q2"), [3.0, 3.0, 3.0]),
+        (_rec("c1", "CWE-787", 1, "r1"), [0.0, 0.0, 6.0]), (_rec("c1p", "CWE-787", 0, "r1"), [0.0, 0.0, 0.0]),
+    ]
+    out_b0 = torch.tensor([r for _, r in rows])
+    residuals = torch.stack([torch.full_like(out_b0, 7.0), out_b0], dim=1)  # index 0: block-0 input
+    records = [r for r, _ in rows]
+    dirs = fit_per_cwe(residuals, records, [0], ["caa"], min_pairs=2)
+    assert set(dirs) == {POOLED, "CWE-22", "CWE-89"}  # CWE-787 has one pair: no own direction
+    torch.testing.assert_close(dirs["CWE-22"][(0, "caa")].u, torch.tensor([1.0, 0.0, 0.0]))
+    assert abs(dirs["CWE-89"][(0, "caa")].raw_norm - 4.0) < 1e-6
+    pooled = dirs[POOLED][(0, "caa")]
+    # pooled mean difference: ((2,0,0)*2 + (0,4,0)*2 + (0,0,6)) / 5
+    expected = torch.tensor([4.0, 8.0, 6.0]) / 5
+    torch.testing.assert_close(pooled.u, expected / expected.norm())
+    assert pooled.cwe == POOLED and dirs["CWE-22"][(0, "caa")].cwe == "CWE-22"
+    assert dirs["CWE-22"][(0, "caa")].n_records == 4
+
+
+def test_strength_units():
+    d = fit_directions(torch.randn(8, 3, 16), _records(4), layers=[1], methods=["caa"])[(1, "caa")]
+    assert d.scale("sigma") == d.sigma and d.scale("raw") == d.raw_norm and d.scale("unit") == 1.0
+    assert d.scale("mean_norm") == d.mean_norm > 0
+    import pytest
+
+    from vulnsteer.errors import VulnsteerError
+
+    with pytest.raises(VulnsteerError):
+        d.scale("furlongs")

@@ -17,13 +17,14 @@ from vulnsteer.experiments.context import Context, RunDir, load_records
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import SteerConfig, SteerResult, run_steering
+from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
 )
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.sweep import intervention
-from vulnsteer.vectors.training import fit_directions, random_like
+from vulnsteer.vectors.training import random_like
 
 TRAIN_CHOICES = ("holdout", "augmented", "sven")  # what, besides the training folds, builds the vectors
 
@@ -61,39 +62,35 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
     """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
-    half vulnerable, half secure; both sides generated the same way (one left-padded batch each)."""
+    half vulnerable, half secure; both sides generated the same way (one left-padded batch per vector)."""
     test0 = [r for r in result.test if r["fold"] == 0]
     half = (cfg.n_side_by_side + 1) // 2
-    picks = [r["index"] for r in test0 if r["label"] == 1][:half] + [r["index"] for r in test0 if r["label"] == 0][:half]
-    if not picks:
-        return []
+    picks = [r for r in test0 if r["label"] == 1][:half] + [r for r in test0 if r["label"] == 0][:half]
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
-    prompts = [main.samples[i].prompt for i in picks]
-    lengths = [int(main.samples[i].input_ids.shape[1]) for i in picks]
-    n, bs = cfg.side_by_side_tokens, len(picks)
-    plain = generate_answers(model, tok, prompts, n, bs, "side by side: unsteered", sort_by_length=False)
-    with steer(model, [_chosen_intervention(main, result, 0)], scope="answer", prompt_len=lengths):
-        steered = generate_answers(model, tok, prompts, n, bs, "side by side: steered", sort_by_length=False)
-    label = result.choices[0].label()
-    return [
-        dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
-             config=label, unsteered=a.text, steered=b.text, unsteered_verdict=parse_answer(a.text),
-             steered_verdict=parse_answer(b.text))
-        for i, a, b in zip(picks, plain, steered)
-    ]
+    rows = []
+    for vector_cwe in sorted({r["vector_cwe"] for r in picks}):
+        idx = [r["index"] for r in picks if r["vector_cwe"] == vector_cwe]
+        prompts = [main.samples[i].prompt for i in idx]
+        lengths = [int(main.samples[i].input_ids.shape[1]) for i in idx]
+        n, bs = cfg.side_by_side_tokens, len(idx)
+        plain = generate_answers(model, tok, prompts, n, bs, "side by side: unsteered", sort_by_length=False)
+        with steer(model, [_chosen_intervention(result, 0, vector_cwe, cfg)], scope="answer", prompt_len=lengths):
+            steered = generate_answers(model, tok, prompts, n, bs, "side by side: steered", sort_by_length=False)
+        rows += [
+            dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
+                 config=result.choices[0].label(), vector_cwe=vector_cwe, unsteered=a.text, steered=b.text,
+                 unsteered_verdict=parse_answer(a.text), steered_verdict=parse_answer(b.text))
+            for i, a, b in zip(idx, plain, steered)
+        ]
+    return rows
 
 
-def _chosen_intervention(main: SampleSet, result: SteerResult, fold: int, random: bool = False):
-    """Rebuild fold `fold`'s chosen direction (cheap: one layer, one method) as an Intervention."""
-    choice = result.choices[fold]
-    train, _val, _test = result.folds.split(fold)
-    x = main.residuals[train]
-    direction = fit_directions(x, [main.samples[i].record for i in train], [choice.layer], [choice.method])[
-        (choice.layer, choice.method)
-    ]
+def _chosen_intervention(result: SteerResult, fold: int, vector_cwe: str, cfg: RunConfig, random: bool = False):
+    """Fold `fold`'s chosen direction for `vector_cwe` (or a seeded random one like it) as an Intervention."""
+    direction = result.directions[fold][vector_cwe]
     if random:
         direction = random_like(direction, torch.Generator().manual_seed(10_000 + fold))
-    return intervention(direction, choice.setting)
+    return intervention(direction, result.choices[fold].setting, cfg.steer.strength_unit)
 
 
 def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> dict:
@@ -105,8 +102,8 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
         for r in picks:
             code = main.samples[r["index"]].record.code
             base.append(code_nll(model, tok, code))
-            steered.append(code_nll(model, tok, code, [_chosen_intervention(main, result, r["fold"])]))
-            rand.append(code_nll(model, tok, code, [_chosen_intervention(main, result, r["fold"], random=True)]))
+            steered.append(code_nll(model, tok, code, [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg)]))
+            rand.append(code_nll(model, tok, code, [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg, True)]))
             advance(1)
     nan = float("nan")
     return {
@@ -169,6 +166,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
              val_metrics=c.val_metrics) for c in result.choices
     ])
     run.write_jsonl("steer/test.jsonl", result.test)
+    save_chosen_vectors(ctx, run, main, extra, result, cfg.steer)
     run.write_json("steer/curves.json", curves(summ_rows))
     run.stage("steering_sweep", time.time() - t0)
 

@@ -23,7 +23,7 @@ from vulnsteer.model.architecture import ModelParts
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.sweep import Setting, intervention, score_interventions
 from vulnsteer.vectors.methods import METHODS
-from vulnsteer.vectors.training import Direction, fit_directions, random_like
+from vulnsteer.vectors.training import POOLED, STRENGTH_UNITS, Direction, fit_directions, fit_per_cwe, random_like
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class SteerConfig:
     k_folds: int = 4
     n_random: int = 3
     select: str = "balanced_accuracy"  # validation metric that picks the configuration
+    per_cwe: bool = False  # one direction per CWE (pooled where a CWE has too few training pairs)
+    strength_unit: str = "sigma"  # what an additive strength of 1 means (vectors.training.STRENGTH_UNITS)
     seed: int = 0
 
     def settings(self) -> list[Setting]:
@@ -60,6 +62,7 @@ class SteerResult:
     folds: CrossFit
     sweep: list[dict] = field(default_factory=list)  # one row per (validation sample, configuration)
     choices: list[Choice] = field(default_factory=list)
+    directions: list[dict[str, Direction]] = field(default_factory=list)  # per fold: CWE (or pooled) -> chosen direction
     test: list[dict] = field(default_factory=list)  # one row per test sample, every condition's score
 
 
@@ -101,6 +104,19 @@ def _training(
     return torch.cat(residuals), records
 
 
+def _check(cfg: SteerConfig, parts: ModelParts) -> list[int]:
+    layers = list(cfg.layers) if cfg.layers is not None else list(range(parts.n_layers))
+    bad = [x for x in layers if not 0 <= x < parts.n_layers]
+    if bad:
+        raise VulnsteerError(f"layer {bad[0]} out of range: the model has blocks 0..{parts.n_layers - 1}")
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown or not cfg.methods:
+        raise VulnsteerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; use any of {', '.join(METHODS)}")
+    if cfg.strength_unit not in STRENGTH_UNITS:
+        raise VulnsteerError(f"unknown strength unit {cfg.strength_unit!r}; use one of {', '.join(STRENGTH_UNITS)}")
+    return layers
+
+
 def run_steering(
     parts: ModelParts,
     main: SampleSet,
@@ -111,62 +127,61 @@ def run_steering(
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only."""
     if main.states is None:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
-    layers = list(cfg.layers) if cfg.layers is not None else list(range(parts.n_layers))
-    bad = [x for x in layers if not 0 <= x < parts.n_layers]
-    if bad:
-        raise VulnsteerError(f"layer {bad[0]} out of range: the model has blocks 0..{parts.n_layers - 1}")
-    unknown = [m for m in cfg.methods if m not in METHODS]
-    if unknown or not cfg.methods:
-        raise VulnsteerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; use any of {', '.join(METHODS)}")
+    layers = _check(cfg, parts)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
     result = SteerResult(folds=folds)
     settings = cfg.settings()
+    configs = [(layer, m, s) for layer in layers for m in cfg.methods for s in settings]
     gen = torch.Generator().manual_seed(cfg.seed)
     with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
             x, recs = _training(main, extra, train, np.concatenate([val, test]))
-            dirs = fit_directions(x, recs, layers, cfg.methods)
-            configs = [(layer, m, s) for layer in layers for m in cfg.methods for s in settings]
-            ivs = [intervention(dirs[(layer, m)], s) for layer, m, s in configs]
+            dirs = fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe else {POOLED: fit_directions(x, recs, layers, cfg.methods)}
             for i in val:
+                own = dirs.get(main.samples[i].record.cwe, dirs[POOLED])  # per CWE, pooled as fallback
+                ivs = [intervention(own[(layer, m)], s, cfg.strength_unit) for layer, m, s in configs]
                 scores = score_interventions(parts, main.states[i], ivs, words)
                 for (layer, m, s), sc in zip(configs, scores.tolist()):
                     result.sweep.append(
                         dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m,
-                             operator=s.operator, alpha=s.alpha, score=sc)
+                             operator=s.operator, alpha=s.alpha, score=sc, vector_cwe=own[(layer, m)].cwe)
                     )
                 advance(1)
             choice = _choose(result.sweep, f, main, val, cfg)
             result.choices.append(choice)
-            result.test += _test_rows(parts, main, words, dirs[(choice.layer, choice.method)], choice, test, cfg, gen)
+            chosen = {cwe: d[(choice.layer, choice.method)] for cwe, d in dirs.items()}
+            result.directions.append(chosen)
+            result.test += _test_rows(parts, main, words, chosen, choice, test, cfg, gen)
             advance(len(test))
     result.test.sort(key=lambda r: r["index"])
     return result
 
 
 def _test_rows(
-    parts: ModelParts, main: SampleSet, words: AnswerWords, direction: Direction, choice: Choice,
+    parts: ModelParts, main: SampleSet, words: AnswerWords, chosen: dict[str, Direction], choice: Choice,
     test: np.ndarray, cfg: SteerConfig, gen: torch.Generator,
 ) -> list[dict]:
     opposite = Setting(choice.setting.operator, -choice.setting.alpha)
-    randoms = [random_like(direction, gen) for _ in range(cfg.n_random)]
-    ivs = [intervention(direction, choice.setting), intervention(direction, opposite)]
-    ivs += [intervention(r, choice.setting) for r in randoms]
     rows = []
     for i in test:
+        rec = main.samples[i].record
+        direction = chosen.get(rec.cwe, chosen[POOLED])
+        randoms = [random_like(direction, gen) for _ in range(cfg.n_random)]
+        ivs = [intervention(direction, choice.setting, cfg.strength_unit),
+               intervention(direction, opposite, cfg.strength_unit)]
+        ivs += [intervention(r, choice.setting, cfg.strength_unit) for r in randoms]
         state = main.states[i]
         scores = score_interventions(parts, state, ivs, words).tolist()
         # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
         full = score_interventions(parts, state, [ivs[0], ivs[2]] if randoms else ivs[:1], words, full_vocab=True)
         base_logp = state.answer_logits.log_softmax(-1)
         kls = (base_logp.exp() * (base_logp - full.log_softmax(-1))).sum(-1).tolist()
-        rec = main.samples[i].record
         rows.append(
             dict(index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
-                 pair_id=rec.pair_id, config=choice.label(), baseline=float(main.scores[i]), steered=scores[0],
-                 opposite=scores[1], random=scores[2:], kl_answer=kls[0],
+                 pair_id=rec.pair_id, config=choice.label(), vector_cwe=direction.cwe, baseline=float(main.scores[i]),
+                 steered=scores[0], opposite=scores[1], random=scores[2:], kl_answer=kls[0],
                  kl_answer_random=kls[1] if randoms else float("nan"))
         )
     return rows

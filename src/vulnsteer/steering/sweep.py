@@ -20,7 +20,7 @@ from vulnsteer.vectors.training import Direction
 
 @dataclass(frozen=True)
 class Setting:
-    """How a direction is applied: operator and strength (additive strengths are in units of sigma)."""
+    """How a direction is applied: operator and strength (additive strengths in units of the chosen scale)."""
 
     operator: str
     alpha: float
@@ -29,9 +29,10 @@ class Setting:
         return f"{self.operator}:{self.alpha:g}"
 
 
-def intervention(direction: Direction, setting: Setting) -> Intervention:
+def intervention(direction: Direction, setting: Setting, unit: str = "sigma") -> Intervention:
+    """The Intervention for `direction` under `setting`; additive strengths count `unit`s (see training)."""
     if setting.operator == "add":
-        return Intervention(direction.layer, "add", direction.u * direction.sigma, setting.alpha)
+        return Intervention(direction.layer, "add", direction.u * direction.scale(unit), setting.alpha)
     if setting.operator == "amplify":
         return Intervention(direction.layer, "amplify", direction.u, setting.alpha, direction.mu)
     if setting.operator == "ablate":
