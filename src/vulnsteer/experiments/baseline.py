@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vulnsteer.data.published import load_published, published_table
-from vulnsteer.evaluation.generation import Generation, generate_answers
+from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, per_cwe
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.evaluation.scoring import verdict
@@ -24,7 +24,7 @@ class BaselineConfig:
     template: str = "S1"
     generate: bool = True
     max_new_tokens: int = 256
-    batch_size: int = 8
+    batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
     max_code_tokens: int = 1536
     long_files: str = "truncate"
     n_boot: int = 1000
@@ -90,16 +90,25 @@ def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bo
     samples = build_samples(
         ctx.records, ctx.loaded, cfg.template, ctx.cwe_names, ctx.data_root, cfg.max_code_tokens, cfg.long_files
     )
-    sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep_states, description="baseline passes")
+    # Generation decodes on top of the passes' prefix caches, so keep them when generating.
+    keep = keep_states or cfg.generate
+    sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep, description="baseline passes")
     run.stage("baseline_forward", time.time() - t0)
     generations = None
     if cfg.generate:
         t0 = time.time()
         live = [i for i, s in enumerate(samples) if not s.fit.skipped]
-        texts = generate_answers(
-            ctx.loaded.model, ctx.loaded.tokenizer, [samples[i].prompt for i in live],
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-        )
+        states = [sset.states[i] for i in live] if sset.states is not None else []
+        if states and can_decode_from_passes(states):
+            texts = generate_from_passes(
+                ctx.loaded.model, ctx.loaded.tokenizer, states, [samples[i].input_ids for i in live],
+                max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+            )
+        else:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
+            texts = generate_answers(
+                ctx.loaded.model, ctx.loaded.tokenizer, [samples[i].prompt for i in live],
+                max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
+            )
         by_index = dict(zip(live, texts))
         generations = [by_index.get(i, Generation("", 0, False)) for i in range(len(samples))]
         run.stage("baseline_generation", time.time() - t0)

@@ -10,7 +10,7 @@ import torch
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.fluency import code_nll
-from vulnsteer.evaluation.generation import generate_answers
+from vulnsteer.evaluation.generation import generate_from_passes
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
 from vulnsteer.experiments.context import Context, RunDir, load_records
@@ -22,7 +22,6 @@ from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
 )
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.sweep import intervention
 from vulnsteer.vectors.training import random_like
 
@@ -62,7 +61,8 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
     """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
-    half vulnerable, half secure; both sides generated the same way (one left-padded batch per vector)."""
+    half vulnerable, half secure; both decoded the same way from the cached prompts, steering at the answer
+    position as in the sweep."""
     test0 = [r for r in result.test if r["fold"] == 0]
     half = (cfg.n_side_by_side + 1) // 2
     picks = [r for r in test0 if r["label"] == 1][:half] + [r for r in test0 if r["label"] == 0][:half]
@@ -70,12 +70,12 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
     rows = []
     for vector_cwe in sorted({r["vector_cwe"] for r in picks}):
         idx = [r["index"] for r in picks if r["vector_cwe"] == vector_cwe]
-        prompts = [main.samples[i].prompt for i in idx]
-        lengths = [int(main.samples[i].input_ids.shape[1]) for i in idx]
-        n, bs = cfg.side_by_side_tokens, len(idx)
-        plain = generate_answers(model, tok, prompts, n, bs, "side by side: unsteered", sort_by_length=False)
-        with steer(model, [_chosen_intervention(result, 0, vector_cwe, cfg)], scope="answer", prompt_len=lengths):
-            steered = generate_answers(model, tok, prompts, n, bs, "side by side: steered", sort_by_length=False)
+        states = [main.states[i] for i in idx]  # type: ignore[index]
+        ids = [main.samples[i].input_ids for i in idx]
+        n = cfg.side_by_side_tokens
+        plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+        iv = _chosen_intervention(result, 0, vector_cwe, cfg)
+        steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", [iv])
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
                  config=result.choices[0].label(), vector_cwe=vector_cwe, unsteered=a.text, steered=b.text,

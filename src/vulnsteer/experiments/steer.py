@@ -30,8 +30,10 @@ from vulnsteer.vectors.training import POOLED, STRENGTH_UNITS, Direction, fit_di
 class SteerConfig:
     layers: tuple[int, ...] | None = None  # None: every block
     methods: tuple[str, ...] = ("caa", "pca", "probe")
-    add_alphas: tuple[float, ...] = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)  # units of sigma along u
-    amplify_alphas: tuple[float, ...] = (-1.0, 1.0, 2.0, 4.0)
+    # A calibration run of the 0.5B model: under +-4 sigma no answer flipped; +-16..64 sigma moves the
+    # yes/no score by several nats at middle layers. Both signs: which way helps is measured, not assumed.
+    add_alphas: tuple[float, ...] = (-32.0, -16.0, -8.0, -4.0, 4.0, 8.0, 16.0, 32.0)  # units of sigma along u
+    amplify_alphas: tuple[float, ...] = (-1.0, 4.0, 16.0, 64.0)
     ablate: bool = True
     k_folds: int = 4
     n_random: int = 3
