@@ -159,3 +159,14 @@ def test_empty_folder_and_bad_json(tmp_path):
 def test_versus_random(steered, expected):
     summary = {"deltas": {"steered": {"accuracy": steered}, "random": {"accuracy": ci(0.0, 0.05)}}}
     assert expected in versus_random(summary)[0]
+
+
+@pytest.mark.parametrize(
+    ("paired", "expected"),
+    [([0.2, 0.1, 0.3], "above 0"), ([-0.2, -0.3, -0.1], "below 0"), ([0.0, -0.1, 0.1], "includes 0")],
+)
+def test_versus_random_prefers_the_paired_interval(paired, expected):
+    summary = {"deltas": {"steered": {"accuracy": [0.1, 0.0, 0.2]}, "random": {"accuracy": [0.0, -0.1, 0.1]}},
+               "steered_minus_random": {"accuracy": paired, "auroc": paired}}
+    lines = versus_random(summary)
+    assert "(paired)" in lines[0] and expected in lines[0]

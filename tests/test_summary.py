@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from vulnsteer.experiments.summary import (
-    CONDITIONS, bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
+    CONDITIONS, bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 
 
@@ -54,8 +54,18 @@ def test_verdict_text_says_no_when_steering_does_not_beat_the_control():
     rows = _rows([1.0 + 0.1 * i for i in range(8)])
     conds = condition_metrics(rows, n_boot=200, seed=0)
     d = deltas(rows, n_boot=200, seed=0)
-    text = verdict_text(conds, d, bias_only(d))
-    assert "did NOT" in text
+    vs = steered_minus_random(rows, n_boot=200, seed=0)
+    text = verdict_text(conds, d, bias_only(d), vs)
+    assert "did NOT" in text and "steered minus random" in text
+
+
+def test_steered_minus_random_is_paired_by_hand():
+    # steered separates perfectly, random says yes to everything: accuracy difference 0.5 on every resample
+    steered = [1.0 if i % 2 == 0 else -1.0 for i in range(8)]
+    rows = _rows(steered, random=[[0.5, 0.7, 0.6]] * 8)
+    vs = steered_minus_random(rows, n_boot=200, seed=0)
+    assert vs["accuracy"] == [0.5, 0.5, 0.5]
+    assert vs["auroc"][0] == 0.5  # 1.0 minus a constant score's 0.5
 
 
 def test_sweep_summary_and_curves():

@@ -19,7 +19,7 @@ from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import SteerConfig, SteerResult, run_steering
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
-    bias_only, condition_metrics, curves, deltas, flips, sweep_summary, verdict_text,
+    bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.sweep import intervention
@@ -174,8 +174,10 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     conds = condition_metrics(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
     delta = deltas(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
     bias = bias_only(delta)
-    summary = {"conditions": conds, "deltas": delta, "flips": flips(result.test), "bias_only": bias,
-               "fluency": fluency(ctx, main, result, cfg), "verdict": verdict_text(conds, delta, bias)}
+    vs_random = steered_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
+    summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random, "flips": flips(result.test),
+               "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
+               "verdict": verdict_text(conds, delta, bias, vs_random)}
     run.write_json("steer/summary.json", summary)
     run.stage("fluency_and_summary", time.time() - t0)
 

@@ -59,6 +59,19 @@ def deltas(rows: Sequence[dict], n_boot: int, seed: int) -> dict[str, dict]:
     return out
 
 
+def steered_minus_random(rows: Sequence[dict], n_boot: int, seed: int) -> dict[str, list]:
+    """Steered minus the random-direction control (its median score over draws), paired per sample: the
+    comparison that says whether the chosen direction matters or any push of that size would do."""
+    labels = [r["label"] for r in rows]
+    rand = [float(np.median(r["random"])) for r in rows]
+    st = [float(r["steered"]) for r in rows]
+    d = paired_delta_ci(
+        labels, rand, [verdict(s) for s in rand], st, [verdict(s) for s in st],
+        [r["pair_id"] for r in rows], [r["group"] for r in rows], n_boot=n_boot, seed=seed,
+    )
+    return {k: [m.value, m.low, m.high] for k, m in d.items()}
+
+
 def flips(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
     """Among vulnerable files, the share whose verdict went yes -> no; among secure ones, no -> yes."""
     out = {}
@@ -86,18 +99,19 @@ def bias_only(delta: dict[str, dict]) -> dict[str, bool]:
     return out
 
 
-def verdict_text(conds: dict, delta: dict, bias: dict) -> str:
+def verdict_text(conds: dict, delta: dict, bias: dict, vs_random: dict) -> str:
     """One honest sentence on whether steering helped, judged against its random-direction control."""
     st, rnd = conds["steered"]["all"], conds["random"]["all"]
     d_st = delta["steered"]
     def fmt(m: list) -> str:
         return "n/a" if m[0] is None or m[0] != m[0] else f"{m[0]:.3f} [{m[1]:.3f}, {m[2]:.3f}]"
     beats_base = d_st["balanced_accuracy"][1] is not None and d_st["balanced_accuracy"][1] > 0
-    beats_random = (st["balanced_accuracy"][0] or 0) > (rnd["balanced_accuracy"][2] or 1)
+    low = vs_random["balanced_accuracy"][1]
+    beats_random = low is not None and low == low and low > 0
     parts = [
         f"Steered balanced accuracy {fmt(st['balanced_accuracy'])} vs random-direction control "
         f"{fmt(rnd['balanced_accuracy'])}; change vs baseline {fmt(d_st['balanced_accuracy'])}, "
-        f"AUROC change {fmt(d_st['auroc'])}."
+        f"AUROC change {fmt(d_st['auroc'])}; steered minus random (paired) {fmt(vs_random['balanced_accuracy'])}."
     ]
     if beats_base and beats_random and not bias["steered"]:
         parts.append("Steering improved detection beyond the baseline and above the random control's interval.")

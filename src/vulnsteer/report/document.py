@@ -161,8 +161,17 @@ def _interval(x: Any) -> tuple[float, float, float] | None:
 def versus_random(summary: dict) -> list[str]:
     """Plain sentences: does the steered delta's interval clear the random-direction control's?"""
     deltas = summary.get("deltas", {})
+    paired = summary.get("steered_minus_random")
     out = []
     for metric, name in (("accuracy", "accuracy"), ("auroc", "AUROC")):
+        if paired is not None and _interval(paired.get(metric)) is not None:
+            lo, hi = _interval(paired[metric])[1:]  # type: ignore[index]
+            where = ("above 0: the chosen direction beats a random one" if lo > 0 else
+                     "below 0: a random direction does better" if hi < 0 else
+                     "includes 0: not distinguishable from a random direction at this sample size")
+            out.append(f"steered minus random-direction control, {name} (paired): {fmt_ci(paired[metric])}; "
+                       f"the interval is {where}.")
+            continue
         s_raw, r_raw = deltas.get("steered", {}).get(metric), deltas.get("random", {}).get(metric)
         s, r = _interval(s_raw), _interval(r_raw)
         if s is None or r is None:
@@ -189,8 +198,9 @@ def _verdict(run: Run) -> list[Block]:
     if summary.get("bias_only", {}).get("steered"):
         blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
                            "bias gives, not a better ranking of vulnerable over secure code."))
-    blocks.append(Text("Overlap of two intervals is a conservative comparison; the report has no paired "
-                       "steered-minus-random interval."))
+    if summary.get("steered_minus_random") is None:
+        blocks.append(Text("Overlap of two intervals is a conservative comparison; this run has no paired "
+                           "steered-minus-random interval."))
     return blocks
 
 
