@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -58,7 +57,7 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
     out = tmp_path / "run"
     result = invoke(
         "run", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787", "--cwe", "CWE-89",
-        "--cwe", "CWE-22", "--no-generate", "--layers", "0-2", "--n-boot", "100", "--folds", "3",
+        "--cwe", "CWE-22", "--no-generate", "--layers", "0-2", "--n-boot", "100", "--folds", "3", "--train", "augmented",
         "--out", out, "--cache-dir", tmp_path / "cache",
     )
     assert result.exit_code == 0, result.output
@@ -77,6 +76,8 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
         sv = SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled", expect_d_model=64)
         assert sv.layers == [c["layer"]] and sv.method == c["method"] and sv.model_id == config["model"]
         assert sv.record_ids and not set(sv.record_ids) & {r["id"] for r in test_rows if r["fold"] == f}
+        assert any(i.startswith("augmented") for i in sv.record_ids), "--train augmented adds training records"
+
 
 
 def test_missing_data_root(tmp_path):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
 
 from vulnsteer.data.records import Record
-from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.errors import DataError
 from vulnsteer.vectors.methods import (
     caa_direction,
     pair_indices,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.prompts import (
     NO_WORDS,
     QUESTION,
@@ -12,7 +13,6 @@ from vulnsteer.data.prompts import (
     YES_WORDS,
     answer_token_ids,
     build_messages,
-    cwe_definition,
     few_shot_examples,
     render_prompt,
 )

@@ -8,7 +8,6 @@ is not a single prompt and is left out.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,19 +170,6 @@ def few_shot_examples(
     )
 
 
-def cwe_definition(root: Path, cwe: str) -> str:
-    """The MITRE definition upstream puts in D1-D5, from `root`/secllmholmes/mitre-cwe-definitions.json."""
-    path = Path(root) / "secllmholmes" / "mitre-cwe-definitions.json"
-    try:
-        table = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read CWE definitions {path}: {exc}; check the SecLLMHolmes data root") from None
-    key = normalise_cwe(cwe).lower()
-    if key not in table:
-        raise DataError(f"{path} has no definition for {normalise_cwe(cwe)}; use a template without a definition")
-    return str(table[key])
-
-
 def _same_code(a: str, b: str) -> bool:
     # Whitespace-insensitive so a re-indented or newline-doubled copy still counts as the same file.
     return re.sub(r"\s+", "", a) == re.sub(r"\s+", "", b)
@@ -204,7 +190,7 @@ def build_messages(
     """
     template = get_template(template_id)
     if template.needs_definition and not definition.strip():
-        raise VulnsteerError(f"template {template_id} needs the CWE definition (see prompts.cwe_definition)")
+        raise VulnsteerError(f"template {template_id} needs the CWE definition (see secllmholmes.cwe_definition)")
     if template.few_shot and not few_shot_examples:
         raise VulnsteerError(f"template {template_id} is few-shot: pass few_shot_examples(root, cwe, language)")
     if few_shot_examples and not template.few_shot:

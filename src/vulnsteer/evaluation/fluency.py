@@ -2,6 +2,8 @@
 
 Steering that improves a yes/no answer by wrecking the model's grip on code is not a finding; this is
 the number that shows it. The steering applies at every position (scope "all"), the harshest case.
+`code_nll_many` measures several single-layer interventions from one recorded pass, re-entering each at
+its layer (blocks below it are not recomputed).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from vulnsteer.model.architecture import ModelParts
 from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.steering.resume import record_full, resume_hidden
 
 
 @torch.inference_mode()
@@ -31,3 +35,29 @@ def code_nll(
     with steer(model, list(interventions), scope="all"):
         logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
     return float(nn.functional.cross_entropy(logits, ids[0, 1:]))
+
+
+@torch.inference_mode()
+def code_nll_many(
+    model: nn.Module,
+    parts: ModelParts,
+    tokenizer: PreTrainedTokenizerBase,
+    code: str,
+    interventions: Sequence[Intervention],
+    max_tokens: int = 512,
+) -> list[float]:
+    """[unsteered NLL, then one NLL per single-layer intervention] of `code`, every position steered."""
+    ids = tokenizer(code, return_tensors="pt", add_special_tokens=False)["input_ids"][:, :max_tokens]
+    if ids.shape[1] < 2:
+        raise ValueError("code too short to measure next-token NLL")
+    rec = record_full(model, parts, ids)
+    targets = ids[0, 1:]
+
+    def nll(hidden: torch.Tensor) -> float:
+        logits = parts.unembed(parts.final_norm(hidden[0, :-1])).float()
+        return float(nn.functional.cross_entropy(logits, targets))
+
+    out = [nll(rec.calls[-1].output)]  # type: ignore[union-attr]
+    for iv in interventions:
+        out.append(nll(resume_hidden(parts, rec, [iv.layer], lambda _l, h, iv=iv: apply(h, iv))))
+    return out

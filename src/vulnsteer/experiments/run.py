@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from vulnsteer.errors import DataError
-from vulnsteer.evaluation.fluency import code_nll
+from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import generate_from_passes
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
@@ -101,9 +101,11 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
     with progress_bar("fluency cost", total=len(picks)) as advance:
         for r in picks:
             code = main.samples[r["index"]].record.code
-            base.append(code_nll(model, tok, code))
-            steered.append(code_nll(model, tok, code, [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg)]))
-            rand.append(code_nll(model, tok, code, [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg, True)]))
+            ivs = [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg, random) for random in (False, True)]
+            nll_base, nll_steered, nll_random = code_nll_many(model, ctx.loaded.parts, tok, code, ivs)
+            base.append(nll_base)
+            steered.append(nll_steered)
+            rand.append(nll_random)
             advance(1)
     nan = float("nan")
     return {

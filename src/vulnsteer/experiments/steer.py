@@ -8,7 +8,6 @@ out of both the vector and the choice of configuration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -47,8 +47,20 @@ def resume_logits(
     `unembed_rows` (token ids) restricts the unembedding to those rows: a yes/no score needs a handful
     of logits, not the whole vocabulary. The KV cache (if any) is restored before returning.
     """
+    return unembed_last(parts, resume_hidden(parts, recording, layers, edit, snapshot), unembed_rows)
+
+
+@torch.inference_mode()
+def resume_hidden(
+    parts: ModelParts,
+    recording: Recording,
+    layers: list[int],
+    edit: Edit,
+    snapshot: CacheSnapshot | None = None,
+) -> torch.Tensor:
+    """The last block's output [batch, seq, d] (before the final norm) after the edits; see resume_logits."""
     if not layers:
-        raise ValueError("resume_logits needs at least one steered layer")
+        raise ValueError("resume needs at least one steered layer")
     steered = sorted(set(layers))
     first = steered[0]
     call = recording.calls[first]
@@ -69,7 +81,7 @@ def resume_logits(
     finally:
         if snapshot is not None:
             snapshot.restore()
-    return unembed_last(parts, hidden, unembed_rows)
+    return hidden
 
 
 def unembed_last(parts: ModelParts, hidden: torch.Tensor, unembed_rows: torch.Tensor | None = None) -> torch.Tensor:
