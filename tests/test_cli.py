@@ -14,6 +14,12 @@ from vulnsteer.model import sources
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Commands write runs/ under the working directory: keep that out of the checkout."""
+    monkeypatch.chdir(tmp_path)
+
+
 def invoke(*args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
