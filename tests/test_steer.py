@@ -9,7 +9,7 @@ from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.evaluation.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
-from vulnsteer.experiments.steer import SteerConfig, _choose, _training, run_steering
+from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
@@ -43,7 +43,7 @@ def test_training_sets_exclude_every_held_out_scenario(setup):
     assert tested == list(range(len(main.samples))), "every sample is tested exactly once"
     for f, (train, val, test) in enumerate(result.folds):
         held = {main.samples[i].record.group for i in np.concatenate([val, test])}
-        _, recs = _training(main, extra, train, np.concatenate([val, test]))
+        _, recs = training_set(main, extra, train, np.concatenate([val, test]))
         assert held.isdisjoint({r.group for r in recs})
         # augmentations of training scenarios do join (otherwise the extra data would be useless)
         assert any(r.subset == "augmented-trivial" for r in recs)

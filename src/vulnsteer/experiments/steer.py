@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
@@ -93,9 +94,11 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
     return best[1]
 
 
-def _training(
+def training_set(
     main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray
-) -> tuple[torch.Tensor, list]:
+) -> tuple[torch.Tensor, list[Record]]:
+    """Residuals and records a fold's vectors are fit on: its training samples, plus the extra (training-only)
+    samples whose scenario group is not among the `held` (validation and test) samples' groups."""
     residuals, records = [main.residuals[train]], [main.samples[i].record for i in train]
     if extra is not None:
         held_groups = {main.samples[i].record.group for i in held}
@@ -138,7 +141,7 @@ def run_steering(
     with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
-            x, recs = _training(main, extra, train, np.concatenate([val, test]))
+            x, recs = training_set(main, extra, train, np.concatenate([val, test]))
             dirs = fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe else {POOLED: fit_directions(x, recs, layers, cfg.methods)}
             for i in val:
                 own = dirs.get(main.samples[i].record.cwe, dirs[POOLED])  # per CWE, pooled as fallback

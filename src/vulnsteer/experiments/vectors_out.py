@@ -9,7 +9,7 @@ import numpy as np
 
 from vulnsteer.experiments.context import Context, RunDir
 from vulnsteer.experiments.samples import SampleSet
-from vulnsteer.experiments.steer import SteerConfig, SteerResult, _training
+from vulnsteer.experiments.steer import SteerConfig, SteerResult, training_set
 from vulnsteer.vectors.gguf_io import export_control_vector
 from vulnsteer.vectors.steering_vector import SteeringVector
 
@@ -21,7 +21,7 @@ def save_chosen_vectors(
     written = []
     for f, (choice, chosen) in enumerate(zip(result.choices, result.directions)):
         train, val, test = result.folds.split(f)
-        _, records = _training(main, extra, train, np.concatenate([val, test]))
+        _, records = training_set(main, extra, train, np.concatenate([val, test]))
         for key, d in sorted(chosen.items()):
             used = [r for r in records if key in ("pooled", r.cwe)]
             digest = hashlib.sha256("".join(sorted(r.sha256 for r in used)).encode()).hexdigest()
