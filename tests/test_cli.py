@@ -141,3 +141,8 @@ def test_bad_layers_value(data_root, tiny_dirs, tmp_path):
 
 def test_report_needs_a_run_folder(tmp_path):
     one_line_error(invoke("report", tmp_path))
+
+
+def test_bad_long_file_policy(data_root, tmp_path):
+    line = one_line_error(invoke("baseline", "--long-files", "drop", "--data", data_root, "--cache-dir", tmp_path))
+    assert "drop" in line

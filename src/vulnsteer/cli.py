@@ -45,8 +45,11 @@ def guarded(fn: F) -> F:
 
 
 def _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed):
+    from vulnsteer.data.fitting import POLICIES
     from vulnsteer.experiments.baseline import BaselineConfig
 
+    if long_files not in POLICIES:
+        raise VulnsteerError(f"--long-files {long_files!r}: use one of {', '.join(POLICIES)}")
     return BaselineConfig(
         subsets=tuple(subset or ("hand-crafted",)), cwes=tuple(cwe) if cwe else None, template=template,
         generate=generate, max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
@@ -95,21 +98,8 @@ def baseline(
     trust_remote_code: TrustOpt = False,
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
-    from vulnsteer.experiments.baseline import run_baseline
-    from vulnsteer.experiments.context import RunDir, open_context
-    from vulnsteer.report.document import write_report
-    from vulnsteer.report.tables import baseline_table
-
-    _check_template(template)
     cfg = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    t0 = time.time()
-    ctx = open_context(model, data, cache_dir, cfg.subsets, cfg.cwes, trust_remote_code)
-    run = RunDir.create(out_dir, "baseline", {"model": ctx.loaded.model_id, "data_root": ctx.data_root, "baseline": asdict(cfg)})
-    run.stage("load", time.time() - t0)
-    run_baseline(ctx, cfg, run)
-    _print_baseline(run.path, baseline_table)
-    write_report(run.path)
-    out.print(f"run folder: {run.path}  ({run.config['wall_seconds']:.0f} s)")
+    _execute("baseline", (), model, data, cfg, None, None, "caa", 4, 1, seed, out_dir, cache_dir, trust_remote_code)
 
 
 def _print_baseline(path: Path, baseline_table: Callable) -> None:
@@ -221,7 +211,8 @@ def _execute(command, stages, model, data, bcfg, train, layers, methods, folds, 
     cfg = RunConfig(baseline=bcfg, steer=scfg, train=tuple(train or ("holdout",)), stages=stages)
     t0 = time.time()
     ctx = open_context(model, data, cache_dir, bcfg.subsets, bcfg.cwes, trust_remote_code)
-    run_dir = RunDir.create(out_dir, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **asdict(cfg)})
+    settings = asdict(cfg) if stages else {"baseline": asdict(bcfg)}  # a baseline run has no steering settings
+    run_dir = RunDir.create(out_dir, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **settings})
     run_dir.stage("load", time.time() - t0)
     summary = run_all(ctx, cfg, run_dir)
     _print_baseline(run_dir.path, baseline_table)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from vulnsteer.data.published import load_published, published_table
@@ -130,7 +130,3 @@ def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bo
     if published is not None:
         run.write_json("published.json", published)
     return sset, rows
-
-
-def baseline_config_dict(cfg: BaselineConfig) -> dict:
-    return asdict(cfg)

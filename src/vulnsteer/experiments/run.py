@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -187,7 +187,3 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     run.write_jsonl("steer/generations.jsonl", side_by_side(ctx, main, result, cfg))
     run.stage("side_by_side_generation", time.time() - t0)
     return summary
-
-
-def run_config_dict(cfg: RunConfig) -> dict:
-    return asdict(cfg)
