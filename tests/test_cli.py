@@ -146,3 +146,18 @@ def test_report_needs_a_run_folder(tmp_path):
 def test_bad_long_file_policy(data_root, tmp_path):
     line = one_line_error(invoke("baseline", "--long-files", "drop", "--data", data_root, "--cache-dir", tmp_path))
     assert "drop" in line
+
+
+def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "steer", "--model", tiny_dirs["gpt_bigcode"], "--data", data_root, "--cwe", "CWE-787", "--cwe", "CWE-89",
+        "--cwe", "CWE-22", "--layers", "1,2", "--methods", "caa", "--scope", "all", "--folds", "3", "--n-boot", "100",
+        "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["steer"]["scope"] == "all"
+    rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
+    assert len(rows) == 18 and all(len(r["random"]) == 3 for r in rows)
+    assert any(abs(r["steered"] - r["baseline"]) > 1e-4 for r in rows)

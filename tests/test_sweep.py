@@ -45,3 +45,20 @@ def test_intervention_scales_additive_strength_by_sigma():
     iv = intervention(d, Setting("add", 2.0))
     assert isinstance(iv, Intervention) and iv.operator == "add"
     torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([5.0, 0.0]))
+
+
+def test_all_position_rows_equal_full_steered_forwards(model, tokenizer):
+    from vulnsteer.steering.resume import record_full
+    from vulnsteer.steering.sweep import score_interventions_all_positions
+
+    parts = model_parts(model)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    g = torch.Generator().manual_seed(1)
+    ivs = [Intervention(layer, op, torch.randn(parts.d_model, generator=g), alpha, torch.randn(parts.d_model, generator=g))
+           for layer in (3, 1) for op, alpha in (("add", 2.0), ("amplify", 3.0), ("ablate", 1.0))]
+    scores = score_interventions_all_positions(parts, record_full(model, parts, ids), ivs, words, chunk=4)
+    for iv, got in zip(ivs, scores):
+        with torch.inference_mode(), steer(model, [iv], scope="all"):
+            ref = words.score(model(ids).logits[0, -1])
+        torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)

@@ -118,6 +118,7 @@ TrainOpt = Annotated[list[str] | None, typer.Option("--train", help="Vector trai
 FoldsOpt = Annotated[int, typer.Option("--folds", min=3, help="Cross-fitting folds over scenario groups.")]
 PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help="Additive strength unit: sigma, mean_norm, raw or unit.")]
+ScopeOpt = Annotated[str, typer.Option("--scope", help="Steered positions: answer (last prompt token) or all (every prompt token; one forward per configuration from the steered block, use a small grid).")]
 
 
 @app.command()
@@ -134,6 +135,7 @@ def run(
     folds: FoldsOpt = 4,
     per_cwe: PerCweOpt = False,
     strength_unit: UnitOpt = "sigma",
+    scope: ScopeOpt = "answer",
     n_random: Annotated[int, typer.Option(min=1, help="Random-direction controls per test sample.")] = 3,
     generate: Annotated[bool, typer.Option(help="Multi-token baseline answers.")] = True,
     max_new_tokens: Annotated[int, typer.Option(min=1)] = 256,
@@ -148,7 +150,7 @@ def run(
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     bcfg = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    _execute("run", ("probe", "steer"), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit)
+    _execute("run", ("probe", "steer"), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope)
 
 
 @app.command()
@@ -184,6 +186,7 @@ def steer_command(
     folds: FoldsOpt = 4,
     per_cwe: PerCweOpt = False,
     strength_unit: UnitOpt = "sigma",
+    scope: ScopeOpt = "answer",
     n_random: Annotated[int, typer.Option(min=1)] = 3,
     max_code_tokens: Annotated[int, typer.Option(min=16)] = 1536,
     n_boot: Annotated[int, typer.Option(min=100)] = 1000,
@@ -194,11 +197,11 @@ def steer_command(
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     bcfg = _baseline_cfg(subset, cwe, template, False, 1, 1, max_code_tokens, "truncate", n_boot, seed)
-    _execute("steer", ("steer",), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit)
+    _execute("steer", ("steer",), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope)
 
 
 def _execute(command, stages, model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir,
-             trust_remote_code, per_cwe=False, strength_unit="sigma") -> None:
+             trust_remote_code, per_cwe=False, strength_unit="sigma", scope="answer") -> None:
     from vulnsteer.experiments.context import RunDir, open_context
     from vulnsteer.experiments.run import RunConfig, run_all
     from vulnsteer.experiments.steer import SteerConfig
@@ -207,7 +210,7 @@ def _execute(command, stages, model, data, bcfg, train, layers, methods, folds, 
 
     _check_template(bcfg.template)
     scfg = SteerConfig(layers=_parse_layers(layers), methods=tuple(_split(methods)), k_folds=folds, n_random=n_random,
-                       per_cwe=per_cwe, strength_unit=strength_unit, seed=seed)
+                       per_cwe=per_cwe, strength_unit=strength_unit, scope=scope, seed=seed)
     cfg = RunConfig(baseline=bcfg, steer=scfg, train=tuple(train or ("holdout",)), stages=stages)
     t0 = time.time()
     ctx = open_context(model, data, cache_dir, bcfg.subsets, bcfg.cwes, trust_remote_code)

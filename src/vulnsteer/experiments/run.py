@@ -10,7 +10,7 @@ import torch
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.evaluation.generation import generate_from_passes
+from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
 from vulnsteer.experiments.context import Context, RunDir, load_records
@@ -22,6 +22,7 @@ from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.progress import progress_bar
+from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.sweep import intervention
 from vulnsteer.vectors.training import random_like
 
@@ -61,8 +62,7 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
     """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
-    half vulnerable, half secure; both decoded the same way from the cached prompts, steering at the answer
-    position as in the sweep."""
+    half vulnerable, half secure, steered in the sweep's scope."""
     test0 = [r for r in result.test if r["fold"] == 0]
     half = (cfg.n_side_by_side + 1) // 2
     picks = [r for r in test0 if r["label"] == 1][:half] + [r for r in test0 if r["label"] == 0][:half]
@@ -75,7 +75,12 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
         n = cfg.side_by_side_tokens
         plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
         iv = _chosen_intervention(result, 0, vector_cwe, cfg)
-        steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", [iv])
+        if cfg.steer.scope == "answer":
+            steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", [iv])
+        else:  # every position, the prompt's included: the cached prefixes are unsteered, so encode again
+            prompts = [main.samples[i].prompt for i in idx]
+            with steer(model, [iv], scope="all"):
+                steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
                  config=result.choices[0].label(), vector_cwe=vector_cwe, unsteered=a.text, steered=b.text,
@@ -152,7 +157,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     run.stage("extra_training_passes", time.time() - t0)
 
     t0 = time.time()
-    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra)
+    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model)
     probe_rows = {r["index"]: r for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
     calib = {r["index"]: r for r in calibrated_thresholds(main, result.folds)}
     for r in result.test:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 
 from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
@@ -21,7 +22,10 @@ from vulnsteer.evaluation.scoring import AnswerWords, verdict
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.sweep import Setting, intervention, score_interventions
+from vulnsteer.activations.recorder import Recording
+from vulnsteer.steering.operators import Intervention
+from vulnsteer.steering.resume import record_full
+from vulnsteer.steering.sweep import Setting, intervention, score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.methods import METHODS
 from vulnsteer.vectors.training import POOLED, STRENGTH_UNITS, Direction, fit_directions, fit_per_cwe, random_like
 
@@ -40,6 +44,7 @@ class SteerConfig:
     select: str = "balanced_accuracy"  # validation metric that picks the configuration
     per_cwe: bool = False  # one direction per CWE (pooled where a CWE has too few training pairs)
     strength_unit: str = "sigma"  # what an additive strength of 1 means (vectors.training.STRENGTH_UNITS)
+    scope: str = "answer"  # steered positions: the answer position only, or "all" prompt positions (slower)
     seed: int = 0
 
     def settings(self) -> list[Setting]:
@@ -108,6 +113,11 @@ def training_set(
     return torch.cat(residuals), records
 
 
+def _identity(direction: Direction) -> Intervention:
+    """A no-op edit at the direction's layer: the unsteered logits through the same re-entry path."""
+    return Intervention(direction.layer, "add", torch.zeros_like(direction.u), 0.0)
+
+
 def _check(cfg: SteerConfig, parts: ModelParts) -> list[int]:
     layers = list(cfg.layers) if cfg.layers is not None else list(range(parts.n_layers))
     bad = [x for x in layers if not 0 <= x < parts.n_layers]
@@ -116,9 +126,32 @@ def _check(cfg: SteerConfig, parts: ModelParts) -> list[int]:
     unknown = [m for m in cfg.methods if m not in METHODS]
     if unknown or not cfg.methods:
         raise VulnsteerError(f"unknown method {unknown[0] if unknown else '(none)'!r}; use any of {', '.join(METHODS)}")
+    if cfg.scope not in ("answer", "all"):
+        raise VulnsteerError(f"unknown steering scope {cfg.scope!r}; use answer or all")
     if cfg.strength_unit not in STRENGTH_UNITS:
         raise VulnsteerError(f"unknown strength unit {cfg.strength_unit!r}; use one of {', '.join(STRENGTH_UNITS)}")
     return layers
+
+
+@dataclass
+class _Scorer:
+    """Scores interventions on sample i in the configured scope; an "all" scope recording is kept for the
+    sample last asked about (the test rows ask twice per sample)."""
+
+    parts: ModelParts
+    main: SampleSet
+    words: AnswerWords
+    scope: str
+    model: nn.Module | None
+    _last: tuple[int, Recording] | None = None
+
+    def __call__(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> torch.Tensor:
+        if self.scope == "answer":
+            return score_interventions(self.parts, self.main.states[i], ivs, self.words, full_vocab)  # type: ignore[index]
+        if self._last is None or self._last[0] != i:
+            assert self.model is not None, "the all-positions scope needs the model"
+            self._last = (i, record_full(self.model, self.parts, self.main.samples[i].input_ids))
+        return score_interventions_all_positions(self.parts, self._last[1], ivs, self.words, full_vocab)
 
 
 def run_steering(
@@ -127,11 +160,16 @@ def run_steering(
     words: AnswerWords,
     cfg: SteerConfig,
     extra: SampleSet | None = None,
+    model: nn.Module | None = None,
 ) -> SteerResult:
-    """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only."""
-    if main.states is None:
+    """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
+    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use)."""
+    if main.states is None and cfg.scope == "answer":
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = _check(cfg, parts)
+    if cfg.scope == "all" and model is None:
+        raise ValueError("the all-positions scope needs the model")
+    score = _Scorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
     result = SteerResult(folds=folds)
@@ -146,7 +184,7 @@ def run_steering(
             for i in val:
                 own = dirs.get(main.samples[i].record.cwe, dirs[POOLED])  # per CWE, pooled as fallback
                 ivs = [intervention(own[(layer, m)], s, cfg.strength_unit) for layer, m, s in configs]
-                scores = score_interventions(parts, main.states[i], ivs, words)
+                scores = score(int(i), ivs)
                 for (layer, m, s), sc in zip(configs, scores.tolist()):
                     result.sweep.append(
                         dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m,
@@ -157,14 +195,14 @@ def run_steering(
             result.choices.append(choice)
             chosen = {cwe: d[(choice.layer, choice.method)] for cwe, d in dirs.items()}
             result.directions.append(chosen)
-            result.test += _test_rows(parts, main, words, chosen, choice, test, cfg, gen)
+            result.test += _test_rows(score, main, chosen, choice, test, cfg, gen)
             advance(len(test))
     result.test.sort(key=lambda r: r["index"])
     return result
 
 
 def _test_rows(
-    parts: ModelParts, main: SampleSet, words: AnswerWords, chosen: dict[str, Direction], choice: Choice,
+    score: _Scorer, main: SampleSet, chosen: dict[str, Direction], choice: Choice,
     test: np.ndarray, cfg: SteerConfig, gen: torch.Generator,
 ) -> list[dict]:
     opposite = Setting(choice.setting.operator, -choice.setting.alpha)
@@ -176,12 +214,12 @@ def _test_rows(
         ivs = [intervention(direction, choice.setting, cfg.strength_unit),
                intervention(direction, opposite, cfg.strength_unit)]
         ivs += [intervention(r, choice.setting, cfg.strength_unit) for r in randoms]
-        state = main.states[i]
-        scores = score_interventions(parts, state, ivs, words).tolist()
+        scores = score(int(i), ivs).tolist()
         # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
-        full = score_interventions(parts, state, [ivs[0], ivs[2]] if randoms else ivs[:1], words, full_vocab=True)
-        base_logp = state.answer_logits.log_softmax(-1)
-        kls = (base_logp.exp() * (base_logp - full.log_softmax(-1))).sum(-1).tolist()
+        # The unsteered row goes through the same re-entry, so both sides of the KL share one code path.
+        full = score(int(i), [_identity(direction), ivs[0], *ivs[2:3]], full_vocab=True).log_softmax(-1)
+        base_logp, steered_logp = full[0], full[1:]
+        kls = (base_logp.exp() * (base_logp - steered_logp)).sum(-1).tolist()
         rows.append(
             dict(index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
                  pair_id=rec.pair_id, config=choice.label(), vector_cwe=direction.cwe, baseline=float(main.scores[i]),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from vulnsteer.activations.passes import PromptPass
+from vulnsteer.activations.recorder import Recording
 from vulnsteer.evaluation.scoring import AnswerWords
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.steering.operators import Intervention, apply
@@ -74,3 +75,34 @@ def score_interventions(
     result = torch.empty_like(out)
     result[torch.tensor(order)] = out
     return result
+
+
+def score_interventions_all_positions(
+    parts: ModelParts,
+    recording: Recording,
+    interventions: Sequence[Intervention],
+    words: AnswerWords,
+    full_vocab: bool = False,
+    chunk: int = 8,
+) -> torch.Tensor:
+    """Like `score_interventions`, with every prompt position steered ("all" scope).
+
+    `recording` is an unsteered full-prompt pass (`resume.record_full`); each intervention re-enters it at
+    its own block for the whole prompt. Rows run `chunk` at a time: each carries the full sequence.
+    """
+    out: list[torch.Tensor | None] = [None] * len(interventions)
+    for start in range(0, len(interventions), chunk):
+        part = list(range(start, min(start + chunk, len(interventions))))
+        by_layer: dict[int, list[int]] = {}
+        for k in part:
+            by_layer.setdefault(interventions[k].layer, []).append(k)
+        for layer, ks in by_layer.items():
+
+            def edit(_layer: int, h: torch.Tensor, ks: list[int] = ks) -> torch.Tensor:
+                return torch.cat([apply(h, interventions[k]) for k in ks])
+
+            logits = resume_logits(parts, recording, [layer], edit, None, None if full_vocab else words.rows)
+            rows = logits if full_vocab else words.score_rows(logits)
+            for k, row in zip(ks, rows):
+                out[k] = row
+    return torch.stack([o for o in out if o is not None])
