@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from vulnsteer.errors import DataError
-from vulnsteer.report.document import MAX_GENERATIONS, versus_random, write_report
+from vulnsteer.report.document import write_report
+from vulnsteer.report.sections import MAX_GENERATIONS
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 CWES = ("CWE-22", "CWE-78", "all")
@@ -148,25 +149,3 @@ def test_empty_folder_and_bad_json(tmp_path):
         write_report(tmp_path)
     with pytest.raises(DataError, match="not a run folder"):
         write_report(tmp_path / "missing")
-
-
-@pytest.mark.parametrize("steered, expected", [
-    (ci(0.2, 0.05), "beats the random direction"),
-    (ci(0.03, 0.05), "intervals overlap"),
-    (ci(-0.2, 0.05), "worse than a random direction"),
-    ([0.1, None, None], "cannot be compared"),
-])
-def test_versus_random(steered, expected):
-    summary = {"deltas": {"steered": {"accuracy": steered}, "random": {"accuracy": ci(0.0, 0.05)}}}
-    assert expected in versus_random(summary)[0]
-
-
-@pytest.mark.parametrize(
-    ("paired", "expected"),
-    [([0.2, 0.1, 0.3], "above 0"), ([-0.2, -0.3, -0.1], "below 0"), ([0.0, -0.1, 0.1], "includes 0")],
-)
-def test_versus_random_prefers_the_paired_interval(paired, expected):
-    summary = {"deltas": {"steered": {"accuracy": [0.1, 0.0, 0.2]}, "random": {"accuracy": [0.0, -0.1, 0.1]}},
-               "steered_minus_random": {"accuracy": paired, "auroc": paired}}
-    lines = versus_random(summary)
-    assert "(paired)" in lines[0] and expected in lines[0]

@@ -1,0 +1,298 @@
+"""The report's sections, built once as blocks (text, table, figure, generation) from a run folder's files
+(docs/RUN_FOLDER.md); `document` renders them to markdown and HTML, so the two cannot disagree. A section
+whose file is missing says "not run" instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vulnsteer.errors import DataError
+from vulnsteer.report import plots
+from vulnsteer.report.tables import (
+    CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data,
+)
+
+MAX_GENERATIONS = 20
+STAGE_KEYS = ("stages", "stage_seconds", "timings")  # {stage: seconds}; "wall_seconds" is the total
+HOW_TO_READ = [
+    "Held-out numbers come from cross-fitted test folds over scenario groups: every sample is tested once, by a "
+    "vector fit on other folds, and a scenario's patched twin and augmentations never sit in its training or "
+    "validation folds.",
+    "Every configuration (layer, method, operator, strength, calibrated threshold, probe layer) was chosen on the "
+    "validation fold only; the test fold was never used to choose anything.",
+    "Intervals are 95% cluster-bootstrap percentile intervals, resampling scenario groups; deltas are paired "
+    "(condition minus baseline on the same samples). 'n/a' marks a metric that is undefined here, e.g. AUROC "
+    "with a single class or pair metrics without complete pairs.",
+    "The random-direction control replaces the chosen direction by a uniformly random one at the same layer, with "
+    "the same scale, operator and strength; "
+    "a steering effect is only interesting where it exceeds that control.",
+]
+
+
+@dataclass
+class Text:
+    text: str
+
+
+@dataclass
+class Fig:
+    path: Path
+    alt: str
+
+
+@dataclass
+class Generation:
+    row: dict
+
+
+Block = Text | TableData | Fig | Generation
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block]
+
+
+class Run:
+    """Lazy reader for the files of one run folder; a missing file reads as None."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = Path(run_dir)
+        self._cache: dict[str, Any] = {}
+
+    def json(self, rel: str) -> Any:
+        path = self.dir / rel
+        if rel not in self._cache:
+            try:
+                self._cache[rel] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise DataError(f"{path}: not valid JSON ({e}); rerun the stage that writes it") from e
+        return self._cache[rel]
+
+    def jsonl(self, rel: str) -> list[dict] | None:
+        path = self.dir / rel
+        if not path.is_file():
+            return None
+        rows = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}:{number}: not valid JSON ({e})") from e
+        return rows
+
+
+def _not_run(rel: str) -> list[Block]:
+    return [Text(f"Not run ({rel} is not in this run folder).")]
+
+
+def _seconds(s: Any) -> str:
+    try:
+        s = float(s)
+    except (TypeError, ValueError):
+        return str(s)
+    return f"{s:.1f} s" if s < 120 else f"{int(s // 60)} min {int(s % 60)} s"
+
+
+def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        return [kv for k, v in value.items() for kv in _flat(v, f"{prefix}{k}.")]
+    text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+    return [(prefix.rstrip("."), text if len(text) <= 160 else text[:157] + "...")]
+
+
+def _config(run: Run) -> list[Block]:
+    cfg = run.json("config.json")
+    if cfg is None:
+        return _not_run("config.json")
+    if not isinstance(cfg, dict):
+        raise DataError(f"{run.dir / 'config.json'}: expected a JSON object")
+    stage_key = next((k for k in STAGE_KEYS if isinstance(cfg.get(k), dict)), None)
+    settings = TableData("Configuration (config.json)", ["setting", "value"])
+    settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items() if k not in (stage_key, "wall_seconds")})]
+    wall = TableData("Wall time per stage", ["stage", "wall time"])
+    wall.rows = [[str(k), _seconds(v)] for k, v in (cfg[stage_key].items() if stage_key else [])]
+    if "wall_seconds" in cfg:
+        wall.rows.append(["total", _seconds(cfg["wall_seconds"])])
+    return [settings] + ([wall] if wall.rows else [])
+
+
+def _headline(run: Run, figures: Path) -> list[Block]:
+    summary = run.json("steer/summary.json")
+    if summary is None:
+        return _not_run("steer/summary.json")
+    blocks: list[Block] = [headline_data(summary)]
+    blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
+    choices = run.json("steer/choices.json")
+    if choices:
+        table = TableData("Configuration chosen on each validation fold", ["fold", "layer", "method", "operator",
+                                                                           "alpha", "val. balanced acc.", "val. AUROC"])
+        for c in choices:
+            val = c.get("val_metrics") or {}
+            table.rows.append([str(c.get(k, "n/a")) for k in ("fold", "layer", "method", "operator", "alpha")]
+                              + [fmt(val.get("balanced_accuracy")), fmt(val.get("auroc"))])
+        blocks.append(table)
+    return blocks
+
+
+def _interval(x: Any) -> tuple[float, float, float] | None:
+    if not isinstance(x, list) or len(x) < 3 or any(v is None or math.isnan(float(v)) for v in x[:3]):
+        return None
+    return float(x[0]), float(x[1]), float(x[2])
+
+
+def versus_random(summary: dict) -> list[str]:
+    """Plain sentences: does the steered delta's interval clear the random-direction control's?"""
+    deltas = summary.get("deltas", {})
+    paired = summary.get("steered_minus_random")
+    out = []
+    for metric, name in (("accuracy", "accuracy"), ("auroc", "AUROC")):
+        if paired is not None and _interval(paired.get(metric)) is not None:
+            lo, hi = _interval(paired[metric])[1:]  # type: ignore[index]
+            where = ("above 0: the chosen direction beats a random one" if lo > 0 else
+                     "below 0: a random direction does better" if hi < 0 else
+                     "includes 0: not distinguishable from a random direction at this sample size")
+            out.append(f"steered minus random-direction control, {name} (paired): {fmt_ci(paired[metric])}; "
+                       f"the interval is {where}.")
+            continue
+        s_raw, r_raw = deltas.get("steered", {}).get(metric), deltas.get("random", {}).get(metric)
+        s, r = _interval(s_raw), _interval(r_raw)
+        if s is None or r is None:
+            out.append(f"Δ {name}: steered vs random control cannot be compared (an interval is n/a).")
+            continue
+        versus = f"steered Δ {name} {fmt_ci(s_raw)} vs random-direction Δ {fmt_ci(r_raw)}"
+        if s[1] > r[2]:
+            verdict = "the steered interval lies entirely above the control's: steering beats the random direction"
+        elif s[2] < r[1]:
+            verdict = "the steered interval lies entirely below the control's: steering does worse than a random direction"
+        else:
+            verdict = "the intervals overlap: not distinguishable from a random direction at this sample size"
+        zero = "excludes 0" if s[1] > 0 or s[2] < 0 else "includes 0"
+        out.append(f"{versus}; {verdict} (the steered interval {zero}).")
+    return out
+
+
+def _verdict(run: Run) -> list[Block]:
+    summary = run.json("steer/summary.json")
+    if summary is None:
+        return _not_run("steer/summary.json")
+    blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
+    blocks += [Text(t) for t in versus_random(summary)]
+    if summary.get("bias_only", {}).get("steered"):
+        blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
+                           "bias gives, not a better ranking of vulnerable over secure code."))
+    if summary.get("steered_minus_random") is None:
+        blocks.append(Text("Overlap of two intervals is a conservative comparison; this run has no paired "
+                           "steered-minus-random interval."))
+    return blocks
+
+
+def _per_cwe(run: Run) -> list[Block]:
+    summary = run.json("steer/summary.json")
+    if summary is None:
+        return _not_run("steer/summary.json")
+    published = run.json("published.json")
+    blocks: list[Block] = [per_cwe_data(summary, published)]
+    return blocks + ([] if published else [Text("No published LLM answers (published.json is not in this run folder).")])
+
+
+def _baseline(run: Run) -> list[Block]:
+    summary = run.json("baseline/summary.json")
+    if summary is None:
+        return _not_run("baseline/summary.json")
+    published = run.json("published.json")
+    blocks: list[Block] = []
+    for reading, what in (("score", "log P(yes) - log P(no) at the answer position"),
+                          ("generation", "the verdict parsed from free generation")):
+        if reading in summary and summary[reading]:
+            blocks += [Text(f"Reading: {what}."), baseline_data(summary, published, reading)]
+        else:
+            blocks.append(Text(f"{reading.capitalize()} reading: not run."))
+    return blocks
+
+
+def _probe(run: Run, figures: Path) -> list[Block]:
+    curve = run.json("probe/curve.json")
+    if curve is None:
+        return _not_run("probe/curve.json")
+    blocks: list[Block] = [Fig(plots.probe_curve_plot(curve, figures / "probe_curve.png"), "probe AUROC per layer")]
+    best = curve.get("best_layer")
+    if best is not None and best in curve.get("layers", []):
+        i = curve["layers"].index(best)
+        blocks.append(Text(f"Best layer {best}: AUROC {fmt(curve['auroc'][i])}, accuracy "
+                           f"{fmt(curve.get('accuracy', [None] * (i + 1))[i])}; shuffled-label control AUROC mean "
+                           f"{fmt(curve['control_auroc_mean'][i])}, max {fmt(curve['control_auroc_max'][i])}."))
+    return blocks
+
+
+def _curves(run: Run, figures: Path) -> list[Block]:
+    curves = run.json("steer/curves.json")
+    if curves is None:
+        return _not_run("steer/curves.json")
+    blocks: list[Block] = [Fig(plots.strength_curves_plot(curves, figures / "strength_curves.png"), "strength curves")]
+    if curves.get("by_layer"):
+        blocks.append(Fig(plots.layer_curves_plot(curves["by_layer"], figures / "layer_curves.png"), "layer curves"))
+    return blocks + [Text("These curves are on validation folds (pooled); they chose the configuration and are "
+                          "optimistic by construction. Judge the effect by the held-out table.")]
+
+
+def _fluency(run: Run) -> list[Block]:
+    summary = run.json("steer/summary.json")
+    if summary is None or not summary.get("fluency"):
+        return _not_run("steer/summary.json fluency")
+    f = summary["fluency"]
+    table = TableData(f"Fluency cost ({f.get('n_files', 'n/a')} code files)", ["measure", "unsteered", "steered",
+                                                                                "random control"])
+    table.rows = [["mean token NLL (nats)", fmt(f.get("nll_base"), 3), fmt(f.get("nll_steered"), 3),
+                   fmt(f.get("nll_random"), 3)],
+                  ["KL at the answer position vs unsteered", "—", fmt(f.get("kl_answer_steered"), 3),
+                   fmt(f.get("kl_answer_random"), 3)]]
+    return [table]
+
+
+def _flips(run: Run) -> list[Block]:
+    summary = run.json("steer/summary.json")
+    if summary is None or not summary.get("flips"):
+        return _not_run("steer/summary.json flips")
+    table = TableData("Share of held-out verdicts flipped vs baseline", ["condition", "vulnerable → secure",
+                                                                         "secure → vulnerable"])
+    table.rows = [[CONDITIONS.get(name, name), fmt(v.get("vuln_to_secure"), 3), fmt(v.get("secure_to_vuln"), 3)]
+                  for name, v in summary["flips"].items()]
+    return [table]
+
+
+def _generations(run: Run) -> list[Block]:
+    rows = run.jsonl("steer/generations.jsonl")
+    if rows is None:
+        return _not_run("steer/generations.jsonl")
+    blocks: list[Block] = [Generation(r) for r in rows[:MAX_GENERATIONS]]
+    if len(rows) > MAX_GENERATIONS:
+        blocks.append(Text(f"{len(rows) - MAX_GENERATIONS} more in steer/generations.jsonl."))
+    return blocks or [Text("No generations recorded.")]
+
+
+def build_sections(run_dir: Path) -> list[Section]:
+    run = Run(run_dir)
+    figures = run.dir / "figures"
+    builders: list[tuple[str, Callable[[], list[Block]]]] = [
+        ("What was run", lambda: _config(run)),
+        ("Headline: held-out results", lambda: _headline(run, figures)),
+        ("Verdict", lambda: _verdict(run)),
+        ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
+        ("Baseline (no steering)", lambda: _baseline(run)),
+        ("Probe curve", lambda: _probe(run, figures)),
+        ("Strength and layer curves (validation)", lambda: _curves(run, figures)),
+        ("Fluency cost", lambda: _fluency(run)),
+        ("Flip rates", lambda: _flips(run)),
+        ("Generations side by side", lambda: _generations(run)),
+        ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
+    ]
+    return [Section(title, build()) for title, build in builders]

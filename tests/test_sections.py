@@ -1,0 +1,33 @@
+"""Report sections: the plain-language comparison of steering with its random-direction control."""
+
+from __future__ import annotations
+
+import pytest
+
+from vulnsteer.report.sections import versus_random
+
+
+def ci(v: float | None, w: float = 0.1) -> list:
+    return [None, None, None] if v is None else [v, v - w, v + w]
+
+
+@pytest.mark.parametrize("steered, expected", [
+    (ci(0.2, 0.05), "beats the random direction"),
+    (ci(0.03, 0.05), "intervals overlap"),
+    (ci(-0.2, 0.05), "worse than a random direction"),
+    ([0.1, None, None], "cannot be compared"),
+])
+def test_versus_random(steered, expected):
+    summary = {"deltas": {"steered": {"accuracy": steered}, "random": {"accuracy": ci(0.0, 0.05)}}}
+    assert expected in versus_random(summary)[0]
+
+
+@pytest.mark.parametrize(
+    ("paired", "expected"),
+    [([0.2, 0.1, 0.3], "above 0"), ([-0.2, -0.3, -0.1], "below 0"), ([0.0, -0.1, 0.1], "includes 0")],
+)
+def test_versus_random_prefers_the_paired_interval(paired, expected):
+    summary = {"deltas": {"steered": {"accuracy": [0.1, 0.0, 0.2]}, "random": {"accuracy": [0.0, -0.1, 0.1]}},
+               "steered_minus_random": {"accuracy": paired, "auroc": paired}}
+    lines = versus_random(summary)
+    assert "(paired)" in lines[0] and expected in lines[0]
