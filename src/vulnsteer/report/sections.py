@@ -157,11 +157,11 @@ def versus_random(summary: dict) -> list[str]:
     for metric, name in (("accuracy", "accuracy"), ("auroc", "AUROC")):
         if paired is not None and _interval(paired.get(metric)) is not None:
             lo, hi = _interval(paired[metric])[1:]  # type: ignore[index]
-            where = ("above 0: the chosen direction beats a random one" if lo > 0 else
-                     "below 0: a random direction does better" if hi < 0 else
+            where = ("lies above 0: the chosen direction beats a random one" if lo > 0 else
+                     "lies below 0: a random direction does better" if hi < 0 else
                      "includes 0: not distinguishable from a random direction at this sample size")
             out.append(f"steered minus random-direction control, {name} (paired): {fmt_ci(paired[metric])}; "
-                       f"the interval is {where}.")
+                       f"the interval {where}.")
             continue
         s_raw, r_raw = deltas.get("steered", {}).get(metric), deltas.get("random", {}).get(metric)
         s, r = _interval(s_raw), _interval(r_raw)
