@@ -8,13 +8,18 @@ from vulnsteer.activations.passes import run_prompt
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.operators import Intervention, apply
-from vulnsteer.steering.resume import record_full, resume_answer, resume_logits
+from vulnsteer.steering.resume import record_full, resume_logits
 
 PROMPT = "int main(void) { char buf[16]; strcpy(buf, argv[1]); } Does this code contain a vulnerability? Answer yes"
 
 
 def _ids(tokenizer) -> torch.Tensor:
     return tokenizer(PROMPT, return_tensors="pt").input_ids
+
+
+def resume_answer(parts, state, layers, edit):
+    """Answer-scope re-entry: the last token's recorded calls on top of the cached prefix."""
+    return resume_logits(parts, state.answer_recording, layers, edit, state.prefix_cache)
 
 
 def _edit(iv: Intervention):

@@ -15,26 +15,8 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.operators import Intervention, apply
 from vulnsteer.steering.resume import record_full, resume_hidden
-
-
-@torch.inference_mode()
-def code_nll(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    code: str,
-    interventions: Sequence[Intervention] = (),
-    max_tokens: int = 512,
-) -> float:
-    """Mean next-token negative log-likelihood (nats) of `code`, optionally steered at every position."""
-    ids = tokenizer(code, return_tensors="pt", add_special_tokens=False)["input_ids"][:, :max_tokens]
-    if ids.shape[1] < 2:
-        raise ValueError("code too short to measure next-token NLL")
-    with steer(model, list(interventions), scope="all"):
-        logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
-    return float(nn.functional.cross_entropy(logits, ids[0, 1:]))
 
 
 @torch.inference_mode()

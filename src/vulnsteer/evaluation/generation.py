@@ -59,7 +59,6 @@ def generate_answers(
     """
     eos = _eos_ids(model, tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
-    results: list[Generation] = []
     # Similar lengths in one batch waste less padding; results are put back in the caller's order.
     order = list(range(len(prompts)))
     if sort_by_length:
@@ -80,19 +79,11 @@ def generate_answers(
                 )
                 new = out[:, enc["input_ids"].shape[1] :]
                 for row, i in enumerate(idx):
-                    tokens = new[row].tolist()
-                    stop = next((k for k, t in enumerate(tokens) if t in eos), None)
-                    kept = tokens if stop is None else tokens[:stop]
-                    by_index[i] = Generation(
-                        text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
-                        n_new_tokens=len(kept),
-                        hit_limit=stop is None and len(tokens) >= max_new_tokens,
-                    )
+                    by_index[i] = _finish(new[row].tolist(), set(eos), tokenizer, max_new_tokens)
                 advance(len(idx))
     finally:
         tokenizer.padding_side = side
-    results = [by_index[i] for i in range(len(prompts))]
-    return results
+    return [by_index[i] for i in range(len(prompts))]
 
 
 def _finish(tokens: list[int], eos: set[int], tokenizer: PreTrainedTokenizerBase, limit: int) -> Generation:

@@ -56,10 +56,6 @@ class LoadedModel:
         return f"{self.label}@{self.source_hash[:12]}"
 
 
-def model_id_for(loaded: LoadedModel) -> str:
-    return loaded.model_id
-
-
 def default_cache_dir() -> Path:
     return Path(os.environ.get("VULNSTEER_CACHE") or Path.home() / ".cache" / "vulnsteer").expanduser()
 

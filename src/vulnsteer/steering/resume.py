@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from vulnsteer.activations.passes import CacheSnapshot, PromptPass
+from vulnsteer.activations.passes import CacheSnapshot
 from vulnsteer.activations.recorder import Recording, call_with_hidden, record_blocks
 from vulnsteer.model.architecture import ModelParts
 
@@ -92,12 +92,3 @@ def unembed_last(parts: ModelParts, hidden: torch.Tensor, unembed_rows: torch.Te
     weight = parts.unembed.weight[unembed_rows]
     bias = parts.unembed.bias[unembed_rows] if parts.unembed.bias is not None else None
     return nn.functional.linear(last, weight, bias).float()
-
-
-def resume_answer(
-    parts: ModelParts, state: PromptPass, layers: list[int], edit: Edit, unembed_rows: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Steered answer-position logits from a prompt's cached prefix (answer-only scope)."""
-    if state.answer_recording is None:
-        raise ValueError("this PromptPass was run with keep_resume=False")
-    return resume_logits(parts, state.answer_recording, layers, edit, state.prefix_cache, unembed_rows)
