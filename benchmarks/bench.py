@@ -23,8 +23,8 @@ from vulnsteer.activations.passes import run_prompt
 from vulnsteer.experiments.context import open_context
 from vulnsteer.experiments.samples import build_samples
 from vulnsteer.model.loading import default_cache_dir, load_model
-from vulnsteer.steering.sweep import Setting, intervention, score_interventions
-from vulnsteer.vectors.training import Direction
+from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.steering_vector import SteeringVector
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
 
@@ -64,9 +64,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in range(parts.n_layers):
-        u = torch.randn(parts.d_model, generator=g)
-        d = Direction(layer, "random", u / u.norm(), torch.zeros(parts.d_model), 1.0, 1.0)
-        ivs += [intervention(d, Setting("add", a)) for a in STRENGTHS]
+        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
+        ivs += [iv for a in STRENGTHS for iv in v.interventions(a, "add")]
     _, sweep = timed(lambda: [score_interventions(parts, st, ivs, ctx.words) for st in states])
     print(f"(2) sweep {parts.n_layers} layers x {len(STRENGTHS)} strengths = {len(ivs)} configs x {len(ids)} prompts: "
           f"{sweep:.1f} s on cached prefixes; with its own pass {baseline + sweep:.1f} s "

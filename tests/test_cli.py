@@ -136,7 +136,7 @@ def test_sha256_mismatch_refuses_the_model(data_root, tmp_path, monkeypatch):
 def test_bad_layers_value(data_root, tiny_dirs, tmp_path):
     line = one_line_error(invoke("steer", "--model", tiny_dirs["qwen2"], "--data", data_root, "--layers", "7",
                                  "--cache-dir", tmp_path))
-    assert "layer 7" in line
+    assert "block 7" in line
 
 
 def test_report_needs_a_run_folder(tmp_path):
@@ -161,3 +161,43 @@ def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp
     rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
     assert len(rows) == 18 and all(len(r["random"]) == 3 for r in rows)
     assert any(abs(r["steered"] - r["baseline"]) > 1e-4 for r in rows)
+
+
+_PROBE_TORCH = """
+import runpy, sys
+sys.argv = ["vulnsteer", *sys.argv[1:]]
+try:
+    runpy.run_module("vulnsteer", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--scope", "middle"], "unknown sweepscope 'middle'"),
+    (["run", "--methods", "caa,magic"], "unknown method 'magic'"),
+    (["steer", "--strength-unit", "furlongs"], "unknown strengthunit 'furlongs'"),
+    (["run", "--train", "everything"], "unknown train 'everything'"),
+    (["run", "--layers", "30"], "block 30 out of range"),
+    (["run", "--layers", "9-3"], "reversed"),
+    (["run", "--layers", ""], "--layers is empty"),
+    (["run", "--folds", "25"], "more than the 24 scenario groups"),
+    (["run", "--max-new-tokens", "1000000000"], "does not fit the model's context"),
+    (["baseline", "--template", "Z9"], "unknown prompt template 'Z9'"),
+    (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
+])
+def test_every_option_is_checked_before_torch_loads(data_root, tmp_path, args, message):
+    """The default (real) model is named but never loaded: shape checks read its known depth and context."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", _PROBE_TORCH, *args, "--data", str(data_root), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+    assert "torch imported: False" in proc.stdout
+    assert not out.exists(), "nothing is written before the options are checked"

@@ -6,8 +6,8 @@ import torch
 
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.model.architecture import model_parts
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention
 
 CODE = "int main(void) { char buf[16]; strcpy(buf, argv[1]); return 0; }"
 

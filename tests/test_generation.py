@@ -63,8 +63,8 @@ def test_answer_interventions_equal_answer_scope_steering_in_generate(model, tok
     from vulnsteer.activations.passes import run_prompt
     from vulnsteer.evaluation.generation import generate_from_passes
     from vulnsteer.model.architecture import model_parts
-    from vulnsteer.steering.hooks import steer
-    from vulnsteer.steering.operators import Intervention
+    from vulnsteer.vectors.hooks import steer
+    from vulnsteer.vectors.operators import Intervention
 
     prompt = _prompts(tokenizer)[1]
     ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids

@@ -20,7 +20,7 @@ def make() -> SteeringVector:
         directions={1: torch.randn(16, generator=gen), 5: torch.randn(16, generator=gen)},
         mu={1: torch.randn(16, generator=gen), 5: torch.randn(16, generator=gen)},
         method="pca", position="answer", model_id="Qwen/Qwen2.5-Coder-0.5B-Instruct", model_hash="sha256:abc",
-        template_id="S1", record_ids=["r1", "r2"], dataset_hash="h", cwe="CWE-89", scaling="unit",
+        template_id="S1", record_ids=["r1", "r2"], dataset_hash="h", cwe="CWE-89", unit="unit",
     )
 
 
@@ -43,27 +43,28 @@ def test_written_file_has_llama_cpp_structure(tmp_path: Path) -> None:
     for t in reader.tensors:
         assert t.tensor_type == gguf.GGMLQuantizationType.F32
         assert list(t.shape) == [16]
-        assert np.array_equal(np.asarray(t.data), sv.directions[int(t.name.split(".")[1])].numpy())
+        # the additive offset the vector applies: alpha x unit length x direction
+        offset = sv.at_layer(int(t.name.split(".")[1])).interventions(1.0, "add")[0].direction
+        assert np.array_equal(np.asarray(t.data), offset.numpy())
 
 
 def test_round_trip_keeps_directions_and_provenance(tmp_path: Path) -> None:
     sv = make()
     back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2"))
     assert back.layers == sv.layers
-    for layer in sv.layers:
-        assert torch.equal(back.directions[layer].view(torch.int32), sv.directions[layer].view(torch.int32))
+    for layer, (a, b) in enumerate(zip(back.interventions(), sv.interventions(1.0, "add"))):
+        torch.testing.assert_close(a.alpha * a.direction, b.alpha * b.direction)  # adds what the original adds
     assert back.mu is None  # llama.cpp can only add; mu does not travel
     meta, orig = back.metadata(), sv.metadata()
-    extra = meta.pop("extra")
-    orig.pop("extra")
-    assert meta == orig
-    assert extra["gguf_alpha"] == 1.0 and extra["gguf_model_hint"] == "qwen2"
+    for key in ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe"):
+        assert meta[key] == orig[key], key
+    assert meta["extra"]["gguf_alpha"] == 1.0 and meta["extra"]["gguf_model_hint"] == "qwen2"
 
 
 def test_alpha_is_baked_into_the_tensors(tmp_path: Path) -> None:
     sv = make()
     back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", "qwen2", alpha=-2.5))
-    assert torch.equal(back.directions[5], sv.directions[5] * -2.5)
+    torch.testing.assert_close(back.interventions()[1].direction, sv.interventions(-2.5, "add")[1].direction * -2.5)
     assert back.extra["gguf_alpha"] == -2.5
 
 
@@ -90,7 +91,8 @@ def write_foreign(path: Path, arch: str = "controlvector", dtype=np.float32) -> 
 def test_foreign_file_gets_defaults(tmp_path: Path) -> None:
     sv = import_control_vector(write_foreign(tmp_path / "r.gguf"))
     assert sv.layers == [3, 4] and sv.d_model == 8
-    assert torch.equal(sv.directions[4], -torch.arange(8, dtype=torch.float32))
+    (iv,) = sv.at_layer(4).interventions()  # applied as stored: unit raw, alpha 1
+    torch.testing.assert_close(iv.alpha * iv.direction, -torch.arange(8, dtype=torch.float32))
     assert sv.model_id == "llama" and sv.method == "" and sv.cwe == "" and sv.mu is None
     assert sv.record_ids == [] and sv.extra["source"] == "gguf"
 

@@ -5,8 +5,8 @@ import torch
 
 from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.architecture import model_parts
-from vulnsteer.steering.hooks import capture_residuals, left_padding, scope_mask, steer, token_positions
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.vectors.hooks import capture_residuals, left_padding, scope_mask, steer, token_positions
+from vulnsteer.vectors.operators import Intervention
 
 LAYER, ALPHA = 1, 2.0
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12]])
@@ -164,11 +164,27 @@ def test_capture_in_generate_has_one_tensor_per_step(model):
     assert [t.shape[1] for t in captured[0]] == [PROMPT_LEN, 1, 1]
 
 
+def test_prompt_len_is_read_off_the_prompt_forward_when_not_given(model):
+    iv = Intervention(LAYER, "add", _direction(), 3.0)
+    prompt = IDS[:, :PROMPT_LEN]
+    with torch.no_grad():
+        with steer(model, [iv], "answer", PROMPT_LEN):
+            explicit = model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        with steer(model, [iv], "answer"):
+            inferred = model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        with steer(model, [iv], "answer"):
+            last = model(prompt).logits[0, -1]
+        with steer(model, [iv], "answer", PROMPT_LEN):
+            last_explicit = model(prompt).logits[0, -1]
+        plain = model(prompt).logits[0, -1]
+    assert torch.equal(explicit, inferred)
+    assert torch.equal(last, last_explicit) and not torch.equal(last, plain)
+
+
 def test_bad_arguments(model):
     iv = Intervention(LAYER, "add", _direction())
-    with pytest.raises(VulnsteerError, match="prompt_len"):
-        with steer(model, [iv], "answer"):
-            pass
+    with pytest.raises(VulnsteerError, match="top-level"), steer(model, [iv], "answer"):
+        model.base_model(IDS)  # a submodule call: no prompt forward seen, no prompt_len
     with pytest.raises(VulnsteerError, match="scope"):
         with steer(model, [iv], "middle", 3):  # type: ignore[arg-type]
             pass

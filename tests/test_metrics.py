@@ -16,6 +16,7 @@ from vulnsteer.evaluation.metrics import (
     detection_metrics,
     metrics_with_ci,
     paired_delta_ci,
+    Predictions,
     per_cwe,
 )
 
@@ -165,7 +166,7 @@ def test_paired_delta():
 def test_per_cwe():
     labels, scores, verdicts, pairs, groups = _synthetic(60, 5)
     cwes = ["CWE-79" if int(g[1:]) % 3 else "CWE-89" for g in groups]
-    out = per_cwe(labels, scores, verdicts, pairs, groups, cwes, n_boot=200)
+    out = per_cwe(Predictions.of(labels, scores, pairs, groups, cwes, verdicts=verdicts), n_boot=200)
     assert list(out) == ["CWE-79", "CWE-89", "all"]
     assert out["all"] == metrics_with_ci(labels, scores, verdicts, pairs, groups, n_boot=200)
     m = np.array(cwes) == "CWE-89"

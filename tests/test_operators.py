@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.vectors.operators import Intervention, apply
 
 H = torch.tensor([[3.0, 4.0, 5.0], [0.0, -1.0, 2.0]])
 V = torch.tensor([0.0, 2.0, 0.0])  # |v| = 2, u = e_y

@@ -9,11 +9,12 @@ import torch
 
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.layers import block_outputs
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.sweep import Setting, intervention, score_interventions
-from vulnsteer.vectors.training import fit_directions
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.training import fit_vectors
 
 pytestmark = pytest.mark.real_model
 
@@ -37,9 +38,9 @@ def test_steering_moves_the_real_answer_and_the_sweep_matches_a_full_forward(rea
     words, sset = real_samples
     parts, model = real_model.parts, real_model.model
     records = [s.record for s in sset.samples]
-    direction = fit_directions(sset.residuals, records, [12], ["caa"])[(12, "caa")]
+    vector = fit_vectors(sset.residuals, records, [12], ["caa"])["caa"]
     state, ids = sset.states[0], sset.samples[0].input_ids
-    ivs = [intervention(direction, Setting("add", a)) for a in (-8.0, 8.0)]
+    ivs = [iv for a in (-8.0, 8.0) for iv in vector.interventions(a, "add")]
     scores = score_interventions(parts, state, ivs, words)
     # Which way the answer moves is what the experiment measures; here only that a real edit moves it.
     assert (scores - sset.scores[0]).abs().max() > 1e-3
@@ -53,5 +54,5 @@ def test_a_linear_probe_reads_more_than_the_answer_does(real_samples):
 
     _, sset = real_samples
     groups = [s.record.group for s in sset.samples]
-    result = layer_probes(sset.residuals[:, 1:].numpy(), sset.labels.numpy(), groups, k=3, seed=0)
+    result = layer_probes(block_outputs(sset.residuals).numpy(), sset.labels.numpy(), groups, k=3, seed=0)
     assert np.nanmax(result.auroc) > 0.6  # grouped CV: no scenario in both train and test

@@ -7,7 +7,7 @@ import torch
 from vulnsteer.activations.cache import ActivationCache
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
@@ -54,3 +54,31 @@ def test_run_samples_uses_the_cache_and_matches_a_fresh_pass(data_root, tokenize
     torch.testing.assert_close(first.residuals, second.residuals)
     torch.testing.assert_close(first.scores, second.scores)
     assert first.residuals.shape == (4, loaded.parts.n_layers + 1, loaded.parts.d_model)
+
+
+def test_step_by_step_templates_read_the_step_by_step_reasoning(data_root, tokenizer):
+    """R4, R5, R6, D4 and D5 use few-shot/step-by-step-reasoning/, the others few-shot/reasoning/ (upstream)."""
+    record = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe == "CWE-22"][0]
+    folder = data_root / "secllmholmes" / "few-shot"
+    step = (folder / "step-by-step-reasoning" / "cwe-22.txt").read_text(encoding="utf-8").strip()
+    plain = (folder / "reasoning" / "cwe-22.txt").read_text(encoding="utf-8").strip()
+    assert step[:200] != plain[:200]
+    loaded = _loaded(tokenizer)
+    for template in ("R4", "R5", "R6", "D4", "D5"):
+        (s,) = build_samples([record], loaded, template, cwe_names(data_root), data_root)
+        assert step[:200] in s.prompt and plain[:200] not in s.prompt, template
+    (s,) = build_samples([record], loaded, "S5", cwe_names(data_root), data_root)
+    assert plain[:200] in s.prompt and step[:200] not in s.prompt
+
+
+def test_skipped_samples_are_dropped_from_the_tensors(data_root, tokenizer):
+    records = load_secllmholmes(data_root, ["hand-crafted"])[:2] + load_secllmholmes(data_root, ["real-world"])[:2]
+    loaded = _loaded(tokenizer)
+    budget = max(len(tokenizer(r.code).input_ids) for r in records[:2])  # the short files fit, the long ones do not
+    samples = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=budget, policy="skip")
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    sset = run_samples(samples, loaded, words)
+    n_live = sum(not s.fit.skipped for s in samples)
+    assert 0 < n_live < 4 and len(sset.samples) == n_live == sset.residuals.shape[0] == sset.scores.shape[0]
+    assert len(sset.skipped) == 4 - n_live and torch.isfinite(sset.scores).all()
+    assert all(not s.fit.skipped for s in sset.samples)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from vulnsteer.evaluation.scoring import AnswerWords, verdict
+from vulnsteer.activations.scoring import AnswerWords, verdict
 
 
 def test_score_is_log_ratio_of_summed_probabilities():

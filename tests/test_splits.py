@@ -11,7 +11,6 @@ from vulnsteer.evaluation.splits import (
     assert_no_leak,
     cross_fit,
     grouped_kfold,
-    train_val_test,
 )
 
 # 30 scenario groups of 1-4 files each (a vulnerable file, its patch, augmentations), labels alternating.
@@ -68,32 +67,3 @@ def test_cross_fit_roles_rotate_without_leaks():
     assert sorted(tested) == list(range(len(GROUPS)))  # every sample tested exactly once
     with pytest.raises(DataError):
         cross_fit(GROUPS, 2, seed=0)
-
-
-def test_train_val_test_fractions_strata_and_seed():
-    groups = [f"g{i // 2}" for i in range(400)]
-    labels = [i % 2 for i in range(400)]
-    groups += [f"solo{i}" for i in range(100)]  # unpaired vulnerable files
-    labels += [1] * 100
-    train, val, test = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=0)
-    assert_no_leak(groups, train, val, test)
-    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(500))
-    assert [len(train), len(val), len(test)] == pytest.approx([300, 100, 100], abs=4)
-    solo = np.array([g.startswith("solo") for g in groups])
-    for part in (train, val, test):  # each set holds about a fifth of unpaired files, like the whole
-        assert 0.15 < solo[part].mean() < 0.25
-    again = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=0)
-    assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test)))
-    other = train_val_test(groups, labels, (0.6, 0.2, 0.2), seed=1)
-    assert not np.array_equal(other[2], test)
-
-
-def test_train_val_test_bad_input():
-    with pytest.raises(DataError):
-        train_val_test(["a", "b", "c"], fractions=(0.5, 0.5, 0.5))
-    with pytest.raises(DataError):
-        train_val_test(["a", "a", "b"])
-    with pytest.raises(DataError):
-        train_val_test(["a", "b", "c"], labels=[1, 0])
-    small = train_val_test(["a", "b", "c"], seed=3)  # tiny data still gets three non-empty sets
-    assert all(len(part) == 1 for part in small)

@@ -7,13 +7,13 @@ import pytest
 
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
 from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
-from vulnsteer.steering.sweep import Setting
+from vulnsteer.options import Operator
 
 CWES = ("CWE-787", "CWE-89", "CWE-22")
 
@@ -39,7 +39,7 @@ def test_training_sets_exclude_every_held_out_scenario(setup):
     cfg = SteerConfig(layers=(0, 2), methods=("caa", "probe"), add_alphas=(-1.0, 1.0), amplify_alphas=(2.0,),
                       k_folds=3, n_random=2)
     result = run_steering(loaded.parts, main, words, cfg, extra)
-    tested = sorted(r["index"] for r in result.test)
+    tested = sorted(r.index for r in result.test)
     assert tested == list(range(len(main.samples))), "every sample is tested exactly once"
     for f, (train, val, test) in enumerate(result.folds):
         held = {main.samples[i].record.group for i in np.concatenate([val, test])}
@@ -50,7 +50,7 @@ def test_training_sets_exclude_every_held_out_scenario(setup):
         val_ids = {main.samples[i].record.id for i in val}
         assert {row["id"] for row in result.sweep if row["fold"] == f} == val_ids
     for row in result.test:
-        assert len(row["random"]) == 2 and np.isfinite(row["steered"]) and row["kl_answer"] > -1e-5
+        assert len(row.random) == 2 and np.isfinite(row.steered) and row.kl_answer > -1e-5
 
 
 def test_choice_is_the_best_validation_configuration(setup):
@@ -64,5 +64,5 @@ def test_choice_is_the_best_validation_configuration(setup):
             score = (1.0 if labels[i] == 1 else -1.0) if perfect else 1.0
             sweep.append(dict(fold=0, index=int(i), layer=layer, method="caa", operator="add", alpha=alpha, score=score))
     choice = _choose(sweep, 0, main, val, SteerConfig())
-    assert (choice.layer, choice.setting) == (1, Setting("add", -1.0))
+    assert (choice.layer, choice.operator, choice.alpha) == (1, Operator.ADD, -1.0)
     assert choice.val_metrics["balanced_accuracy"] == 1.0

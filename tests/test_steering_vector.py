@@ -24,7 +24,7 @@ def make(d: int = 8, seed: int = 0, model_hash: str = "sha256:abc", **kw) -> Ste
     fields = dict(
         method="caa", position="answer", model_id="tiny/qwen2", model_hash=model_hash,
         template_id="secllmholmes-S1", record_ids=["hand-crafted/CWE-22/1", "hand-crafted/CWE-22/p_1"],
-        dataset_hash="d41d8", cwe="CWE-22", scaling="mean_norm", extra={"alpha_grid": [0.5, 1.0]},
+        dataset_hash="d41d8", cwe="CWE-22", unit="raw", extra={"alpha_grid": [0.5, 1.0]},
     )
     fields.update(kw)
     return SteeringVector(directions=dirs, mu=mu, **fields)
@@ -50,7 +50,7 @@ def test_round_trip_without_mu_and_with_suffixed_stem(tmp_path: Path) -> None:
     sv = SteeringVector(directions={0: torch.ones(4)}, method="pca")
     sv.save(tmp_path / "v.safetensors")
     back = SteeringVector.load(tmp_path / "v.json")
-    assert back.mu is None and back.method == "pca" and torch.equal(back.directions[0], torch.ones(4))
+    assert back.mu is None and back.method == "pca" and torch.equal(back.directions[0], torch.ones(4) / 2) and back.raw_norm == {0: 2.0}
 
 
 def test_width_checked_against_a_real_model(tmp_path: Path) -> None:
@@ -104,7 +104,9 @@ def test_constructor_refusals() -> None:
     with pytest.raises(VulnsteerError, match="one width"):
         SteeringVector(directions={1: torch.zeros(4), 2: torch.zeros(5)})
     with pytest.raises(VulnsteerError, match="mu layers"):
-        SteeringVector(directions={1: torch.zeros(4)}, mu={2: torch.zeros(4)})
+        SteeringVector(directions={1: torch.ones(4)}, mu={2: torch.zeros(4)})
+    with pytest.raises(VulnsteerError, match="all zeros"):
+        SteeringVector(directions={1: torch.zeros(4)})
     with pytest.raises(VulnsteerError, match="at least one"):
         SteeringVector(directions={})
 
@@ -114,3 +116,41 @@ def test_unserialisable_extra_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(VulnsteerError, match="JSON-serialisable"):
         sv.save(tmp_path / "v")
     assert not list(tmp_path.iterdir())
+
+
+def test_saved_vector_applies_in_two_lines_exactly_as_built(tmp_path: Path) -> None:
+    model = tiny_model("qwen2")
+    d = model_parts(model).d_model
+    gen = torch.Generator().manual_seed(3)
+    sv = SteeringVector({1: torch.randn(d, generator=gen)}, mu={1: torch.randn(d, generator=gen)},
+                        sigma={1: 0.5}, mean_norm={1: 3.0}, unit="sigma", operator="add", alpha=-4.0, scope="all")
+    sv.save(tmp_path / "v")
+    ids = torch.tensor([[1, 5, 9, 13, 2]])
+    with torch.no_grad():
+        plain = model(ids).logits
+        with sv.apply(model):
+            expected = model(ids).logits
+        with SteeringVector.load(tmp_path / "v").apply(model):  # the two lines a notebook needs
+            got = model(ids).logits
+        after = model(ids).logits
+    assert torch.equal(got, expected) and not torch.equal(got, plain) and torch.equal(after, plain)
+
+
+def test_arithmetic_acts_on_the_raw_offsets() -> None:
+    a = SteeringVector({1: torch.tensor([3.0, 0.0]), 2: torch.tensor([0.0, 1.0])})
+    b = SteeringVector({1: torch.tensor([0.0, 4.0])})
+    total = a + b
+    torch.testing.assert_close(total.interventions(1.0, "add")[0].direction, torch.tensor([3.0, 4.0]))
+    assert total.layers == [1, 2] and total.sigma is None
+    neg = -a * 2
+    torch.testing.assert_close(neg.interventions(1.0, "add")[0].direction, torch.tensor([-6.0, 0.0]))
+    torch.testing.assert_close((a + b - b).interventions()[0].direction, torch.tensor([3.0, 0.0]))
+    with pytest.raises(VulnsteerError, match="sigma"):
+        total.interventions(1.0, "add", unit="sigma")
+
+
+def test_non_finite_vectors_are_refused() -> None:
+    with pytest.raises(VulnsteerError, match="NaN"):
+        SteeringVector({1: torch.tensor([float("nan"), 1.0])})
+    with pytest.raises(VulnsteerError, match="NaN"):
+        SteeringVector({1: torch.tensor([1.0, 1.0])}, sigma={1: float("inf")})

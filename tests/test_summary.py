@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from vulnsteer.experiments.steer import TestRow
 from vulnsteer.experiments.summary import (
     CONDITIONS, bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
@@ -13,10 +14,11 @@ def _rows(steered, random=None):
     rows = []
     for i in range(8):
         label = 1 - i % 2
-        rows.append(dict(
-            index=i, id=f"s{i}", cwe="CWE-1" if i < 4 else "CWE-2", label=label, group=f"g{i // 2}",
-            pair_id=f"g{i // 2}", baseline=1.0 + 0.1 * i, steered=steered[i],
-            opposite=-steered[i], random=random[i] if random else [0.5, 0.6], probe=0.3 if label else -0.3,
+        rows.append(TestRow(
+            index=i, id=f"s{i}", fold=0, cwe="CWE-1" if i < 4 else "CWE-2", label=label, group=f"g{i // 2}",
+            pair_id=f"g{i // 2}", config="L0 caa add:1", vector_cwe="pooled", baseline=1.0 + 0.1 * i,
+            steered=steered[i], opposite=-steered[i], random=tuple(random[i] if random else [0.5, 0.6]),
+            kl_answer=0.0, kl_answer_random=0.0, probe=0.3 if label else -0.3, probe_layer=0,
             calibrated=0.1 if label else -0.1,
         ))
     return rows

@@ -6,12 +6,12 @@ import torch
 
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.data.prompts import answer_token_ids
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import model_parts
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention
-from vulnsteer.steering.sweep import Setting, intervention, score_interventions
-from vulnsteer.vectors.training import Direction
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention
+from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.steering_vector import SteeringVector
 
 PROMPT = "def query(db, name): return db.execute('SELECT * FROM users WHERE name = ' + name) Answer yes or no"
 
@@ -24,10 +24,10 @@ def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in (2, 0, 3):  # unsorted on purpose: results must come back in the order given
-        d = Direction(layer, "caa", torch.randn(parts.d_model, generator=g), torch.randn(parts.d_model, generator=g), 1.5, 1.0)
-        d = Direction(layer, "caa", d.u / d.u.norm(), d.mu, d.sigma, d.raw_norm)
-        for s in (Setting("add", -2.0), Setting("add", 4.0), Setting("amplify", 3.0), Setting("ablate", 0.0)):
-            ivs.append(intervention(d, s))
+        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)},
+                           mu={layer: torch.randn(parts.d_model, generator=g)}, sigma={layer: 1.5}, unit="sigma")
+        for op, alpha in (("add", -2.0), ("add", 4.0), ("amplify", 3.0), ("ablate", 0.0)):
+            ivs += v.interventions(alpha, op)
     scores = score_interventions(parts, state, ivs, words)
     assert scores.shape == (len(ivs),)
     for iv, got in zip(ivs, scores):
@@ -41,10 +41,12 @@ def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
 
 
 def test_intervention_scales_additive_strength_by_sigma():
-    d = Direction(1, "caa", torch.tensor([1.0, 0.0]), torch.zeros(2), 2.5, 7.0)
-    iv = intervention(d, Setting("add", 2.0))
+    v = SteeringVector({1: torch.tensor([3.0, 0.0])}, sigma={1: 2.5}, unit="sigma")
+    (iv,) = v.interventions(2.0, "add")
     assert isinstance(iv, Intervention) and iv.operator == "add"
     torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([5.0, 0.0]))
+    (raw,) = v.interventions(2.0, "add", unit="raw")  # the direction as given: length 3
+    torch.testing.assert_close(raw.alpha * raw.direction, torch.tensor([6.0, 0.0]))
 
 
 def test_all_position_rows_equal_full_steered_forwards(model, tokenizer):

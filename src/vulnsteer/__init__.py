@@ -1,3 +1,51 @@
-"""vulnsteer: probe and steer code LLMs for vulnerability detection, with honest evaluation."""
+"""vulnsteer: probe and steer code LLMs for vulnerability detection, with honest evaluation.
+
+The public API (docs/API.md); names load lazily, so `import vulnsteer` and the command line stay fast:
+
+    import vulnsteer as vs
+    lm = vs.load_model("qwen2.5-coder-0.5b")
+    records = vs.load_records(["hand-crafted"])
+    vector = vs.train_steering_vector(lm, records, layers=[12], method="caa")
+    with vector.apply(lm, alpha=8.0, scope="answer"):
+        print(vs.answer_score(lm, records[0]))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "vulnsteer.model.loading",
+    "LoadedModel": "vulnsteer.model.loading",
+    "Record": "vulnsteer.data.records",
+    "load_records": "vulnsteer.api",
+    "answer_score": "vulnsteer.api",
+    "generate_answer": "vulnsteer.api",
+    "train_steering_vector": "vulnsteer.api",
+    "SteeringVector": "vulnsteer.vectors.steering_vector",
+    "RunConfig": "vulnsteer.experiments.config",
+    "run": "vulnsteer.api",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from vulnsteer.api import answer_score, generate_answer, load_records, run, train_steering_vector
+    from vulnsteer.data.records import Record
+    from vulnsteer.experiments.config import RunConfig
+    from vulnsteer.model.loading import LoadedModel, load_model
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vulnsteer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

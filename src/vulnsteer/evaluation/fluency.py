@@ -15,7 +15,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.resume import record_full, resume_hidden
 
 

@@ -16,8 +16,8 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from vulnsteer.activations.passes import PromptPass
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from vulnsteer.activations.scoring import verdict
 from vulnsteer.errors import DataError
 
 METRICS = (
@@ -148,6 +149,12 @@ def _batched(d: _Data, w: np.ndarray, wpair: np.ndarray) -> dict[str, np.ndarray
     }
 
 
+def auroc(y: Sequence[int] | np.ndarray, s: Sequence[float] | np.ndarray) -> float:
+    """AUROC of scores `s` for labels `y`; NaN when only one class is present (rather than an exception)."""
+    y, s = np.asarray(y), np.asarray(s, dtype=float)
+    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+
+
 def detection_metrics(
     labels: Sequence[int],
     scores: Sequence[float],
@@ -264,31 +271,66 @@ def paired_delta_ci(
     return out
 
 
-def per_cwe(
-    labels: Sequence[int],
-    scores: Sequence[float],
-    verdicts: Sequence[str],
-    pair_ids: Sequence[str | None] | None,
-    groups: Sequence[str],
-    cwes: Sequence[str],
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> dict[str, dict[str, MetricWithCI]]:
+@dataclass(frozen=True)
+class Predictions:
+    """One condition's predictions as columns: what every metric function reads, built once per condition.
+
+    `verdicts` default to the scores' own (yes when the score favours yes); pass them for a reading that
+    has its own verdicts (parsed generations) and NaN scores.
+    """
+
+    labels: tuple[int, ...]
+    scores: tuple[float, ...]
+    verdicts: tuple[str, ...]
+    pair_ids: tuple[str | None, ...]
+    groups: tuple[str, ...]
+    cwes: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        for name in ("scores", "verdicts", "pair_ids", "groups", "cwes"):
+            if len(getattr(self, name)) != n:
+                raise DataError(f"predictions: {name} has {len(getattr(self, name))} entries for {n} labels")
+
+    @classmethod
+    def of(
+        cls,
+        labels: Sequence[int],
+        scores: Sequence[float],
+        pair_ids: Sequence[str | None],
+        groups: Sequence[str],
+        cwes: Sequence[str],
+        verdicts: Sequence[str] | None = None,
+    ) -> Predictions:
+        scores = tuple(float(x) for x in scores)
+        return cls(tuple(int(x) for x in labels), scores,
+                   tuple(verdicts) if verdicts is not None else tuple(verdict(x) for x in scores),
+                   tuple(pair_ids), tuple(groups), tuple(cwes))
+
+    def with_scores(self, scores: Sequence[float], verdicts: Sequence[str] | None = None) -> Predictions:
+        """The same samples under another condition."""
+        return Predictions.of(self.labels, scores, self.pair_ids, self.groups, self.cwes, verdicts)
+
+
+def delta_ci(base: Predictions, new: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, MetricWithCI]:
+    """`paired_delta_ci` of two conditions on the same samples."""
+    return paired_delta_ci(base.labels, base.scores, base.verdicts, new.scores, new.verdicts, base.pair_ids,
+                           base.groups, n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def per_cwe(p: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, dict[str, MetricWithCI]]:
     """`metrics_with_ci` for each CWE (sorted) and for "all" samples."""
-    c = np.asarray(list(cwes), dtype=str)
-    if len(c) != len(labels):
-        raise DataError(f"cwes has {len(c)} entries for {len(labels)} samples; pass one per sample")
+    c = np.asarray(list(p.cwes), dtype=str)
     cols = {
-        "labels": np.asarray(labels),
-        "scores": np.asarray(scores, dtype=float),
-        "verdicts": np.asarray(list(verdicts), dtype=object),
-        "pair_ids": None if pair_ids is None else np.asarray(list(pair_ids), dtype=object),
-        "groups": np.asarray(list(groups), dtype=object),
+        "labels": np.asarray(p.labels),
+        "scores": np.asarray(p.scores, dtype=float),
+        "verdicts": np.asarray(list(p.verdicts), dtype=object),
+        "pair_ids": np.asarray(list(p.pair_ids), dtype=object),
+        "groups": np.asarray(list(p.groups), dtype=object),
     }
     out = {}
     for name in [*sorted(set(c.tolist())), "all"]:
         mask = np.ones(len(c), dtype=bool) if name == "all" else c == name
-        sub = {k: None if v is None else v[mask].tolist() for k, v in cols.items()}
+        sub = {k: v[mask].tolist() for k, v in cols.items()}
         out[name] = metrics_with_ci(**sub, n_boot=n_boot, seed=seed, alpha=alpha)
     return out

@@ -15,11 +15,11 @@ import numpy as np
 from rich.progress import Progress
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from vulnsteer.errors import DataError
+from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.splits import grouped_kfold
 
 # lbfgs on standardised features converges in well under 200 iterations at C=1 for n~300, d~900; the cap
@@ -48,8 +48,6 @@ def _probe(C: float, seed: int) -> Pipeline:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=MAX_ITER, random_state=seed))
 
 
-def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def _check(X: np.ndarray, y: np.ndarray, groups: Sequence[str], ndim: int) -> None:
@@ -102,9 +100,9 @@ def layer_probes(
             raise DataError(f"cwes has {len(c)} entries for {n} samples; pass one per sample")
         for name in sorted(set(c.tolist())):
             m = c == name
-            per_cwe[name] = np.array([_auroc(y[m], scores[layer, m]) for layer in range(n_layers)])
+            per_cwe[name] = np.array([auroc(y[m], scores[layer, m]) for layer in range(n_layers)])
     return ProbeResult(
-        auroc=np.array([_auroc(y, scores[layer]) for layer in range(n_layers)]),
+        auroc=np.array([auroc(y, scores[layer]) for layer in range(n_layers)]),
         accuracy=((scores >= 0.5) == y[None, :]).mean(axis=1),
         scores=scores,
         labels=y,

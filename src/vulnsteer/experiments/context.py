@@ -4,6 +4,7 @@ and the run folder the results go to."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import time
@@ -14,36 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer import __version__
+from vulnsteer.experiments import schema
 from vulnsteer.activations.cache import ActivationCache
-from vulnsteer.data.pairs import load_pairs_jsonl
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.data.secllmholmes import SUBSETS, cwe_names, load_secllmholmes, select
-from vulnsteer.data.sven import load_sven
+from vulnsteer.data.load import load_records
+from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.io import atomic_write_text
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
-
-
-def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None = None) -> list[Record]:
-    """Records of the named subsets: SecLLMHolmes subset names, "sven", or a path to a pairs JSONL file."""
-    records: list[Record] = []
-    wanted = [s for s in subsets if s in SUBSETS]
-    if wanted:
-        records += load_secllmholmes(root, wanted)
-    for name in subsets:
-        if name in SUBSETS:
-            continue
-        if name == "sven":
-            records += load_sven(root)
-        elif name.endswith(".jsonl"):
-            records += load_pairs_jsonl(Path(name))
-        else:
-            raise DataError(
-                f"unknown subset {name!r}; use one of {', '.join(SUBSETS)}, 'sven', or a path to a pairs .jsonl file"
-            )
-    return select(records, cwes)
 
 
 @dataclass
@@ -63,10 +45,11 @@ def open_context(
     subsets: Sequence[str],
     cwes: Sequence[str] | None = None,
     trust_remote_code: bool = False,
+    records: list[Record] | None = None,
 ) -> Context:
-    """Data first, so a bad path, file or CWE fails before the (slow) model load."""
+    """Data first, so a bad path, file or CWE fails before the (slow) model load (`records`: already loaded)."""
     root = resolve_data_root(data)
-    records = load_records(root, subsets, cwes)
+    records = records if records is not None else load_records(root, subsets, cwes)
     if not records:
         raise DataError(f"no records for subsets {', '.join(subsets)}; check --subset and --cwe")
     cache_dir = cache_dir or default_cache_dir()
@@ -108,40 +91,29 @@ class RunDir:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         path = out or Path("runs") / f"{stamp}-{command}"
         path.mkdir(parents=True, exist_ok=True)
-        run = cls(path, {"command": command, "vulnsteer": __version__, "started": stamp, **config, "stages": {}})
-        run.write_json("config.json", run.config)
+        run = cls(path, {"command": command, "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
+                         "started": stamp, **config, "stages": {}})
+        run.write_json(schema.CONFIG, run.config)
         return run
 
     def stage(self, name: str, seconds: float) -> None:
         self.config["stages"][name] = round(seconds, 2)
         self.config["wall_seconds"] = round(time.time() - self._started, 2)
-        self.write_json("config.json", self.config)
+        self.write_json(schema.CONFIG, self.config)
 
     def _target(self, name: str) -> Path:
-        target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
-
-    def _replace(self, name: str, text: str) -> Path:
-        target = self._target(name)
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-        return target
+        return self.path / name
 
     def write_json(self, name: str, obj: Any) -> Path:
-        return self._replace(name, json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n")
+        return atomic_write_text(self._target(name), json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n")
 
     def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
-        return self._replace(name, "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in rows))
+        return atomic_write_text(self._target(name), "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in rows))
 
     def write_csv(self, name: str, rows: Sequence[dict[str, Any]]) -> Path:
-        target = self._target(name)
-        tmp = target.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            if rows:
-                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(_clean(list(rows)))
-        tmp.replace(target)
-        return target
+        buf = io.StringIO(newline="")
+        if rows:
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(_clean(list(rows)))
+        return atomic_write_text(self._target(name), buf.getvalue())

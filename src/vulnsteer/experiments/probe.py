@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
+from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
 from vulnsteer.evaluation.splits import CrossFit
 from vulnsteer.experiments.samples import SampleSet
@@ -29,8 +29,6 @@ def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3)
     return ProbeCurve(result=result, control=control)
 
 
-def _auroc(y: np.ndarray, s: np.ndarray) -> float:
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:
@@ -43,7 +41,7 @@ def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[d
         best_layer, best_auc, best_model = -1, -np.inf, None
         for layer in range(X.shape[1]):
             model = fit_probe(X[train, layer], y[train], seed=seed)
-            auc = _auroc(y[val], model.decision_function(X[val, layer]))
+            auc = auroc(y[val], model.decision_function(X[val, layer]))
             if auc > best_auc:
                 best_layer, best_auc, best_model = layer, auc, model
         assert best_model is not None

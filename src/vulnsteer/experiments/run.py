@@ -3,83 +3,71 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from vulnsteer.errors import DataError
+from vulnsteer.experiments import schema
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
 from vulnsteer.evaluation.parser import parse_answer
-from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
+from vulnsteer.experiments.baseline import run_baseline
+from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.context import Context, RunDir, load_records
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
-from vulnsteer.experiments.steer import SteerConfig, SteerResult, run_steering
+from vulnsteer.options import LongFiles, SweepScope, Train
+from vulnsteer.vectors.operators import Intervention
+from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.sweep import intervention
+from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.training import random_like
-
-TRAIN_CHOICES = ("holdout", "augmented", "sven")  # what, besides the training folds, builds the vectors
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    baseline: BaselineConfig = field(default_factory=BaselineConfig)
-    steer: SteerConfig = field(default_factory=SteerConfig)
-    train: tuple[str, ...] = ("holdout",)
-    n_side_by_side: int = 4
-    side_by_side_tokens: int = 128
-    n_fluency: int = 8
-    stages: tuple[str, ...] = ("probe", "steer")  # the baseline pass always runs: every stage reads it
-
 
 def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet | None:
     """Training-only samples: augmentations of the SecLLMHolmes scenarios and/or SVEN commits.
 
     Augmentations of a scenario under validation or test are dropped fold by fold (they share its group)."""
     names = []
-    if "augmented" in cfg.train:
+    if Train.AUGMENTED in cfg.train:
         names += ["augmented-trivial", "augmented-non-trivial"]
-    if "sven" in cfg.train:
+    if Train.SVEN in cfg.train:
         names.append("sven")
     if not names:
         return None
-    cwes = sorted({s.record.cwe for s in main.samples}) if "sven" not in cfg.train else None
+    cwes = sorted({s.record.cwe for s in main.samples}) if Train.SVEN not in cfg.train else None
     records = load_records(ctx.data_root, names, cwes)
     seen = {s.record.sha256 for s in main.samples}
     records = [r for r in records if r.sha256 not in seen]  # byte-identical copies of test files add nothing
     samples = build_samples(records, ctx.loaded, cfg.baseline.template, ctx.cwe_names, ctx.data_root,
-                            cfg.baseline.max_code_tokens, "skip")
+                            cfg.baseline.max_code_tokens, LongFiles.SKIP)
     return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
 
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
     """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
     half vulnerable, half secure, steered in the sweep's scope."""
-    test0 = [r for r in result.test if r["fold"] == 0]
+    test0 = [r for r in result.test if r.fold == 0]
     half = (cfg.n_side_by_side + 1) // 2
-    picks = [r for r in test0 if r["label"] == 1][:half] + [r for r in test0 if r["label"] == 0][:half]
+    picks = [r for r in test0 if r.label == 1][:half] + [r for r in test0 if r.label == 0][:half]
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
     rows = []
-    for vector_cwe in sorted({r["vector_cwe"] for r in picks}):
-        idx = [r["index"] for r in picks if r["vector_cwe"] == vector_cwe]
+    for vector_cwe in sorted({r.vector_cwe for r in picks}):
+        idx = [r.index for r in picks if r.vector_cwe == vector_cwe]
         states = [main.states[i] for i in idx]  # type: ignore[index]
         ids = [main.samples[i].input_ids for i in idx]
         n = cfg.side_by_side_tokens
         plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
-        iv = _chosen_intervention(result, 0, vector_cwe, cfg)
-        if cfg.steer.scope == "answer":
-            steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", [iv])
+        ivs = _chosen(result, 0, vector_cwe).interventions()
+        if cfg.steer.scope is SweepScope.ANSWER:
+            steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", ivs)
         else:  # every position, the prompt's included: the cached prefixes are unsteered, so encode again
             prompts = [main.samples[i].prompt for i in idx]
-            with steer(model, [iv], scope="all"):
+            with steer(model, ivs, scope="all"):
                 steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
@@ -90,23 +78,23 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
     return rows
 
 
-def _chosen_intervention(result: SteerResult, fold: int, vector_cwe: str, cfg: RunConfig, random: bool = False):
-    """Fold `fold`'s chosen direction for `vector_cwe` (or a seeded random one like it) as an Intervention."""
-    direction = result.directions[fold][vector_cwe]
-    if random:
-        direction = random_like(direction, torch.Generator().manual_seed(10_000 + fold))
-    return intervention(direction, result.choices[fold].setting, cfg.steer.strength_unit)
+def _chosen(result: SteerResult, fold: int, vector_cwe: str, random: bool = False):
+    """Fold `fold`'s chosen vector for `vector_cwe` (or a seeded random one like it)."""
+    vector = result.vectors[fold][vector_cwe]
+    return random_like(vector, torch.Generator().manual_seed(10_000 + fold)) if random else vector
 
 
 def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> dict:
     """Mean next-token NLL on held-out secure files' code: unsteered, steered (every position), random."""
-    picks = [r for r in result.test if r["label"] == 0][: cfg.n_fluency]
+    picks = [r for r in result.test if r.label == 0][: cfg.n_fluency]
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
     base, steered, rand = [], [], []
     with progress_bar("fluency cost", total=len(picks)) as advance:
         for r in picks:
-            code = main.samples[r["index"]].record.code
-            ivs = [_chosen_intervention(result, r["fold"], r["vector_cwe"], cfg, random) for random in (False, True)]
+            code = main.samples[r.index].record.code
+            ivs: list[Intervention] = [
+                _chosen(result, r.fold, r.vector_cwe, random).interventions()[0] for random in (False, True)
+            ]
             nll_base, nll_steered, nll_random = code_nll_many(model, ctx.loaded.parts, tok, code, ivs)
             base.append(nll_base)
             steered.append(nll_steered)
@@ -117,20 +105,15 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
         "nll_base": float(np.mean(base)) if base else nan,
         "nll_steered": float(np.mean(steered)) if steered else nan,
         "nll_random": float(np.mean(rand)) if rand else nan,
-        "kl_answer_steered": float(np.mean([r["kl_answer"] for r in result.test])),
-        "kl_answer_random": float(np.nanmean([r["kl_answer_random"] for r in result.test])),
+        "kl_answer_steered": float(np.mean([r.kl_answer for r in result.test])),
+        "kl_answer_random": float(np.nanmean([r.kl_answer_random for r in result.test])),
         "n_files": len(picks),
     }
 
 
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
-    bad = [t for t in cfg.train if t not in TRAIN_CHOICES]
-    if bad:
-        raise DataError(f"unknown --train value {bad[0]!r}; use any of {', '.join(TRAIN_CHOICES)}")
     main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in cfg.stages)
-    live = [i for i, s in enumerate(main.samples) if not s.fit.skipped]
-    main = main.subset(live)
 
     if "probe" in cfg.stages:
         _probe_stage(main, cfg, run)
@@ -143,7 +126,7 @@ def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
     t0 = time.time()
     curve = probe_curve(main, seed=cfg.steer.seed)
     res = curve.result
-    run.write_json("probe/curve.json", {
+    run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
@@ -158,23 +141,21 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
 
     t0 = time.time()
     result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model)
-    probe_rows = {r["index"]: r for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
-    calib = {r["index"]: r for r in calibrated_thresholds(main, result.folds)}
-    for r in result.test:
-        r.update(probe=probe_rows[r["index"]]["probe"], probe_layer=probe_rows[r["index"]]["probe_layer"],
-                 calibrated=calib[r["index"]]["calibrated"])
+    probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
+    calib = {r["index"]: r["calibrated"] for r in calibrated_thresholds(main, result.folds)}
+    result.test = with_controls(result.test, probe, calib)
     labels = main.labels.tolist()
     pair_ids = [s.record.pair_id for s in main.samples]
-    run.write_csv("steer/sweep.csv", result.sweep)
+    run.write_csv(schema.STEER_SWEEP, result.sweep)
     summ_rows = sweep_summary(result.sweep, labels, pair_ids)
-    run.write_csv("steer/sweep_summary.csv", summ_rows)
-    run.write_json("steer/choices.json", [
-        dict(fold=c.fold, layer=c.layer, method=c.method, operator=c.setting.operator, alpha=c.setting.alpha,
+    run.write_csv(schema.STEER_SWEEP_SUMMARY, summ_rows)
+    run.write_json(schema.STEER_CHOICES, [
+        dict(fold=c.fold, layer=c.layer, method=c.method.value, operator=c.operator.value, alpha=c.alpha,
              val_metrics=c.val_metrics) for c in result.choices
     ])
-    run.write_jsonl("steer/test.jsonl", result.test)
-    save_chosen_vectors(ctx, run, main, extra, result, cfg.steer)
-    run.write_json("steer/curves.json", curves(summ_rows))
+    run.write_jsonl(schema.STEER_TEST, [asdict(r) for r in result.test])
+    save_chosen_vectors(ctx, run, cfg.baseline.template, result)
+    run.write_json(schema.STEER_CURVES, curves(summ_rows))
     run.stage("steering_sweep", time.time() - t0)
 
     t0 = time.time()
@@ -185,10 +166,10 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random, "flips": flips(result.test),
                "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
                "verdict": verdict_text(conds, delta, bias, vs_random)}
-    run.write_json("steer/summary.json", summary)
+    run.write_json(schema.STEER_SUMMARY, summary)
     run.stage("fluency_and_summary", time.time() - t0)
 
     t0 = time.time()
-    run.write_jsonl("steer/generations.jsonl", side_by_side(ctx, main, result, cfg))
+    run.write_jsonl(schema.STEER_GENERATIONS, side_by_side(ctx, main, result, cfg))
     run.stage("side_by_side_generation", time.time() - t0)
     return summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -14,7 +14,7 @@ from vulnsteer.data.fitting import FitResult, changed_lines, fit_code
 from vulnsteer.data.prompts import TEMPLATES, build_messages, few_shot_examples, render_prompt
 from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.progress import progress_bar
 
@@ -40,6 +40,9 @@ class SampleSet:
     residuals: torch.Tensor  # [n, n_layers + 1, d] at the answer position
     span_means: torch.Tensor | None  # [n, n_layers + 1, d] mean over code tokens
     states: list[PromptPass | None] | None  # resumable passes, when kept for a steering sweep
+    # Samples the long-file policy skipped: never run, kept out of every tensor above (so nothing averages
+    # in a placeholder), listed so reports can count them.
+    skipped: list[Sample] = field(default_factory=list)
 
     @property
     def labels(self) -> torch.Tensor:
@@ -53,6 +56,7 @@ class SampleSet:
             residuals=self.residuals[index],
             span_means=None if self.span_means is None else self.span_means[index],
             states=None if self.states is None else [self.states[i] for i in idx],
+            skipped=list(self.skipped),
         )
 
 
@@ -103,7 +107,8 @@ def build_samples(
             continue
         shown = replace(record, code=fit.code)
         examples = (
-            few_shot_examples(data_root, record.cwe, record.language) if template.few_shot and data_root else ()
+            few_shot_examples(data_root, record.cwe, record.language, template.reasoning_dir)
+            if template.few_shot and data_root else ()
         )
         definition = cwe_definition(data_root, record.cwe) if template.needs_definition and data_root else ""
         messages = build_messages(shown, template_id, cwe_names.get(record.cwe, record.cwe), examples, definition)
@@ -123,22 +128,15 @@ def run_samples(
 ) -> SampleSet:
     """One unsteered pass per sample (served from the activation cache when possible).
 
-    Skipped samples (long-file policy "skip") get a NaN score and zero residuals so indices stay aligned;
-    callers filter them with `Sample.fit.skipped`.
+    Samples the long-file policy skipped are not run: they go to `SampleSet.skipped`, out of the tensors.
     """
     parts = loaded.parts
     n_res = parts.n_layers + 1
     rows = words.rows
+    live = [s for s in samples if not s.fit.skipped]
     scores, residuals, spans, states = [], [], [], []
-    with progress_bar(description, total=len(samples)) as advance:
-        for s in samples:
-            if s.fit.skipped:
-                scores.append(torch.tensor(float("nan")))
-                residuals.append(torch.zeros(n_res, parts.d_model))
-                spans.append(torch.zeros(n_res, parts.d_model))
-                states.append(None)
-                advance(1)
-                continue
+    with progress_bar(description, total=len(live)) as advance:
+        for s in live:
             key = prompt_key(loaded.source_hash, s.template_id, s.prompt, rows.tolist())
             hit = None if (cache is None or keep_states) else cache.get(key)
             if hit is None:
@@ -158,10 +156,12 @@ def run_samples(
             residuals.append(hit.answer_residuals)
             spans.append(hit.span_mean if hit.span_mean is not None else torch.full((n_res, parts.d_model), float("nan")))
             advance(1)
+    empty = torch.empty(0, n_res, parts.d_model)
     return SampleSet(
-        samples=list(samples),
-        scores=torch.stack(scores),
-        residuals=torch.stack(residuals),
-        span_means=torch.stack(spans),
+        samples=live,
+        scores=torch.stack(scores) if scores else torch.empty(0),
+        residuals=torch.stack(residuals) if residuals else empty,
+        span_means=torch.stack(spans) if spans else empty,
         states=states if keep_states else None,
+        skipped=[s for s in samples if s.fit.skipped],
     )

@@ -8,82 +8,79 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vulnsteer.evaluation.metrics import detection_metrics, paired_delta_ci, per_cwe
-from vulnsteer.evaluation.scoring import verdict
+from vulnsteer.activations.scoring import verdict
+from vulnsteer.evaluation.metrics import Predictions, delta_ci, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
+from vulnsteer.experiments.steer import TestRow
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 
 
-def _columns(rows: Sequence[dict], condition: str) -> tuple[list[dict], list[float]]:
-    """Rows and scores of one condition; the random control contributes one row per random direction
-    (same group, so the cluster bootstrap treats the draws of one scenario as one unit)."""
+def _scores(r: TestRow, condition: str) -> float:
+    return float({"baseline": r.baseline, "baseline_calibrated": r.calibrated, "steered": r.steered,
+                  "opposite": r.opposite, "probe": r.probe}[condition])
+
+
+def predictions(rows: Sequence[TestRow], condition: str) -> Predictions:
+    """One condition's columns. The random control contributes one row per random direction (same group, so
+    the cluster bootstrap treats the draws of one scenario as one unit); draw k of a pair forms its own pair
+    (pair ids suffixed) so pairs stay one vulnerable + one secure."""
     if condition == "random":
-        # Draw k of a pair forms its own pair (pair ids suffixed) so pairs stay one vulnerable + one secure.
-        out_rows = [
-            {**r, "pair_id": None if r["pair_id"] is None else f"{r['pair_id']}#random{k}"}
-            for r in rows for k in range(len(r["random"]))
-        ]
-        return out_rows, [s for r in rows for s in r["random"]]
-    key = {"baseline_calibrated": "calibrated"}.get(condition, condition)
-    return list(rows), [float(r[key]) for r in rows]
+        draws = [(r, k, s) for r in rows for k, s in enumerate(r.random)]
+        return Predictions.of(
+            [r.label for r, _, _ in draws], [s for _, _, s in draws],
+            [None if r.pair_id is None else f"{r.pair_id}#random{k}" for r, k, _ in draws],
+            [r.group for r, _, _ in draws], [r.cwe for r, _, _ in draws],
+        )
+    return Predictions.of([r.label for r in rows], [_scores(r, condition) for r in rows],
+                          [r.pair_id for r in rows], [r.group for r in rows], [r.cwe for r in rows])
 
 
-def condition_metrics(rows: Sequence[dict], n_boot: int, seed: int) -> dict[str, dict]:
-    out = {}
-    for c in CONDITIONS:
-        rs, scores = _columns(rows, c)
-        out[c] = as_triples(per_cwe(
-            [r["label"] for r in rs], scores, [verdict(s) for s in scores], [r["pair_id"] for r in rs],
-            [r["group"] for r in rs], [r["cwe"] for r in rs], n_boot=n_boot, seed=seed,
-        ))
-    return out
+def _median_random(rows: Sequence[TestRow]) -> list[float]:
+    # One paired score per sample: the median over the random draws (a delta per draw would not pair).
+    return [float(np.median(r.random)) for r in rows]
 
 
-def deltas(rows: Sequence[dict], n_boot: int, seed: int) -> dict[str, dict]:
-    """Condition minus baseline on the same samples (the random control: its mean score over draws)."""
-    labels = [r["label"] for r in rows]
-    base = [r["baseline"] for r in rows]
+def condition_metrics(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
+    return {c: as_triples(per_cwe(predictions(rows, c), n_boot=n_boot, seed=seed)) for c in CONDITIONS}
+
+
+def deltas(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
+    """Condition minus baseline on the same samples (the random control: its median score over draws)."""
+    base = predictions(rows, "baseline")
     out = {}
     for c in CONDITIONS[1:]:
-        if c == "random":
-            # Verdicts of each draw would need one delta per draw; the per-sample majority keeps it paired.
-            scores = [float(np.median(r["random"])) for r in rows]
-        else:
-            scores = _columns(rows, c)[1]
-        d = paired_delta_ci(
-            labels, base, [verdict(s) for s in base], scores, [verdict(s) for s in scores],
-            [r["pair_id"] for r in rows], [r["group"] for r in rows], n_boot=n_boot, seed=seed,
-        )
-        out[c] = {k: [m.value, m.low, m.high] for k, m in d.items()}
+        new = base.with_scores(_median_random(rows)) if c == "random" else predictions(rows, c)
+        out[c] = {k: [m.value, m.low, m.high] for k, m in delta_ci(base, new, n_boot, seed).items()}
     return out
 
 
-def steered_minus_random(rows: Sequence[dict], n_boot: int, seed: int) -> dict[str, list]:
+def steered_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, list]:
     """Steered minus the random-direction control (its median score over draws), paired per sample: the
     comparison that says whether the chosen direction matters or any push of that size would do."""
-    labels = [r["label"] for r in rows]
-    rand = [float(np.median(r["random"])) for r in rows]
-    st = [float(r["steered"]) for r in rows]
-    d = paired_delta_ci(
-        labels, rand, [verdict(s) for s in rand], st, [verdict(s) for s in st],
-        [r["pair_id"] for r in rows], [r["group"] for r in rows], n_boot=n_boot, seed=seed,
-    )
+    steered = predictions(rows, "steered")
+    d = delta_ci(steered.with_scores(_median_random(rows)), steered, n_boot, seed)
     return {k: [m.value, m.low, m.high] for k, m in d.items()}
 
 
-def flips(rows: Sequence[dict]) -> dict[str, dict[str, float]]:
-    """Among vulnerable files, the share whose verdict went yes -> no; among secure ones, no -> yes."""
+def flips(rows: Sequence[TestRow]) -> dict[str, dict[str, float]]:
+    """Verdict changes against the baseline, both directions, for vulnerable and secure files alike:
+    a fix (secure file no longer called vulnerable) counts as much as a harm."""
     out = {}
+    base = predictions(rows, "baseline")
     for c in CONDITIONS[1:]:
-        rs, scores = _columns(rows, c)
-        base = [verdict(r["baseline"]) for r in rs]
-        new = [verdict(s) for s in scores]
-        vul = [(b, n) for r, b, n in zip(rs, base, new) if r["label"] == 1]
-        sec = [(b, n) for r, b, n in zip(rs, base, new) if r["label"] == 0]
+        p = predictions(rows, c)
+        if c == "random":
+            b = [verdict(r.baseline) for r in rows for _ in r.random]
+        else:
+            b = list(base.verdicts)
+        pairs = list(zip(p.labels, b, p.verdicts))
+        vul = [(x, y) for label, x, y in pairs if label == 1]
+        sec = [(x, y) for label, x, y in pairs if label == 0]
+        rate = lambda items, a, z: float(np.mean([x == a and y == z for x, y in items])) if items else float("nan")  # noqa: E731
         out[c] = {
-            "vuln_to_secure": float(np.mean([b == "yes" and n == "no" for b, n in vul])) if vul else float("nan"),
-            "secure_to_vuln": float(np.mean([b == "no" and n == "yes" for b, n in sec])) if sec else float("nan"),
+            "vuln_to_secure": rate(vul, "yes", "no"), "vuln_fixed": rate(vul, "no", "yes"),
+            "secure_to_vuln": rate(sec, "no", "yes"), "secure_fixed": rate(sec, "yes", "no"),
         }
     return out
 

@@ -11,6 +11,7 @@ import html
 import re
 from pathlib import Path
 
+from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report.sections import Block, Fig, Generation, Run, build_sections
 from vulnsteer.report.tables import TableData, to_html, to_markdown
@@ -66,7 +67,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run folder; pass the folder a vulnsteer command wrote")
     sections = build_sections(run_dir)
-    cfg = Run(run_dir).json("config.json")
+    cfg = Run(run_dir).json(schema.CONFIG)
     model = next((cfg[k] for k in ("model", "model_id", "model_name") if k in cfg), None) if isinstance(cfg, dict) else None
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
     md = [f"# {html.escape(title, quote=False)}\n"]
@@ -74,7 +75,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     for s in sections:
         md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, run_dir) for b in s.blocks))
         body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path, html_path = run_dir / schema.REPORT_MD, run_dir / schema.REPORT_HTML
     md_path.write_text("\n".join(md), encoding="utf-8")
     html_path.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
                          f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n", encoding="utf-8")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
 from vulnsteer.report.tables import (
@@ -19,7 +20,6 @@ from vulnsteer.report.tables import (
 )
 
 MAX_GENERATIONS = 20
-STAGE_KEYS = ("stages", "stage_seconds", "timings")  # {stage: seconds}; "wall_seconds" is the total
 HOW_TO_READ = [
     "Held-out numbers come from cross-fitted test folds over scenario groups: every sample is tested once, by a "
     "vector fit on other folds, and a scenario's patched twin and augmentations never sit in its training or "
@@ -110,12 +110,12 @@ def _flat(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _config(run: Run) -> list[Block]:
-    cfg = run.json("config.json")
+    cfg = run.json(schema.CONFIG)
     if cfg is None:
-        return _not_run("config.json")
+        return _not_run(schema.CONFIG)
     if not isinstance(cfg, dict):
         raise DataError(f"{run.dir / 'config.json'}: expected a JSON object")
-    stage_key = next((k for k in STAGE_KEYS if isinstance(cfg.get(k), dict)), None)
+    stage_key = "stages" if isinstance(cfg.get("stages"), dict) else None
     settings = TableData("Configuration (config.json)", ["setting", "value"])
     settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items() if k not in (stage_key, "wall_seconds")})]
     wall = TableData("Wall time per stage", ["stage", "wall time"])
@@ -126,12 +126,12 @@ def _config(run: Run) -> list[Block]:
 
 
 def _headline(run: Run, figures: Path) -> list[Block]:
-    summary = run.json("steer/summary.json")
+    summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
-        return _not_run("steer/summary.json")
+        return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [headline_data(summary)]
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
-    choices = run.json("steer/choices.json")
+    choices = run.json(schema.STEER_CHOICES)
     if choices:
         table = TableData("Configuration chosen on each validation fold", ["fold", "layer", "method", "operator",
                                                                            "alpha", "val. balanced acc.", "val. AUROC"])
@@ -181,9 +181,9 @@ def versus_random(summary: dict) -> list[str]:
 
 
 def _verdict(run: Run) -> list[Block]:
-    summary = run.json("steer/summary.json")
+    summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
-        return _not_run("steer/summary.json")
+        return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
     blocks += [Text(t) for t in versus_random(summary)]
     if summary.get("bias_only", {}).get("steered"):
@@ -196,19 +196,19 @@ def _verdict(run: Run) -> list[Block]:
 
 
 def _per_cwe(run: Run) -> list[Block]:
-    summary = run.json("steer/summary.json")
+    summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
-        return _not_run("steer/summary.json")
-    published = run.json("published.json")
+        return _not_run(schema.STEER_SUMMARY)
+    published = run.json(schema.PUBLISHED)
     blocks: list[Block] = [per_cwe_data(summary, published)]
     return blocks + ([] if published else [Text("No published LLM answers (published.json is not in this run folder).")])
 
 
 def _baseline(run: Run) -> list[Block]:
-    summary = run.json("baseline/summary.json")
+    summary = run.json(schema.BASELINE_SUMMARY)
     if summary is None:
-        return _not_run("baseline/summary.json")
-    published = run.json("published.json")
+        return _not_run(schema.BASELINE_SUMMARY)
+    published = run.json(schema.PUBLISHED)
     blocks: list[Block] = []
     for reading, what in (("score", "log P(yes) - log P(no) at the answer position"),
                           ("generation", "the verdict parsed from free generation")):
@@ -220,9 +220,9 @@ def _baseline(run: Run) -> list[Block]:
 
 
 def _probe(run: Run, figures: Path) -> list[Block]:
-    curve = run.json("probe/curve.json")
+    curve = run.json(schema.PROBE_CURVE)
     if curve is None:
-        return _not_run("probe/curve.json")
+        return _not_run(schema.PROBE_CURVE)
     blocks: list[Block] = [Fig(plots.probe_curve_plot(curve, figures / "probe_curve.png"), "probe AUROC per layer")]
     best = curve.get("best_layer")
     if best is not None and best in curve.get("layers", []):
@@ -234,9 +234,9 @@ def _probe(run: Run, figures: Path) -> list[Block]:
 
 
 def _curves(run: Run, figures: Path) -> list[Block]:
-    curves = run.json("steer/curves.json")
+    curves = run.json(schema.STEER_CURVES)
     if curves is None:
-        return _not_run("steer/curves.json")
+        return _not_run(schema.STEER_CURVES)
     blocks: list[Block] = [Fig(plots.strength_curves_plot(curves, figures / "strength_curves.png"), "strength curves")]
     if curves.get("by_layer"):
         blocks.append(Fig(plots.layer_curves_plot(curves["by_layer"], figures / "layer_curves.png"), "layer curves"))
@@ -245,7 +245,7 @@ def _curves(run: Run, figures: Path) -> list[Block]:
 
 
 def _fluency(run: Run) -> list[Block]:
-    summary = run.json("steer/summary.json")
+    summary = run.json(schema.STEER_SUMMARY)
     if summary is None or not summary.get("fluency"):
         return _not_run("steer/summary.json fluency")
     f = summary["fluency"]
@@ -259,20 +259,22 @@ def _fluency(run: Run) -> list[Block]:
 
 
 def _flips(run: Run) -> list[Block]:
-    summary = run.json("steer/summary.json")
+    summary = run.json(schema.STEER_SUMMARY)
     if summary is None or not summary.get("flips"):
         return _not_run("steer/summary.json flips")
-    table = TableData("Share of held-out verdicts flipped vs baseline", ["condition", "vulnerable → secure",
-                                                                         "secure → vulnerable"])
-    table.rows = [[CONDITIONS.get(name, name), fmt(v.get("vuln_to_secure"), 3), fmt(v.get("secure_to_vuln"), 3)]
+    table = TableData("Share of held-out verdicts flipped vs baseline, both ways (fixed = now right, broken = now wrong)",
+                      ["condition", "vulnerable: fixed (no → yes)", "vulnerable: broken (yes → no)",
+                       "secure: fixed (yes → no)", "secure: broken (no → yes)"])
+    table.rows = [[CONDITIONS.get(name, name), fmt(v.get("vuln_fixed"), 3), fmt(v.get("vuln_to_secure"), 3),
+                   fmt(v.get("secure_fixed"), 3), fmt(v.get("secure_to_vuln"), 3)]
                   for name, v in summary["flips"].items()]
     return [table]
 
 
 def _generations(run: Run) -> list[Block]:
-    rows = run.jsonl("steer/generations.jsonl")
+    rows = run.jsonl(schema.STEER_GENERATIONS)
     if rows is None:
-        return _not_run("steer/generations.jsonl")
+        return _not_run(schema.STEER_GENERATIONS)
     blocks: list[Block] = [Generation(r) for r in rows[:MAX_GENERATIONS]]
     if len(rows) > MAX_GENERATIONS:
         blocks.append(Text(f"{len(rows) - MAX_GENERATIONS} more in steer/generations.jsonl."))
@@ -281,7 +283,7 @@ def _generations(run: Run) -> list[Block]:
 
 def build_sections(run_dir: Path) -> list[Section]:
     run = Run(run_dir)
-    figures = run.dir / "figures"
+    figures = run.dir / schema.FIGURES
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
         ("What was run", lambda: _config(run)),
         ("Headline: held-out results", lambda: _headline(run, figures)),

@@ -6,7 +6,7 @@ tokenizer because nnsight sets `padding_side="left"` on the tokenizer it is give
 output is a real value: a Tensor in transformers 5, a tuple in older versions, where `output[0]` on a
 Tensor would silently be batch row 0, so the type is checked before reading or writing it.
 
-Scopes and positions follow `vulnsteer.steering.hooks`: the nnsight body keeps its own token offset (the
+Scopes and positions follow `vulnsteer.vectors.hooks`: the nnsight body keeps its own token offset (the
 sum of sequence lengths of earlier decoding steps) and reads the padding from the attention mask passed in.
 Generation steers every step with `for step in tracer.all():` (`with tracer.all():` does nothing).
 For a left-padded batch nnsight adds mask-derived `position_ids` (as `generate` does; a plain
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
-from vulnsteer.steering.hooks import (
+from vulnsteer.vectors.hooks import (
     PromptLen,
     Scope,
     check_scope,
@@ -40,7 +40,7 @@ from vulnsteer.steering.hooks import (
     steer_hidden,
     token_positions,
 )
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.vectors.operators import Intervention
 
 Remote = bool | Literal["local"]
 
@@ -101,7 +101,9 @@ def _steered_output(
 
 
 def _prepare(model, tokenizer, inputs, interventions, scope, prompt_len, remote):
-    check_scope(scope, prompt_len)
+    check_scope(scope)
+    if scope != "all" and prompt_len is None:
+        raise VulnsteerError(f"scope {scope!r} needs prompt_len (the prompt's length in tokens, without padding)")
     by_layer = group_by_layer(model, interventions)
     ids, kwargs = _split_inputs(inputs)
     mask = kwargs.get("attention_mask")

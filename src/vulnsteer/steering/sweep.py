@@ -7,39 +7,15 @@ the answer token, on top of the cached prefix.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
 from vulnsteer.activations.passes import PromptPass
 from vulnsteer.activations.recorder import Recording
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.resume import resume_logits
-from vulnsteer.vectors.training import Direction
-
-@dataclass(frozen=True)
-class Setting:
-    """How a direction is applied: operator and strength (additive strengths in units of the chosen scale)."""
-
-    operator: str
-    alpha: float
-
-    def key(self) -> str:
-        return f"{self.operator}:{self.alpha:g}"
-
-
-def intervention(direction: Direction, setting: Setting, unit: str = "sigma") -> Intervention:
-    """The Intervention for `direction` under `setting`; additive strengths count `unit`s (see training)."""
-    if setting.operator == "add":
-        return Intervention(direction.layer, "add", direction.u * direction.scale(unit), setting.alpha)
-    if setting.operator == "amplify":
-        return Intervention(direction.layer, "amplify", direction.u, setting.alpha, direction.mu)
-    if setting.operator == "ablate":
-        return Intervention(direction.layer, "ablate", direction.u, 1.0, direction.mu)
-    raise ValueError(f"unknown operator {setting.operator!r}")
-
 
 def score_interventions(
     parts: ModelParts,

@@ -39,7 +39,8 @@ _DIRECTION = re.compile(r"^direction\.(\d+)$")
 
 
 def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha: float = 1.0) -> Path:
-    """Write `alpha * sv.directions` as a llama.cpp control vector; vulnsteer layer L -> `direction.L`.
+    """Write the additive offset `alpha x scale(unit) x u` per layer as a llama.cpp control vector (vulnsteer
+    layer L -> `direction.L`), so `--control-vector FILE` adds what `sv.apply(model, alpha, "add")` adds.
 
     `model_hint` should be the model's GGUF `general.architecture` (e.g. "qwen2", "llama").
     """
@@ -57,8 +58,8 @@ def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha
     writer.add_uint32(f"{ARCH}.layer_count", len(sv.directions))
     writer.add_float32("vulnsteer.alpha", float(alpha))
     writer.add_string("vulnsteer.metadata", json.dumps(sv.metadata(), allow_nan=False))
-    for layer in sv.layers:
-        data = sv.directions[layer] if alpha == 1.0 else sv.directions[layer] * float(alpha)
+    for layer, iv in zip(sv.layers, sv.interventions(alpha=1.0, operator="add")):
+        data = iv.direction * float(alpha)
         writer.add_tensor(f"direction.{layer}", data.to(torch.float32).numpy().astype("<f4", copy=False))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -102,8 +103,12 @@ def import_control_vector(path: Path) -> SteeringVector:
         return SteeringVector(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
     try:
         meta = json.loads(raw_meta)
-        meta["extra"] = {**meta.get("extra", {}), **extra, "gguf_alpha": alpha}
-        return SteeringVector(directions=directions, **meta)
+        # The tensors are the additive offsets as written (alpha and unit folded in): keep the provenance,
+        # but apply them as stored (unit raw, alpha 1), not with the exporting run's statistics.
+        keep = ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
+                "created")
+        return SteeringVector(directions=directions, **{k: meta[k] for k in keep if k in meta},
+                              extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
     except (json.JSONDecodeError, TypeError, AttributeError) as exc:
         raise DataError(f"{path}: vulnsteer.metadata is malformed ({exc})") from exc
 

@@ -13,7 +13,8 @@ leaves only the noise around it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,8 +25,8 @@ from torch import Tensor
 
 from vulnsteer.data.records import Record
 from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.options import Method
 
-METHODS = ("caa", "pca", "probe")
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -145,3 +146,29 @@ def pair_indices(records: Sequence[Record]) -> list[tuple[int, int]]:
         if rec.pair_id is not None:
             groups[rec.pair_id][0 if rec.is_vulnerable else 1].append(i)
     return [(v, s) for pid in sorted(groups) for v in groups[pid][0] for s in groups[pid][1]]
+
+
+def probe_aggregator(pos: Tensor, neg: Tensor) -> Tensor:
+    """`probe_direction` on every vulnerable (`pos`) and secure (`neg`) residual."""
+    x = torch.cat([pos, neg])
+    y = torch.cat([torch.ones(len(pos), dtype=torch.long), torch.zeros(len(neg), dtype=torch.long)])
+    return probe_direction(x, y)
+
+
+@dataclass(frozen=True)
+class Aggregator:
+    """A direction builder, steering-vectors style: (positive residuals, negative residuals) -> [d].
+
+    `paired`: row i of pos and row i of neg are a vulnerable/secure pair (CAA, PCA need pairs); otherwise
+    pos holds every vulnerable and neg every secure residual.
+    """
+
+    fn: Callable[[Tensor, Tensor], Tensor]
+    paired: bool
+
+
+AGGREGATORS: dict[Method, Aggregator] = {
+    Method.CAA: Aggregator(lambda pos, neg: caa_direction(pos, neg, paired=True), paired=True),
+    Method.PCA: Aggregator(pca_direction, paired=True),
+    Method.PROBE: Aggregator(probe_aggregator, paired=False),
+}

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
-from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.vectors.operators import Intervention, apply
 
 Scope = Literal["all", "prompt", "answer", "generated"]
 SCOPES: tuple[str, ...] = ("all", "prompt", "answer", "generated")
@@ -92,11 +92,9 @@ def steer_hidden(h: Tensor, interventions: Sequence[Intervention], mask: Tensor 
     return torch.where(mask.unsqueeze(-1), steered, h)
 
 
-def check_scope(scope: str, prompt_len: PromptLen | None) -> None:
+def check_scope(scope: str) -> None:
     if scope not in SCOPES:
         raise VulnsteerError(f"unknown steering scope {scope!r}; use one of {', '.join(SCOPES)}")
-    if scope != "all" and prompt_len is None:
-        raise VulnsteerError(f"scope {scope!r} needs prompt_len (the prompt's length in tokens, without padding)")
 
 
 def group_by_layer(model: nn.Module, interventions: Sequence[Intervention]) -> dict[int, list[Intervention]]:
@@ -121,6 +119,8 @@ class _ForwardState:
     active: bool = False
     offset: int = 0
     pad: Tensor | None = None  # [batch] left padding; None = no mask given (no padding)
+    seq: int = 0  # tokens in this forward
+    inferred: Tensor | None = None  # per-row prompt lengths read off the first forward without a cache
 
 
 def _cache_offset(kwargs: dict[str, Any]) -> int:
@@ -139,6 +139,14 @@ def _pre_hook(state: _ForwardState):
             raise ModelError("scoped steering needs a 2-D attention_mask [batch, seq] (or none); got another form")
         state.offset = _cache_offset(kwargs)
         state.pad = None if mask is None else left_padding(mask)
+        ids = kwargs.get("input_ids", _args[0] if _args else None)
+        if ids is None:
+            ids = kwargs.get("inputs_embeds")
+        state.seq = int(ids.shape[1]) if isinstance(ids, Tensor) and ids.ndim >= 2 else 0
+        if state.offset == 0 and state.seq:
+            # The prompt: with left padding each row's real tokens end at the last column.
+            pad = state.pad if state.pad is not None else torch.zeros(1, dtype=torch.long)
+            state.inferred = state.seq - pad
         state.active = True
 
     return hook
@@ -167,7 +175,10 @@ def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: Pro
         if pad.shape[0] != batch:
             raise VulnsteerError(f"attention_mask has {pad.shape[0]} rows but the block saw {batch}")
         positions = token_positions(seq, state.offset, pad)
-        mask = scope_mask(scope, positions, prompt_lengths(prompt_len, batch, h.device))  # type: ignore[arg-type]
+        lengths = prompt_len if prompt_len is not None else state.inferred
+        if lengths is None:
+            raise VulnsteerError(f"scope {scope!r}: no prompt_len given and no prompt forward seen; pass prompt_len")
+        mask = scope_mask(scope, positions, prompt_lengths(lengths, batch, h.device))
         if not bool(mask.any()):
             return None  # leave the output object untouched
         return with_block_hidden(output, steer_hidden(h, interventions, mask))
@@ -184,10 +195,12 @@ def steer(
 ) -> Iterator[None]:
     """Steer `model` inside the block; the model is exactly restored on exit, also after an exception.
 
-    Several interventions on one layer apply in the order given. `prompt_len`: see the module docstring.
+    Several interventions on one layer apply in the order given. `prompt_len`: see the module docstring;
+    None reads it off the first forward without a KV cache (the prompt, as in `generate`), assuming left
+    padding.
     Nested `steer` blocks on one layer: the innermost acts first (each prepends its hook).
     """
-    check_scope(scope, prompt_len)
+    check_scope(scope)
     by_layer = group_by_layer(model, interventions)
     blocks = model_parts(model).blocks
     state = _ForwardState()

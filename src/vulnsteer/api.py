@@ -1,0 +1,130 @@
+"""The library surface: a model to a steered answer in a few lines, and the whole study in one call.
+
+    import vulnsteer as vs
+    lm = vs.load_model("qwen2.5-coder-0.5b")
+    records = vs.load_records(["hand-crafted"])
+    vector = vs.train_steering_vector(lm, records, layers=[12], method="caa")
+    with vector.apply(lm, alpha=8.0, scope="answer"):
+        print(vs.answer_score(lm, records[0]))
+
+`run` is what `vulnsteer run|baseline|probe|steer` execute: the command line only builds its config.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vulnsteer.data.records import Record
+from vulnsteer.data.root import resolve_data_root
+from vulnsteer.errors import DataError
+from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.preflight import preflight
+from vulnsteer.model.loading import LoadedModel, load_model
+from vulnsteer.options import Method
+from vulnsteer.vectors.steering_vector import SteeringVector
+
+
+def load_records(subsets: Sequence[str] = ("hand-crafted",), cwes: Sequence[str] | None = None,
+                 data: Path | str | None = None) -> list[Record]:
+    """Records of SecLLMHolmes subsets, "sven", or pairs .jsonl files, from `data` (else $VULNSTEER_DATA,
+    else ../shared/data beside the checkout)."""
+    from vulnsteer.data.load import load_records as _load
+
+    return _load(resolve_data_root(Path(data) if data else None), list(subsets), cwes)
+
+
+def _build(lm: LoadedModel, records: Sequence[Record], template: str) -> list[Any]:
+    from vulnsteer.data.secllmholmes import cwe_names
+    from vulnsteer.experiments.samples import build_samples
+
+    root = None
+    try:
+        root = resolve_data_root(None)
+    except DataError:
+        pass  # few-shot templates and CWE names need the data root; zero-shot ones do not
+    return build_samples(list(records), lm, template, cwe_names(root) if root else {}, root)
+
+
+def _words(lm: LoadedModel) -> Any:
+    from vulnsteer.activations.scoring import AnswerWords
+    from vulnsteer.data.prompts import answer_token_ids
+
+    yes, no = answer_token_ids(lm.tokenizer)
+    return AnswerWords(tuple(yes), tuple(no))
+
+
+def answer_score(lm: LoadedModel, record: Record, template: str = "S1") -> float:
+    """log P(yes) - log P(no) at the answer position for one record under `template` (> 0 means "vulnerable").
+
+    One plain forward of the whole prompt, so a surrounding `vector.apply(lm, scope="answer")` steers
+    exactly the last prompt token."""
+    import torch
+
+    (sample,) = _build(lm, [record], template)
+    if sample.fit.skipped:
+        raise DataError(f"{record.id} is longer than the token budget; it was skipped")
+    with torch.inference_mode():
+        logits = lm.model(input_ids=sample.input_ids, logits_to_keep=1).logits[0, -1]
+    return float(_words(lm).score(logits.float()))
+
+
+def generate_answer(lm: LoadedModel, record: Record, template: str = "S1", max_new_tokens: int = 128) -> str:
+    """The model's greedy answer to `record` under `template` (steered inside `vector.apply(lm)`)."""
+    from vulnsteer.evaluation.generation import generate_answers
+
+    (sample,) = _build(lm, [record], template)
+    return generate_answers(lm.model, lm.tokenizer, [sample.prompt], max_new_tokens, 1)[0].text
+
+
+def train_steering_vector(
+    lm: LoadedModel,
+    records: Sequence[Record],
+    layers: Sequence[int] | None = None,
+    method: Method | str = Method.CAA,
+    template: str = "S1",
+) -> SteeringVector:
+    """Fit a vector on `records` (vulnerable/secure pairs for CAA and PCA) at the answer position of
+    `template`'s prompts; every block when `layers` is None. Carries the model and data provenance."""
+    from dataclasses import replace
+
+    from vulnsteer.vectors.training import fit_vectors
+
+    from vulnsteer.experiments.samples import run_samples
+
+    sset = run_samples(_build(lm, records, template), lm, _words(lm), description="forward passes")
+    chosen = list(layers) if layers is not None else list(range(lm.parts.n_layers))
+    vector = fit_vectors(sset.residuals, [s.record for s in sset.samples], chosen, [method])[Method(method)]
+    return replace(vector, model_id=lm.model_id, model_hash=lm.source_hash, template_id=template)
+
+
+def run(
+    cfg: RunConfig,
+    model: str = "qwen2.5-coder-0.5b",
+    data: Path | str | None = None,
+    out: Path | None = None,
+    cache_dir: Path | None = None,
+    trust_remote_code: bool = False,
+    command: str = "run",
+) -> Path:
+    """Run `cfg` (baseline, then its stages) and write the run folder with report.md/report.html.
+
+    Checks before anything slow: the data (and folds against its groups), then the layers and answer
+    length against the model's shape read from its config or GGUF header, then the weights load."""
+    from vulnsteer.experiments.context import RunDir, open_context
+    from vulnsteer.experiments.run import run_all
+    from vulnsteer.report.document import write_report
+
+    t0 = time.time()
+    root, records = preflight(cfg, model, data)
+    ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
+                       records=records)
+    if "steer" in cfg.stages:
+        cfg.steer.check_layers(ctx.loaded.parts.n_layers)
+    run_dir = RunDir.create(out, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings()})
+    run_dir.stage("load", time.time() - t0)
+    run_all(ctx, cfg, run_dir)
+    write_report(run_dir.path)
+    return run_dir.path

@@ -1,0 +1,32 @@
+"""One entry point for records: SecLLMHolmes subsets, SVEN, and pairs JSONL files, by name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from vulnsteer.data.pairs import load_pairs_jsonl
+from vulnsteer.data.records import Record
+from vulnsteer.data.secllmholmes import SUBSETS, load_secllmholmes, select
+from vulnsteer.data.sven import load_sven
+from vulnsteer.errors import DataError
+
+
+def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None = None) -> list[Record]:
+    """Records of the named subsets: SecLLMHolmes subset names, "sven", or a path to a pairs JSONL file."""
+    records: list[Record] = []
+    wanted = [s for s in subsets if s in SUBSETS]
+    if wanted:
+        records += load_secllmholmes(root, wanted)
+    for name in subsets:
+        if name in SUBSETS:
+            continue
+        if name == "sven":
+            records += load_sven(root)
+        elif name.endswith(".jsonl"):
+            records += load_pairs_jsonl(Path(name))
+        else:
+            raise DataError(
+                f"unknown subset {name!r}; use one of {', '.join(SUBSETS)}, 'sven', or a path to a pairs .jsonl file"
+            )
+    return select(records, cwes)

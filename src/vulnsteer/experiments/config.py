@@ -1,0 +1,141 @@
+"""The configs of every experiment: frozen dataclasses that check themselves when built.
+
+Defaults live here once; the command line reads them from here. Nothing here imports torch, so the command
+line checks every option within a second, before any weights load. Checks that need the model (layer range,
+context length) or the data (folds vs groups) are `check_*` methods, called as soon as those are known.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vulnsteer.data.prompts import get_template
+from vulnsteer.data.records import normalise_cwe
+from vulnsteer.errors import VulnsteerError
+from vulnsteer.options import LongFiles, Method, Operator, StrengthUnit, SweepScope, Train
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """What the baseline reads and how."""
+
+    subsets: tuple[str, ...] = ("hand-crafted",)
+    cwes: tuple[str, ...] | None = None
+    template: str = "S1"
+    generate: bool = True
+    max_new_tokens: int = 256
+    batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
+    max_code_tokens: int = 1536
+    long_files: LongFiles = LongFiles.TRUNCATE
+    n_boot: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.subsets:
+            raise VulnsteerError("no --subset given; use e.g. --subset hand-crafted")
+        object.__setattr__(self, "subsets", tuple(self.subsets))
+        get_template(self.template)  # one-line error listing the templates
+        object.__setattr__(self, "long_files", LongFiles(self.long_files))
+        if self.cwes is not None:
+            try:
+                object.__setattr__(self, "cwes", tuple(normalise_cwe(c) for c in self.cwes))
+            except ValueError as exc:
+                raise VulnsteerError(f"--cwe: {exc}; write it like CWE-787") from None
+        for name, low in (("max_new_tokens", 1), ("batch_size", 1), ("max_code_tokens", 16), ("n_boot", 100)):
+            if getattr(self, name) < low:
+                raise VulnsteerError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {low}")
+
+    def check_context(self, context: int | None) -> None:
+        """Refuse answers longer than the model can hold (prompt tokens come on top)."""
+        if context is not None and self.generate and self.max_new_tokens >= context:
+            raise VulnsteerError(f"--max-new-tokens {self.max_new_tokens} does not fit the model's context of "
+                                 f"{context} tokens; use at most {context // 4}")
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    """The steering experiment's settings."""
+
+    layers: tuple[int, ...] | None = None  # None: every block
+    methods: tuple[Method, ...] = (Method.CAA, Method.PCA, Method.PROBE)
+    # A calibration run of the 0.5B model: under +-4 sigma no answer flipped; +-16..64 sigma moves the
+    # yes/no score by several nats at middle layers. Both signs: which way helps is measured, not assumed.
+    add_alphas: tuple[float, ...] = (-32.0, -16.0, -8.0, -4.0, 4.0, 8.0, 16.0, 32.0)  # units of sigma along u
+    amplify_alphas: tuple[float, ...] = (-1.0, 4.0, 16.0, 64.0)
+    ablate: bool = True
+    k_folds: int = 4
+    n_random: int = 3
+    select: str = "balanced_accuracy"  # validation metric that picks the configuration
+    per_cwe: bool = False  # one direction per CWE (pooled where a CWE has too few training pairs)
+    strength_unit: StrengthUnit = StrengthUnit.SIGMA  # what an additive strength of 1 means
+    scope: SweepScope = SweepScope.ANSWER  # the answer position only, or every prompt position (slower)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise VulnsteerError("--methods is empty; use any of " + ", ".join(m.value for m in Method))
+        object.__setattr__(self, "methods", tuple(Method(m) for m in self.methods))
+        object.__setattr__(self, "strength_unit", StrengthUnit(self.strength_unit))
+        object.__setattr__(self, "scope", SweepScope(self.scope))
+        if self.layers is not None:
+            if not self.layers:
+                raise VulnsteerError("--layers is empty; give blocks like '0-23' or '4,8,12', or leave it out")
+            if min(self.layers) < 0:
+                raise VulnsteerError(f"--layers: block {min(self.layers)} is negative; blocks count from 0")
+            object.__setattr__(self, "layers", tuple(sorted({int(x) for x in self.layers})))
+        if self.k_folds < 3:
+            raise VulnsteerError(f"--folds {self.k_folds}: cross-fitting needs at least 3 (train, validation, test)")
+        if self.n_random < 1:
+            raise VulnsteerError(f"--n-random {self.n_random}: the random control needs at least one draw")
+        if self.select not in ("balanced_accuracy", "accuracy", "auroc"):
+            raise VulnsteerError(f"select {self.select!r}: use balanced_accuracy, accuracy or auroc")
+        if not all(math.isfinite(a) for a in (*self.add_alphas, *self.amplify_alphas)):
+            raise VulnsteerError("steering strengths must be finite numbers")
+
+    def settings(self) -> list[tuple[Operator, float]]:
+        out = [(Operator.ADD, a) for a in self.add_alphas] + [(Operator.AMPLIFY, a) for a in self.amplify_alphas]
+        return out + ([(Operator.ABLATE, 0.0)] if self.ablate else [])
+
+    def check_groups(self, n_groups: int) -> None:
+        if self.k_folds > n_groups:
+            raise VulnsteerError(f"--folds {self.k_folds} is more than the {n_groups} scenario groups in the data; "
+                                 f"use at most {n_groups}")
+
+    def check_layers(self, n_layers: int) -> list[int]:
+        """The steered blocks for a model of `n_layers` blocks; one-line error when out of range."""
+        layers = list(self.layers) if self.layers is not None else list(range(n_layers))
+        bad = [x for x in layers if not 0 <= x < n_layers]
+        if bad:
+            raise VulnsteerError(f"--layers: block {bad[0]} out of range: the model has blocks 0..{n_layers - 1}")
+        return layers
+
+
+STAGES = ("probe", "steer")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole job; the baseline pass always runs (every stage reads it), `stages` add probes and steering."""
+
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    steer: SteerConfig = field(default_factory=SteerConfig)
+    train: tuple[Train, ...] = (Train.HOLDOUT,)  # what, besides the training folds, builds the vectors
+    n_side_by_side: int = 4
+    side_by_side_tokens: int = 128
+    n_fluency: int = 8
+    stages: tuple[str, ...] = STAGES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))
+        bad = [s for s in self.stages if s not in STAGES]
+        if bad:
+            raise VulnsteerError(f"unknown stage {bad[0]!r}; use any of {', '.join(STAGES)}")
+        for name in ("n_side_by_side", "side_by_side_tokens", "n_fluency"):
+            if getattr(self, name) < 0:
+                raise VulnsteerError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def settings(self) -> dict[str, Any]:
+        """What config.json records: a baseline-only run has no steering settings."""
+        return asdict(self) if self.stages else {"baseline": asdict(self.baseline)}

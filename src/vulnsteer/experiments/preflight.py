@@ -1,0 +1,29 @@
+"""Everything checkable before the weights load, in about a second and without importing torch: the data
+(records, folds against scenario groups) and the model's shape (layers, context) from its config or header."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vulnsteer.data.load import load_records
+from vulnsteer.data.records import Record
+from vulnsteer.data.root import resolve_data_root
+from vulnsteer.errors import DataError
+from vulnsteer.experiments.config import RunConfig
+from vulnsteer.model.peek import peek_shape
+
+
+def preflight(cfg: RunConfig, model: str, data: Path | str | None = None) -> tuple[Path, list[Record]]:
+    """The data root and the records under study, once every check that needs no weights has passed."""
+    root = resolve_data_root(Path(data) if data else None)
+    records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
+    if not records:
+        raise DataError(f"no records for subsets {', '.join(cfg.baseline.subsets)}; check --subset and --cwe")
+    if "steer" in cfg.stages:
+        cfg.steer.check_groups(len({r.group for r in records}))
+    shape = peek_shape(model)
+    if shape is not None:
+        cfg.baseline.check_context(shape.context)
+        if "steer" in cfg.stages:
+            cfg.steer.check_layers(shape.n_layers)
+    return root, records

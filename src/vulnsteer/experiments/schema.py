@@ -1,0 +1,24 @@
+"""The run folder's layout: every file name a run writes, shared by the writer (`RunDir`, the stages) and
+the readers (`report/`), so neither guesses at the other's names (docs/RUN_FOLDER.md)."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 2  # in config.json; bump when a file's meaning or layout changes
+
+CONFIG = "config.json"
+BASELINE_SAMPLES = "baseline/samples.jsonl"
+BASELINE_SUMMARY = "baseline/summary.json"
+BASELINE_SUMMARY_CSV = "baseline/summary.csv"
+PUBLISHED = "published.json"
+PROBE_CURVE = "probe/curve.json"
+STEER_SWEEP = "steer/sweep.csv"
+STEER_SWEEP_SUMMARY = "steer/sweep_summary.csv"
+STEER_CHOICES = "steer/choices.json"
+STEER_TEST = "steer/test.jsonl"
+STEER_CURVES = "steer/curves.json"
+STEER_SUMMARY = "steer/summary.json"
+STEER_GENERATIONS = "steer/generations.jsonl"
+STEER_VECTORS = "steer/vectors"  # fold<f>-<cwe>.{safetensors,json,gguf}
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FIGURES = "figures"

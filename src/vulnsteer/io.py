@@ -1,0 +1,88 @@
+"""The small file operations every stage shares: atomic writes, SHA-256 of a file, reading UTF-8 text.
+
+One implementation each, so that "a reader never sees a half-written file" and "a bad file is one line
+that names it" hold everywhere alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from vulnsteer.errors import DataError
+
+_CHUNK = 8 << 20
+_MEMO_NAME = "file-sha256.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> Path:
+    """Write `data` to `path` through a temporary file and a rename: readers see the old file or the new one.
+
+    fsync=True also flushes the data to disk before the rename, so a power loss cannot leave a renamed
+    file of zeros (what caches that are trusted on the next run need).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: Path, text: str, fsync: bool = False) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+def sha256_file(
+    path: Path, memo_dir: Path | None = None, on_chunk: Callable[[int], None] | None = None
+) -> str:
+    """Streaming SHA-256 of `path`; memoised in `memo_dir` by (absolute path, size, mtime_ns) when given,
+    so a multi-GB file is read in full once rather than on every load. `on_chunk(n)` reports progress."""
+    path = Path(path)
+    stat = path.stat()
+    key = str(path.resolve())
+    memo_path = memo_dir / _MEMO_NAME if memo_dir is not None else None
+    memo: dict[str, dict] = {}
+    if memo_path is not None and memo_path.is_file():
+        try:
+            loaded = json.loads(memo_path.read_text())
+            memo = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            memo = {}  # a corrupt memo only costs a re-hash
+        hit = memo.get(key)
+        if isinstance(hit, dict) and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
+            return str(hit["sha256"])
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+            if on_chunk is not None:
+                on_chunk(len(chunk))
+    sha = digest.hexdigest()
+    if memo_path is not None:
+        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
+        atomic_write_text(memo_path, json.dumps(memo, indent=1, sort_keys=True))
+    return sha
+
+
+def read_utf8(path: Path, what: str = "file", hint: str = "check that the file exists and is readable") -> str:
+    """A UTF-8 file's text; one-line DataError naming the file when unreadable or not UTF-8."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror}); {hint}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8") from None

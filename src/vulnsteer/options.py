@@ -1,0 +1,88 @@
+"""Every choice a user makes by name, as `str` Enums: the one list of allowed values, shown by `--help`,
+checked when a config is built, and imported by the code that acts on it.
+
+This module imports nothing heavy (no torch), so the command line can check options within a second.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A str Enum whose bad values give a one-line error listing the good ones."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Choice:
+        from vulnsteer.errors import VulnsteerError
+
+        label = cls.__name__.lower()
+        raise VulnsteerError(f"unknown {label} {value!r}; use one of {', '.join(m.value for m in cls)}")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Method(Choice):
+    """How a direction is built from contrastive residuals (vectors/methods.py)."""
+
+    CAA = "caa"
+    PCA = "pca"
+    PROBE = "probe"
+
+
+class Operator(Choice):
+    """What a direction does to a residual (vectors/operators.py)."""
+
+    ADD = "add"
+    AMPLIFY = "amplify"
+    ABLATE = "ablate"
+
+
+class Scope(Choice):
+    """Which token positions are steered (vectors/hooks.py)."""
+
+    ALL = "all"
+    PROMPT = "prompt"
+    ANSWER = "answer"
+    GENERATED = "generated"
+
+
+class SweepScope(Choice):
+    """Positions the steering experiment steers: the answer position, or every prompt position."""
+
+    ANSWER = "answer"
+    ALL = "all"
+
+
+class StrengthUnit(Choice):
+    """What an additive strength of 1 means: the training projections' spread, the mean residual norm,
+    the direction's own norm as built, or one unit of length."""
+
+    SIGMA = "sigma"
+    MEAN_NORM = "mean_norm"
+    RAW = "raw"
+    UNIT = "unit"
+
+
+class LongFiles(Choice):
+    """What happens to a file longer than the token budget (data/fitting.py)."""
+
+    TRUNCATE = "truncate"
+    SKIP = "skip"
+
+
+class Train(Choice):
+    """Data the steering vectors are fit on besides the training folds."""
+
+    HOLDOUT = "holdout"
+    AUGMENTED = "augmented"
+    SVEN = "sven"
+
+
+def parse_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    """Repeatable and comma-separated alike: ["a,b", "c"] -> ["a", "b", "c"]."""
+    if values is None:
+        return []
+    items = [values] if isinstance(values, str) else list(values)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
