@@ -8,6 +8,7 @@ of the hand-crafted scenario it was derived from, so grouped splits never leak a
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -20,6 +21,14 @@ from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
 from vulnsteer.errors import DataError
 
 SUBSETS = ("hand-crafted", "augmented-trivial", "augmented-non-trivial", "real-world", "few-shot")
+# Where each subset lives under <root>/secllmholmes, for saying which of them a partial copy lacks.
+SUBSET_FOLDERS = {
+    "hand-crafted": "hand-crafted",
+    "augmented-trivial": "augmented/trivial",
+    "augmented-non-trivial": "augmented/non-trivial",
+    "real-world": "real-world",
+    "few-shot": "few-shot",
+}
 LANGUAGES = {".c": "c", ".py": "python"}
 
 # Short names used in prompts; the first eight are SecLLMHolmes' CWEs, CWE-78 and CWE-125 come from SVEN.
@@ -53,8 +62,27 @@ def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
+def check_link(path: Path) -> Path:
+    """`path`, or DataError if it is a symbolic link to nothing.
+
+    Listing by `is_file()`/`is_dir()` would skip such a link without a word and leave its pair twin
+    orphaned (a secure file with no vulnerable partner), which silently changes every pair count.
+    """
+    if path.is_symlink() and not path.exists():
+        raise DataError(
+            f"{path}: dangling symbolic link (to {os.readlink(path)}); restore its target or remove the link"
+        )
+    return path
+
+
+def _listing(folder: Path) -> list[Path]:
+    """Entries of `folder` (hidden ones skipped), refusing dangling links."""
+    return [check_link(p) for p in folder.iterdir() if not p.name.startswith(".")]
+
+
 def read_text(path: Path, *, code: bool = True) -> str:
     """A UTF-8 file's text; DataError if unreadable, not UTF-8, or (for code) empty."""
+    check_link(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -74,8 +102,7 @@ def read_text(path: Path, *, code: bool = True) -> str:
 def _subdirs(path: Path) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"{path}: folder missing; restore it from SecLLMHolmes' datasets/ folder")
-    found = (p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return sorted(found, key=lambda p: natural_key(p.name))
+    return sorted((p for p in _listing(path) if p.is_dir()), key=lambda p: natural_key(p.name))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -91,7 +118,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def _truth(path: Path) -> str:
     """Ground-truth text beside a code file; '' when upstream has none."""
-    return read_text(path, code=False).strip() if path.is_file() else ""
+    return read_text(path, code=False).strip() if check_link(path).is_file() else ""
 
 
 def _flags(subset: str, variant: str, cwe: str, stem: str) -> tuple[str, ...]:
@@ -111,7 +138,7 @@ def _scenario_records(subset: str, variant: str, dataset: Path, truth: Path) -> 
             cwe = normalise_cwe(cwe_dir.name)
         except ValueError as exc:
             raise DataError(f"{cwe_dir}: expected a folder named like CWE-22; move or remove it") from exc
-        files = sorted(p for p in cwe_dir.iterdir() if p.is_file() and p.suffix in LANGUAGES)
+        files = sorted(p for p in _listing(cwe_dir) if p.is_file() and p.suffix in LANGUAGES)
         stems = {p.stem for p in files}
         parsed = []
         for path in files:
@@ -195,7 +222,8 @@ def _real_world(base: Path) -> list[Record]:
 
 def _few_shot(base: Path) -> list[Record]:
     folder = base / "few-shot"
-    files = [p for p in (folder / "examples").glob("cwe-*") if p.suffix in LANGUAGES]
+    found = _listing(folder / "examples") if (folder / "examples").is_dir() else []
+    files = [p for p in found if p.name.startswith("cwe-") and p.suffix in LANGUAGES]
     if not files:
         raise DataError(f"{folder / 'examples'}: no cwe-<id>.c/.py files; restore few-shot/ from SecLLMHolmes")
     parsed = []
