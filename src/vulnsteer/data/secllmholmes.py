@@ -111,6 +111,8 @@ def read_json(path: Path) -> dict[str, Any]:
         value = json.loads(read_text(path, code=False))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); restore it from SecLLMHolmes") from exc
+    except (RecursionError, ValueError) as exc:  # nesting too deep, or a number past the int-conversion limit
+        raise DataError(f"{path}: JSON too deeply nested or with a too-long number; restore it from SecLLMHolmes") from exc
     if not isinstance(value, dict):
         raise DataError(f"{path}: expected a JSON object; restore it from SecLLMHolmes")
     return value
