@@ -78,7 +78,7 @@ def test_tiny_tree_labels_from_file_names_and_preds_normalised(tmp_path):
         (lambda r: (r / "real-world" / "m.json").write_text('{"p": {"C": {"fixed": {"ZT": {"pred": "no"}}}}}'),
          "p/C/fixed: expected 'vuln' or 'patch'"),
         (lambda r: (r / "benchmark" / "m.json").write_text('{"hand-crafted": {}}'), "no 'real-world' part"),
-        (lambda r: (r / "prompts" / "m.json").write_text("[" * 100_000 + "]" * 100_000), "too deeply nested"),
+        (lambda r: (r / "prompts" / "m.json").write_text("[" * 100_000 + "]" * 100_000), "nested too deeply"),
     ],
     ids=["no-study", "bad-json", "no-pred", "not-object", "bad-cwe", "bad-kind", "no-part", "deep"],
 )

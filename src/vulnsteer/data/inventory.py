@@ -9,8 +9,9 @@ from pathlib import Path
 
 from rich.table import Table
 
+from vulnsteer.data.files import check_link
 from vulnsteer.data.records import VULNERABLE, Record
-from vulnsteer.data.secllmholmes import SUBSET_FOLDERS, check_link, natural_key
+from vulnsteer.data.secllmholmes import SUBSET_FOLDERS, natural_key
 
 # Folders (relative to the data root) of the named subsets that are not SecLLMHolmes'.
 OTHER_FOLDERS = {"sven": "sven/train"}

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vulnsteer.data.files import read_json, read_text
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
-from vulnsteer.data.secllmholmes import natural_key, read_json, read_text
+from vulnsteer.data.secllmholmes import natural_key
 from vulnsteer.errors import DataError
 
 COLUMNS = ("study", "model", "prompt", "subset", "cwe", "item", "label", "pred")

@@ -24,9 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vulnsteer.data.files import read_json
 from vulnsteer.data.published import COLUMNS
 from vulnsteer.data.records import normalise_cwe
-from vulnsteer.data.secllmholmes import read_json
 from vulnsteer.errors import DataError
 
 STUDIES = ("prompts", "real-world", "benchmark")

@@ -7,15 +7,13 @@ of the hand-crafted scenario it was derived from, so grouped splits never leak a
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
+from vulnsteer.data.files import check_link, listing, read_json, read_text
 from vulnsteer.data.root import HOW_TO_GET
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
 from vulnsteer.errors import DataError
@@ -62,60 +60,10 @@ def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-def check_link(path: Path) -> Path:
-    """`path`, or DataError if it is a symbolic link to nothing.
-
-    Listing by `is_file()`/`is_dir()` would skip such a link without a word and leave its pair twin
-    orphaned (a secure file with no vulnerable partner), which silently changes every pair count.
-    """
-    if path.is_symlink() and not path.exists():
-        raise DataError(
-            f"{path}: dangling symbolic link (to {os.readlink(path)}); restore its target or remove the link"
-        )
-    return path
-
-
-def _listing(folder: Path) -> list[Path]:
-    """Entries of `folder` (hidden ones skipped), refusing dangling links."""
-    return [check_link(p) for p in folder.iterdir() if not p.name.startswith(".")]
-
-
-def read_text(path: Path, *, code: bool = True) -> str:
-    """A UTF-8 file's text; DataError if unreadable, not UTF-8, or (for code) empty."""
-    check_link(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror}); check that the file exists and is readable") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8 "
-            "(e.g. `iconv -f latin1 -t utf-8`) or restore it from the SecLLMHolmes repository"
-        ) from exc
-    if code and not text.strip():
-        raise DataError(f"{path}: empty code file; restore it from the SecLLMHolmes repository or delete it")
-    return text
-
-
 def _subdirs(path: Path) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"{path}: folder missing; restore it from SecLLMHolmes' datasets/ folder")
-    return sorted((p for p in _listing(path) if p.is_dir()), key=lambda p: natural_key(p.name))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a data file; DataError naming the file if it is not one."""
-    try:
-        value = json.loads(read_text(path, code=False))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); restore it from SecLLMHolmes") from exc
-    except (RecursionError, ValueError) as exc:  # nesting too deep, or a number past the int-conversion limit
-        raise DataError(f"{path}: JSON too deeply nested or with a too-long number; restore it from SecLLMHolmes") from exc
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: expected a JSON object; restore it from SecLLMHolmes")
-    return value
+    return sorted((p for p in listing(path) if p.is_dir()), key=lambda p: natural_key(p.name))
 
 
 def _truth(path: Path) -> str:
@@ -140,7 +88,7 @@ def _scenario_records(subset: str, variant: str, dataset: Path, truth: Path) -> 
             cwe = normalise_cwe(cwe_dir.name)
         except ValueError as exc:
             raise DataError(f"{cwe_dir}: expected a folder named like CWE-22; move or remove it") from exc
-        files = sorted(p for p in _listing(cwe_dir) if p.is_file() and p.suffix in LANGUAGES)
+        files = sorted(p for p in listing(cwe_dir) if p.is_file() and p.suffix in LANGUAGES)
         stems = {p.stem for p in files}
         parsed = []
         for path in files:
@@ -224,7 +172,7 @@ def _real_world(base: Path) -> list[Record]:
 
 def _few_shot(base: Path) -> list[Record]:
     folder = base / "few-shot"
-    found = _listing(folder / "examples") if (folder / "examples").is_dir() else []
+    found = listing(folder / "examples") if (folder / "examples").is_dir() else []
     files = [p for p in found if p.name.startswith("cwe-") and p.suffix in LANGUAGES]
     if not files:
         raise DataError(f"{folder / 'examples'}: no cwe-<id>.c/.py files; restore few-shot/ from SecLLMHolmes")
