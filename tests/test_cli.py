@@ -201,3 +201,19 @@ def test_every_option_is_checked_before_torch_loads(data_root, tmp_path, args, m
     assert len(errors) == 1 and message in errors[0], proc.stderr
     assert "torch imported: False" in proc.stdout
     assert not out.exists(), "nothing is written before the options are checked"
+
+
+def test_a_data_root_without_published_answers_runs_and_says_so(data_root, tiny_dirs, tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "secllmholmes").symlink_to(data_root / "secllmholmes")  # no secllmholmes-published/, no sven/
+    out = tmp_path / "run"
+    result = invoke("run", "--model", tiny_dirs["qwen2"], "--data", root, "--cwe", "CWE-787,CWE-89", "--folds", "3",
+                    "--layers", "1", "--methods", "caa", "--no-generate", "--n-boot", "100", "--out", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert not (out / "published.json").exists()
+    config = json.loads((out / "config.json").read_text())
+    assert any("import-published" in n for n in config["notes"])
+    assert "import-published" in (out / "report.md").read_text()
+    assert (out / "steer" / "summary.json").is_file() and (out / "probe" / "curve.json").is_file()

@@ -107,3 +107,52 @@ def test_refusals(tmp_path: Path) -> None:
         import_control_vector(write_foreign(tmp_path / "m.gguf", arch="llama"))
     with pytest.raises(DataError, match="F16"):
         import_control_vector(write_foreign(tmp_path / "h.gguf", dtype=np.float16))
+
+
+# --- faults: cut-short files, NaN/inf -------------------------------------------------------------
+
+
+def _header_end(path: Path) -> int:
+    """Offset where the tensor data starts: everything before it is header (KV pairs, tensor infos)."""
+    return int(gguf.GGUFReader(str(path)).data_offset)
+
+
+def test_file_cut_short_inside_its_header_is_a_one_line_data_error(tmp_path: Path) -> None:
+    full = export_control_vector(make(), tmp_path / "v.gguf", model_hint="qwen2")
+    data, end = full.read_bytes(), _header_end(full)
+    cut = tmp_path / "cut.gguf"
+    for n in sorted({1, 4, 8, 16, 23, 24, 40, end // 3, end // 2, end - 9, end - 1}):
+        cut.write_bytes(data[:n])
+        with pytest.raises(DataError) as err:
+            import_control_vector(cut)
+        text = str(err.value)
+        assert text.startswith(str(cut)) and "\n" not in text and "cut short" in text, (n, text)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_export_refuses_nan_or_inf(tmp_path: Path, bad: float) -> None:
+    sv = make()
+    sv.directions[5][3] = bad
+    with pytest.raises(VulnsteerError, match="layer 5 .*NaN or inf"):
+        export_control_vector(sv, tmp_path / "v.gguf", "qwen2")
+    assert not (tmp_path / "v.gguf").exists()
+
+
+def test_export_refuses_alpha_that_overflows_to_inf(tmp_path: Path) -> None:
+    sv = SteeringVector(directions={2: torch.full((4,), 1e18)})
+    with pytest.raises(VulnsteerError, match="NaN or inf"):
+        export_control_vector(sv, tmp_path / "v.gguf", "qwen2", alpha=1e30)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+def test_import_refuses_nan_or_inf(tmp_path: Path, bad: float) -> None:
+    path = tmp_path / "bad.gguf"
+    w = gguf.GGUFWriter(str(path), "controlvector")
+    w.add_uint32("controlvector.layer_count", 1)
+    w.add_tensor("direction.3", np.array([0.0, bad, 1.0, 2.0], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(DataError, match=f"{path}: tensor direction.3 holds NaN or inf"):
+        import_control_vector(path)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from rich.console import Console
 
-from vulnsteer.data.inventory import inventory, inventory_table
+from vulnsteer.data.inventory import inventory, inventory_table, subset_presence
 from vulnsteer.data.records import SECURE, VULNERABLE, Record
-from vulnsteer.data.secllmholmes import load_secllmholmes
+from vulnsteer.data.secllmholmes import SUBSETS, load_secllmholmes
+from vulnsteer.errors import DataError
 from vulnsteer.data.sven import load_sven
 
 # /work/shared/data/README.md: subset -> (vulnerable, secure)
@@ -66,3 +70,40 @@ def test_table_has_totals():
 def test_table_columns():
     table = inventory_table([_rec("s", "CWE-22", VULNERABLE, 0)])
     assert [c.header for c in table.columns] == ["subset", "CWE", "vulnerable", "secure", "total"]
+
+
+# --- a partial data root: list what is there, say what is not ----------------------------------
+
+
+def _partial_root(tmp_path: Path) -> Path:
+    code = tmp_path / "secllmholmes" / "hand-crafted" / "dataset" / "CWE-22"
+    code.mkdir(parents=True)
+    (code / "1.c").write_text("int a;\n")
+    (code / "p_1.c").write_text("int b;\n")
+    return tmp_path
+
+
+def test_partial_root_lists_present_subsets_and_names_missing_ones(tmp_path):
+    root = _partial_root(tmp_path)
+    wanted = [*SUBSETS, "sven", "mine.jsonl"]
+    found = subset_presence(root, wanted)
+    assert found.present == ["hand-crafted", "mine.jsonl"]  # a file path is left to its loader to check
+    assert found.missing == {
+        "augmented-trivial": str(root / "secllmholmes/augmented/trivial"),
+        "augmented-non-trivial": str(root / "secllmholmes/augmented/non-trivial"),
+        "real-world": str(root / "secllmholmes/real-world"),
+        "few-shot": str(root / "secllmholmes/few-shot"),
+        "sven": str(root / "sven/train"),
+    }
+    records = load_secllmholmes(root, [s for s in found.present if s in SUBSETS])
+    console = Console(record=True, width=160)
+    console.print(inventory_table(records, found.missing))
+    text = console.export_text()
+    assert "hand-crafted" in text and f"not found: {root / 'sven/train'}" in text and "few-shot" in text
+
+
+def test_dangling_subset_folder_is_an_error_not_an_absence(tmp_path):
+    root = _partial_root(tmp_path)
+    (root / "sven").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="sven: dangling symbolic link"):
+        subset_presence(root, ["sven"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vulnsteer.data.pairs import iter_jsonl, load_pairs_jsonl
+from vulnsteer.data.pairs import check_unique_ids, iter_jsonl, load_pairs_jsonl
 from vulnsteer.data.records import SECURE, VULNERABLE
 from vulnsteer.errors import DataError
 
@@ -110,3 +110,59 @@ def test_non_utf8_file(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="cannot read"):
         load_pairs_jsonl(tmp_path / "nope.jsonl")
+
+
+# --- faults: inputs that used to escape as tracebacks or pass silently ---------------------------
+
+HOSTILE = {
+    "deep-nesting": ('{"id": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+    "5000-digits": ('{"id": ' + "9" * 5000 + "}", "a number longer than"),
+    "id-object": ({**PAIR, "id": {"a": 1}}, "field 'id' must be a string or an integer, got dict"),
+    "id-list": ({**PAIR, "id": ["a"]}, "field 'id' must be a string or an integer, got list"),
+    "id-bool": ({**PAIR, "id": True}, "field 'id' must be a string or an integer, got bool"),
+    "id-blank": ({**PAIR, "id": " "}, "field 'id' is empty"),
+    "group-object": ({**PAIR, "group": {"commit": "abc"}}, "field 'group' must be a string or an integer"),
+    "surrogate": ({**PAIR, "vulnerable": "x\ud800"}, "field 'vulnerable' holds an unpaired surrogate escape (\\ud800)"),
+    "truth-number": ({**PAIR, "ground_truth": {"vulnerable": 1}}, "field 'ground_truth' must be a string or an object"),
+    "huge-cwe": ({**PAIR, "cwe": "x" * 5000}, "is not one CWE id ('xxxx"),
+}
+
+
+@pytest.mark.parametrize(("line", "message"), HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_line_is_one_line_data_error(tmp_path, line, message):
+    path = write(tmp_path, PAIR, line)
+    with pytest.raises(DataError, match=re.escape(message)) as err:
+        load_pairs_jsonl(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:2: ") and "\n" not in text and len(text) < 300
+
+
+def test_unpaired_pair_id_must_be_scalar(tmp_path):
+    line = {"id": "u", "cwe": "79", "language": "python", "code": "x", "label": 1, "pair_id": ["a", "b"]}
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'mine.jsonl'}:1: field 'pair_id'")):
+        load_pairs_jsonl(write(tmp_path, line))
+
+
+def test_integer_ids_still_allowed(tmp_path):
+    recs = load_pairs_jsonl(write(tmp_path, {**PAIR, "id": 7, "group": 3}))
+    assert recs[0].id == "pairs/7/vulnerable" and recs[0].group == "pairs/3"
+
+
+def test_line_separator_inside_a_string_does_not_split_the_line(tmp_path):
+    # U+2028 is legal raw inside a JSON string; str.splitlines() would cut the line there.
+    path = tmp_path / "mine.jsonl"
+    first = json.dumps({**PAIR, "vulnerable": "a\u2028b"}, ensure_ascii=False)
+    path.write_text(first + "\n" + json.dumps({**PAIR, "id": "p2"}))
+    recs = load_pairs_jsonl(path)
+    assert recs[0].code == "a\u2028b" and recs[2].source_path == f"{path}:2"
+
+
+def test_duplicate_ids_across_files(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write(tmp_path / "a", PAIR)
+    second = write(tmp_path / "b", {**PAIR, "vulnerable": "other()"})
+    records = load_pairs_jsonl(first) + load_pairs_jsonl(second)
+    with pytest.raises(DataError, match=re.escape(f"{second}:1: id 'pairs/p1/vulnerable' already used at {first}:1")):
+        check_unique_ids(records)
+    check_unique_ids(load_pairs_jsonl(first) + load_pairs_jsonl(second, subset="other"))  # distinct subsets: fine

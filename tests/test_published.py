@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -11,6 +12,7 @@ from vulnsteer.data.published import (
     load_published,
     prediction_key,
     published_item_key,
+    published_missing,
     published_table,
 )
 from vulnsteer.data.secllmholmes import load_secllmholmes
@@ -116,6 +118,25 @@ def test_bad_csv(tmp_path, body, message):
     assert str(path) in str(err.value)
 
 
-def test_missing_csv(tmp_path):
-    with pytest.raises(DataError, match="predictions.csv: not found"):
+def test_missing_csv_is_an_empty_result_with_a_note(tmp_path):
+    assert load_published(tmp_path) == []
+    note = published_missing(tmp_path)
+    assert note is not None and note.startswith("published answers not available") and "predictions.csv" in note
+    _csv(tmp_path, HEADER)
+    assert published_missing(tmp_path) is None and load_published(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (HEADER + "b,m,S1,hand-crafted,CWE-22,1.c,1\n", ":2: expected 8 cells"),  # a truncated last row
+        (HEADER + "b,m,S1,hand-crafted,CWE-22,1.c,1,yes,extra\n", ":2: expected 8 cells"),
+        (HEADER + "b,m,S1,hand-crafted,buffer,1.c,1,yes\n", ":2: cwe 'buffer' is not a CWE id"),
+    ],
+    ids=["short-row", "long-row", "bad-cwe"],
+)
+def test_damaged_csv_is_a_one_line_data_error(tmp_path, body, message):
+    path = _csv(tmp_path, body)
+    with pytest.raises(DataError, match=re.escape(f"{path}{message}")) as err:
         load_published(tmp_path)
+    assert "\n" not in str(err.value)

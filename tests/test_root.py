@@ -78,3 +78,12 @@ def test_nothing_found_lists_where_it_looked(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="looked in") as err:
         resolve_data_root(None)
     assert str(tmp_path / "a") in str(err.value) and "--data" in str(err.value)
+
+
+def test_dangling_secllmholmes_link_is_named(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "secllmholmes").symlink_to(tmp_path / "moved-clone" / "datasets")
+    with pytest.raises(DataError, match="is a link to .*moved-clone/datasets, which does not exist") as err:
+        resolve_data_root(data)
+    assert "\n" not in str(err.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -230,3 +231,32 @@ def test_real_world_without_cwe_entry(tmp_path):
     (root / "secllmholmes/real-world/cve_details.json").write_text("{}")
     with pytest.raises(DataError, match="no 'cwe' for proj/CVE-1"):
         load_secllmholmes(root, ["real-world"])
+
+
+# --- dangling links: reported, never silently dropped ------------------------------------------
+
+
+def test_dangling_code_link_is_reported_not_dropped(tmp_path):
+    root = fake_root(tmp_path)
+    target = root / "secllmholmes/hand-crafted/dataset/CWE-22/p_1.c"
+    target.unlink()
+    target.symlink_to(tmp_path / "gone.c")
+    # Dropping it would leave 1.c loaded with pair_id None: a silent change of the pair count.
+    with pytest.raises(DataError, match="dangling symbolic link") as err:
+        load_secllmholmes(root, ["hand-crafted"])
+    assert str(err.value).startswith(f"{target}: ") and "gone.c" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "rel",
+    ["hand-crafted/ground-truth/CWE-22/p_1.txt", "real-world/proj/CVE-1/vuln.c", "real-world/proj/CVE-2"],
+    ids=["ground-truth", "real-world-code", "folder"],
+)
+def test_dangling_links_elsewhere(tmp_path, rel):
+    root = fake_root(tmp_path)
+    link = root / "secllmholmes" / rel
+    if link.exists():
+        link.unlink()
+    link.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=re.escape(f"{link}: dangling symbolic link")):
+        load_secllmholmes(root, ["hand-crafted", "real-world"])

@@ -140,19 +140,45 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     out.print(f"run folder: {path}  report: {schema.REPORT_MD}, {schema.REPORT_HTML}  ({time.time() - t0:.0f} s)")
 
 
-@app.command()
+data_app = typer.Typer(help="The data: inventory (no subcommand), or import published LLM answers.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.callback(invoke_without_command=True)
 @guarded
-def data(data: DataOpt = None, subset: SubsetOpt = None) -> None:
-    """Print the inventory: records per subset x CWE x label."""
-    from vulnsteer.data.inventory import inventory_table
+def data(ctx: typer.Context, data: DataOpt = None, subset: SubsetOpt = None) -> None:
+    """Print the inventory: records per subset x CWE x label (subsets absent from the data root are listed)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from vulnsteer.data.inventory import inventory_table, subset_presence
+    from vulnsteer.data.load import load_records
     from vulnsteer.data.root import resolve_data_root
     from vulnsteer.data.secllmholmes import SUBSETS
-    from vulnsteer.data.load import load_records
 
     root = resolve_data_root(data)
-    records = load_records(root, parse_list(subset) or [*SUBSETS, "sven"])
+    if subset:  # asked for by name: a missing one is an error
+        records, missing = load_records(root, parse_list(subset)), None
+    else:
+        found = subset_presence(root, [*SUBSETS, "sven"])
+        records, missing = load_records(root, found.present), found.missing
     out.print(f"data root: {root}")
-    out.print(inventory_table(records))
+    out.print(inventory_table(records, missing))
+
+
+@data_app.command("import-published")
+@guarded
+def import_published_command(
+    results: Annotated[Path, typer.Argument(help="SecLLMHolmes' results/ folder (or the clone that holds it).")],
+    data: DataOpt = None,
+) -> None:
+    """Build secllmholmes-published/predictions.csv (published LLMs' answers) from SecLLMHolmes' results/."""
+    from vulnsteer.data.published import published_csv
+    from vulnsteer.data.published_import import import_published
+    from vulnsteer.data.root import resolve_data_root
+
+    target = published_csv(resolve_data_root(data))
+    n = import_published(results, target)
+    out.print(f"wrote {n} rows to {target}")
 
 
 @app.command()

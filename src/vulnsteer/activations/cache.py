@@ -3,6 +3,12 @@ same prompts does no forward pass.
 
 Key: model source hash, template id, sha256 of the exact rendered prompt, and the positions stored. The
 prompt hash covers the record's code, the template text and any truncation, so stale entries cannot match.
+
+Durability: an entry is written to a temporary file, fsynced, renamed into place, and its folder fsynced,
+so a crash leaves either the old state or the whole entry. A power loss can still leave a file of the right
+name full of zeros (the rename reached the disk, the data did not); every entry therefore carries a sha256
+of its tensors in the safetensors metadata, and an entry that does not verify (zeros, truncated, a flipped
+byte, a tensor missing, no checksum) is a miss: it is removed and recomputed, never returned.
 """
 
 from __future__ import annotations
@@ -10,13 +16,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save
 
 FORMAT_VERSION = "1"
+REQUIRED = ("answer", "rows", "n_tokens")
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,16 @@ def prompt_key(model_hash: str, template_id: str, prompt: str, rows: list[int]) 
     return h.hexdigest()
 
 
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over each tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(f"{name}\0{t.dtype}\0{list(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class ActivationCache:
     root: Path
@@ -43,12 +62,13 @@ class ActivationCache:
         return self.root / key[:2] / f"{key}.safetensors"
 
     def get(self, key: str) -> CachedActivations | None:
+        """The entry for `key`, or None if absent or damaged (a damaged entry is removed)."""
         path = self._path(key)
         if not path.is_file():
             return None
-        try:
-            t = load_file(str(path))
-        except Exception:  # a torn write from an interrupted run: recompute rather than fail
+        t = _read_verified(path, key)
+        if t is None:
+            path.unlink(missing_ok=True)  # so the next put rewrites it and later runs do not re-check it
             return None
         return CachedActivations(
             answer_residuals=t["answer"],
@@ -61,12 +81,53 @@ class ActivationCache:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {
-            "answer": value.answer_residuals.contiguous(),
-            "rows": value.answer_row_logits.contiguous(),
+            "answer": value.answer_residuals.detach().contiguous().cpu(),
+            "rows": value.answer_row_logits.detach().contiguous().cpu(),
             "n_tokens": torch.tensor([value.n_tokens]),
         }
         if value.span_mean is not None:
-            tensors["span_mean"] = value.span_mean.contiguous()
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file(tensors, str(tmp))
-        tmp.replace(path)  # atomic: readers never see a half-written file
+            tensors["span_mean"] = value.span_mean.detach().contiguous().cpu()
+        data = save(tensors, metadata={"sha256": _digest(tensors), "key": key})
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())  # data on disk before the rename makes it visible
+            os.replace(tmp, path)  # atomic: readers never see a half-written file
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _read_verified(path: Path, key: str) -> dict[str, torch.Tensor] | None:
+    """The tensors of an entry written for `key` whose checksum matches and which holds every required
+    tensor, else None. The key check catches a file copied or renamed to another entry's name."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception:  # zeros, truncation, bad header: safetensors raises its own error types
+        return None
+    if meta.get("key") != key or any(name not in tensors for name in REQUIRED):
+        return None
+    if meta.get("sha256") != _digest(tensors):
+        return None
+    if tensors["n_tokens"].numel() != 1:
+        return None
+    return tensors
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; some filesystems cannot open a folder for fsync, which is harmless."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from vulnsteer.data.pairs import load_pairs_jsonl
+from vulnsteer.data.pairs import check_unique_ids, load_pairs_jsonl
 from vulnsteer.data.records import Record
 from vulnsteer.data.secllmholmes import SUBSETS, load_secllmholmes, select
 from vulnsteer.data.sven import load_sven
@@ -29,4 +29,5 @@ def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None 
             raise DataError(
                 f"unknown subset {name!r}; use one of {', '.join(SUBSETS)}, 'sven', or a path to a pairs .jsonl file"
             )
+    check_unique_ids(records)  # two sources with one id would silently merge rows downstream
     return select(records, cwes)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vulnsteer.data.files import read_json, read_text
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
-from vulnsteer.data.secllmholmes import natural_key, read_json, read_text
+from vulnsteer.data.secllmholmes import natural_key
 from vulnsteer.errors import DataError
 
 COLUMNS = ("study", "model", "prompt", "subset", "cwe", "item", "label", "pred")
@@ -33,51 +34,82 @@ class PublishedPrediction:
     pred: str
 
 
+def published_csv(root: Path) -> Path:
+    """Where predictions.csv is expected under the data root."""
+    return Path(root) / "secllmholmes-published" / "predictions.csv"
+
+
+def published_missing(root: Path) -> str | None:
+    """None when predictions.csv is there; else a one-line note for reports ("published answers not available").
+
+    The file is optional: a run without it still compares nothing, rather than failing.
+    """
+    path = published_csv(root)
+    if path.is_file():
+        return None
+    return (
+        f"published answers not available ({path} not found); build it with "
+        "`vulnsteer data import-published SecLLMHolmes/results`"
+    )
+
+
 def _real_world_cwes(root: Path) -> dict[str, str]:
     """'gpac/CVE-2023-1452' -> 'CWE-787', since the CSV leaves real-world CWEs blank."""
     path = root / "secllmholmes" / "real-world" / "cve_details.json"
     if not path.is_file():
         return {}
-    details = read_json(path)
-    return {f"{proj}/{cve}": normalise_cwe(info["cwe"]) for proj, cves in details.items() for cve, info in cves.items()}
+    out: dict[str, str] = {}
+    for proj, cves in read_json(path).items():
+        for cve, info in cves.items() if isinstance(cves, dict) else ():
+            cwe = info.get("cwe") if isinstance(info, dict) else None
+            try:
+                out[f"{proj}/{cve}"] = normalise_cwe(str(cwe))
+            except ValueError:
+                continue  # the records loader reports a bad cve_details.json; here the CWE just stays blank
+    return out
 
 
 def load_published(root: Path) -> list[PublishedPrediction]:
-    """All rows of predictions.csv, in file order."""
+    """All rows of predictions.csv, in file order; [] when the file is absent (see `published_missing`)."""
     root = Path(root)
-    path = root / "secllmholmes-published" / "predictions.csv"
+    path = published_csv(root)
     if not path.is_file():
-        raise DataError(f"{path}: not found; put SecLLMHolmes' published predictions (predictions.csv) there")
+        return []
     rw_cwes = _real_world_cwes(root)
     lines = read_text(path, code=False).splitlines()
     reader = csv.DictReader(lines)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise DataError(f"{path}: missing column {missing[0]!r}; expected columns {','.join(COLUMNS)}")
-    out: list[PublishedPrediction] = []
-    for number, row in enumerate(reader, start=2):
-        where = f"{path}:{number}"
-        if row["label"] not in ("0", "1"):
-            raise DataError(f"{where}: label {row['label']!r} is not 0 or 1")
-        pred = row["pred"].strip().lower()
-        if pred not in PREDS:
-            raise DataError(f"{where}: pred {row['pred']!r} is not one of {', '.join(PREDS)}")
-        cwe = row["cwe"].strip()
-        if not cwe and row["subset"] == "real-world":
-            cwe = rw_cwes.get(row["item"].rsplit("/", 1)[0], "")
-        out.append(
-            PublishedPrediction(
-                study=row["study"],
-                model=row["model"],
-                prompt=row["prompt"],
-                subset=row["subset"],
-                cwe=normalise_cwe(cwe) if cwe else "",
-                item=row["item"],
-                label=int(row["label"]),
-                pred=pred,
-            )
-        )
-    return out
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise DataError(f"{path}: missing column {missing[0]!r}; expected columns {','.join(COLUMNS)}")
+        return [_row(row, f"{path}:{number}", rw_cwes) for number, row in enumerate(reader, start=2)]
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not valid CSV ({exc}); restore the file or rebuild it") from exc
+
+
+def _row(row: dict[str, str | None], where: str, rw_cwes: dict[str, str]) -> PublishedPrediction:
+    cells = {c: row.get(c) for c in COLUMNS}
+    if any(v is None for v in cells.values()) or None in row:  # DictReader: None for short rows, key None for long
+        expected = f"{len(COLUMNS)} cells ({','.join(COLUMNS)})"
+        raise DataError(f"{where}: expected {expected}; the row is cut short or too long, restore or rebuild the file")
+    text: dict[str, str] = {c: str(v) for c, v in cells.items()}
+    if text["label"] not in ("0", "1"):
+        raise DataError(f"{where}: label {text['label']!r} is not 0 or 1")
+    pred = text["pred"].strip().lower()
+    if pred not in PREDS:
+        raise DataError(f"{where}: pred {text['pred']!r} is not one of {', '.join(PREDS)}")
+    cwe = text["cwe"].strip()
+    if not cwe and text["subset"] == "real-world":
+        cwe = rw_cwes.get(text["item"].rsplit("/", 1)[0], "")
+    try:
+        cwe = normalise_cwe(cwe) if cwe else ""
+    except ValueError as exc:
+        raise DataError(f"{where}: cwe {text['cwe']!r} is not a CWE id; write it like CWE-787") from exc
+    return PublishedPrediction(
+        study=text["study"], model=text["model"], prompt=text["prompt"], subset=text["subset"],
+        cwe=cwe, item=text["item"], label=int(text["label"]), pred=pred,
+    )  # fmt: skip
 
 
 def _metrics(preds: Sequence[PublishedPrediction]) -> dict[str, float]:

@@ -30,7 +30,11 @@ def _has_marker(path: Path) -> bool:
 
 def _not_found(path: Path, origin: str) -> DataError:
     hint = ""
-    if (path / "datasets" / "hand-crafted").is_dir():
+    marker = path / MARKER
+    if marker.is_symlink() and not marker.exists():
+        # The usual set-up is a link to a clone's datasets/: a moved clone leaves it dangling.
+        hint = f" ({marker} is a link to {os.readlink(marker)}, which does not exist; fix or remake the link)"
+    elif (path / "datasets" / "hand-crafted").is_dir():
         # The user pointed at a SecLLMHolmes clone itself: tell them the exact link to make.
         hint = f" (it looks like a SecLLMHolmes clone: `ln -s \"{path / 'datasets'}\" DATA/secllmholmes` and pass DATA)"
     return DataError(f"{origin}{path} has no {MARKER}/ folder{hint}; {HOW_TO_GET}")

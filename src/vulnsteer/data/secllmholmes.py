@@ -7,19 +7,26 @@ of the hand-crafted scenario it was derived from, so grouped splits never leak a
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
+from vulnsteer.data.files import check_link, listing, read_json, read_text
 from vulnsteer.data.root import HOW_TO_GET
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
 from vulnsteer.errors import DataError
 
 SUBSETS = ("hand-crafted", "augmented-trivial", "augmented-non-trivial", "real-world", "few-shot")
+# Where each subset lives under <root>/secllmholmes, for saying which of them a partial copy lacks.
+SUBSET_FOLDERS = {
+    "hand-crafted": "hand-crafted",
+    "augmented-trivial": "augmented/trivial",
+    "augmented-non-trivial": "augmented/non-trivial",
+    "real-world": "real-world",
+    "few-shot": "few-shot",
+}
 LANGUAGES = {".c": "c", ".py": "python"}
 
 # Short names used in prompts; the first eight are SecLLMHolmes' CWEs, CWE-78 and CWE-125 come from SVEN.
@@ -53,45 +60,15 @@ def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
-def read_text(path: Path, *, code: bool = True) -> str:
-    """A UTF-8 file's text; DataError if unreadable, not UTF-8, or (for code) empty."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror}); check that the file exists and is readable") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8 "
-            "(e.g. `iconv -f latin1 -t utf-8`) or restore it from the SecLLMHolmes repository"
-        ) from exc
-    if code and not text.strip():
-        raise DataError(f"{path}: empty code file; restore it from the SecLLMHolmes repository or delete it")
-    return text
-
-
 def _subdirs(path: Path) -> list[Path]:
     if not path.is_dir():
         raise DataError(f"{path}: folder missing; restore it from SecLLMHolmes' datasets/ folder")
-    found = (p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return sorted(found, key=lambda p: natural_key(p.name))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a data file; DataError naming the file if it is not one."""
-    try:
-        value = json.loads(read_text(path, code=False))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno}); restore it from SecLLMHolmes") from exc
-    if not isinstance(value, dict):
-        raise DataError(f"{path}: expected a JSON object; restore it from SecLLMHolmes")
-    return value
+    return sorted((p for p in listing(path) if p.is_dir()), key=lambda p: natural_key(p.name))
 
 
 def _truth(path: Path) -> str:
     """Ground-truth text beside a code file; '' when upstream has none."""
-    return read_text(path, code=False).strip() if path.is_file() else ""
+    return read_text(path, code=False).strip() if check_link(path).is_file() else ""
 
 
 def _flags(subset: str, variant: str, cwe: str, stem: str) -> tuple[str, ...]:
@@ -111,7 +88,7 @@ def _scenario_records(subset: str, variant: str, dataset: Path, truth: Path) -> 
             cwe = normalise_cwe(cwe_dir.name)
         except ValueError as exc:
             raise DataError(f"{cwe_dir}: expected a folder named like CWE-22; move or remove it") from exc
-        files = sorted(p for p in cwe_dir.iterdir() if p.is_file() and p.suffix in LANGUAGES)
+        files = sorted(p for p in listing(cwe_dir) if p.is_file() and p.suffix in LANGUAGES)
         stems = {p.stem for p in files}
         parsed = []
         for path in files:
@@ -195,7 +172,8 @@ def _real_world(base: Path) -> list[Record]:
 
 def _few_shot(base: Path) -> list[Record]:
     folder = base / "few-shot"
-    files = [p for p in (folder / "examples").glob("cwe-*") if p.suffix in LANGUAGES]
+    found = listing(folder / "examples") if (folder / "examples").is_dir() else []
+    files = [p for p in found if p.name.startswith("cwe-") and p.suffix in LANGUAGES]
     if not files:
         raise DataError(f"{folder / 'examples'}: no cwe-<id>.c/.py files; restore few-shot/ from SecLLMHolmes")
     parsed = []

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vulnsteer.experiments import schema
-from vulnsteer.data.published import load_published, published_table
+from vulnsteer.data.published import load_published, published_missing, published_table
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
 from vulnsteer.evaluation.parser import parse_answer
@@ -115,4 +115,10 @@ def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bo
     published = published_summary(ctx.data_root, cfg.template, cfg.subsets)
     if published is not None:
         run.write_json(schema.PUBLISHED, published)
+    elif (why := published_missing(ctx.data_root)) is not None:
+        run.note(why)
+    skipped = [r["id"] for r in rows if r["skipped"]]
+    if skipped:
+        run.note(f"{len(skipped)} file(s) longer than {cfg.max_code_tokens} code tokens were skipped "
+                 f"(--long-files skip): {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
     return sset, rows

@@ -101,6 +101,11 @@ class RunDir:
         self.config["wall_seconds"] = round(time.time() - self._started, 2)
         self.write_json(schema.CONFIG, self.config)
 
+    def note(self, text: str) -> None:
+        """A line the report must show (something skipped or not available), kept in config.json."""
+        self.config.setdefault("notes", []).append(text)
+        self.write_json(schema.CONFIG, self.config)
+
     def _target(self, name: str) -> Path:
         return self.path / name
 

@@ -116,13 +116,15 @@ def _config(run: Run) -> list[Block]:
     if not isinstance(cfg, dict):
         raise DataError(f"{run.dir / 'config.json'}: expected a JSON object")
     stage_key = "stages" if isinstance(cfg.get("stages"), dict) else None
+    notes = [Text(f"Note: {n}") for n in cfg.get("notes") or [] if isinstance(n, str)]
     settings = TableData("Configuration (config.json)", ["setting", "value"])
-    settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items() if k not in (stage_key, "wall_seconds")})]
+    settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items()
+                                               if k not in (stage_key, "wall_seconds", "notes")})]
     wall = TableData("Wall time per stage", ["stage", "wall time"])
     wall.rows = [[str(k), _seconds(v)] for k, v in (cfg[stage_key].items() if stage_key else [])]
     if "wall_seconds" in cfg:
         wall.rows.append(["total", _seconds(cfg["wall_seconds"])])
-    return [settings] + ([wall] if wall.rows else [])
+    return [*notes, settings] + ([wall] if wall.rows else [])
 
 
 def _headline(run: Run, figures: Path) -> list[Block]:

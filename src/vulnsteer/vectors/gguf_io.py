@@ -52,14 +52,22 @@ def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha
         )
     if not np.isfinite(alpha):
         raise VulnsteerError(f"alpha must be finite, got {alpha}")
+    offsets = sv.interventions(alpha=1.0, operator="add")  # the additive offset per layer, unit folded in
+    scaled = {layer: iv.direction * float(alpha) for layer, iv in zip(sv.layers, offsets)}
+    for layer, data in scaled.items():
+        # llama.cpp would add NaN/inf to every residual and generate garbage without complaint.
+        if not bool(torch.isfinite(data.to(torch.float32)).all()):
+            raise VulnsteerError(
+                f"layer {layer} of the steering vector holds NaN or inf (after alpha={alpha}); "
+                "refit the vector or drop that layer before exporting"
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), ARCH)
     writer.add_string(f"{ARCH}.model_hint", model_hint)
     writer.add_uint32(f"{ARCH}.layer_count", len(sv.directions))
     writer.add_float32("vulnsteer.alpha", float(alpha))
     writer.add_string("vulnsteer.metadata", json.dumps(sv.metadata(), allow_nan=False))
-    for layer, iv in zip(sv.layers, sv.interventions(alpha=1.0, operator="add")):
-        data = iv.direction * float(alpha)
+    for layer, data in scaled.items():
         writer.add_tensor(f"direction.{layer}", data.to(torch.float32).numpy().astype("<f4", copy=False))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -76,7 +84,10 @@ def import_control_vector(path: Path) -> SteeringVector:
     try:
         reader = gguf.GGUFReader(str(path))
     except Exception as exc:  # the reader raises ValueError, struct.error, IndexError... on bad files
-        raise DataError(f"{path} is not a readable GGUF file ({exc})") from exc
+        raise DataError(
+            f"{path} is not a readable GGUF file ({_one_line(exc)}); it may be cut short or damaged, "
+            "export or download it again"
+        ) from exc
     arch = _field(reader, "general.architecture")
     if arch != ARCH:
         raise DataError(f"{path} has architecture {arch!r}, not {ARCH!r}: it is not a control vector")
@@ -89,7 +100,10 @@ def import_control_vector(path: Path) -> SteeringVector:
             raise DataError(f"{path}: tensor {t.name} is {t.tensor_type.name}, llama.cpp needs F32")
         if len(t.shape) != 1:
             raise DataError(f"{path}: tensor {t.name} has shape {list(t.shape)}, expected 1-D")
-        directions[int(m.group(1))] = torch.from_numpy(np.array(t.data, dtype=np.float32, copy=True))
+        data = np.array(t.data, dtype=np.float32, copy=True)
+        if not np.isfinite(data).all():
+            raise DataError(f"{path}: tensor {t.name} holds NaN or inf; it cannot steer, re-export the vector")
+        directions[int(m.group(1))] = torch.from_numpy(data)
     if not directions:
         raise DataError(f"{path} holds no direction.<layer> tensors")
     if len({v.shape for v in directions.values()}) != 1:
@@ -103,14 +117,22 @@ def import_control_vector(path: Path) -> SteeringVector:
         return SteeringVector(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
     try:
         meta = json.loads(raw_meta)
+        if not isinstance(meta, dict):
+            raise TypeError("not a JSON object")
         # The tensors are the additive offsets as written (alpha and unit folded in): keep the provenance,
         # but apply them as stored (unit raw, alpha 1), not with the exporting run's statistics.
         keep = ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
                 "created")
         return SteeringVector(directions=directions, **{k: meta[k] for k in keep if k in meta},
                               extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
-    except (json.JSONDecodeError, TypeError, AttributeError) as exc:
-        raise DataError(f"{path}: vulnsteer.metadata is malformed ({exc})") from exc
+    except (ValueError, TypeError, AttributeError, RecursionError, VulnsteerError) as exc:
+        raise DataError(f"{path}: vulnsteer.metadata is malformed ({_one_line(exc)}); re-export the vector") from exc
+
+
+def _one_line(exc: BaseException, width: int = 160) -> str:
+    """An exception's text on one short line, for wrapping a library's error in ours."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _field(reader: gguf.GGUFReader, key: str) -> str | float | int | None:
