@@ -56,7 +56,7 @@ def write_steer(run: Path, steered_delta: float = 0.2) -> None:
         "conditions": {c: {cwe: metrics(0.5 + 0.05 * i) for cwe in CWES} for i, c in enumerate(CONDITIONS)},
         "deltas": {c: {"accuracy": ci(steered_delta if c == "steered" else 0.0, 0.05), "auroc": ci(0.0, 0.05)}
                    for c in CONDITIONS[1:]},
-        "flips": {"steered": {"vuln_to_secure": 0.05, "secure_to_vuln": 0.25},
+        "flips": {"steered": {"vuln_to_secure": 0.05, "secure_to_vuln": 0.25, "vuln_fixed": 0.0, "secure_fixed": 0.5},
                   "random": {"vuln_to_secure": 0.01, "secure_to_vuln": 0.02}},
         "fluency": {"nll_base": 1.234, "nll_steered": 1.5, "nll_random": 1.25, "kl_answer_steered": 0.3,
                     "kl_answer_random": 0.01, "n_files": 16},
@@ -106,7 +106,8 @@ def test_full_report_sections_and_tables(full_run):
     assert "| steer | 5 min 0 s |" in md and "| total | 62 min 5 s |" in md
     assert "| template | secllmholmes-s1 |" in md and "| baseline.max_new_tokens | 64 |" in md
     assert "| mean token NLL (nats) | 1.234 | 1.500 | 1.250 |" in md
-    assert "| steered (chosen on validation) | 0.050 | 0.250 |" in md
+    # both directions of every flip: fixed and broken, for vulnerable and secure files
+    assert "| steered (chosen on validation) | 0.000 | 0.050 | 0.500 | 0.250 |" in md
     assert "steering beats the random direction" in md
     assert "3 more in steer/generations.jsonl" in md
     assert len(list((run / "figures").glob("*.png"))) == 4

@@ -9,11 +9,16 @@ from rich.console import Console
 
 from vulnsteer.errors import DataError
 from vulnsteer.report.tables import (
-    CONDITIONS, baseline_data, baseline_markdown, baseline_table, fmt, fmt_ci, headline_data, headline_markdown,
-    headline_table, per_cwe_data, per_cwe_markdown, per_cwe_table, published_models,
+    to_markdown, to_rich,
+    CONDITIONS, baseline_data, baseline_table, fmt, fmt_ci, headline_data,
+    headline_table, per_cwe_data, published_models,
 )
 
 NAN = float("nan")
+
+
+def to_markdown_of(build, *args):
+    return to_markdown(build(*args))
 
 
 def metrics(acc: float, auroc: float | None = 0.7, n: int = 20) -> dict:
@@ -103,9 +108,9 @@ def test_per_cwe_beside_published():
 
 
 @pytest.mark.parametrize("render", [
-    lambda: baseline_markdown({"score": summary_by_cwe(0.6)}, published(3)),
-    lambda: headline_markdown(steer_summary()),
-    lambda: per_cwe_markdown(steer_summary(), published(10)),
+    lambda: to_markdown_of(baseline_data, {"score": summary_by_cwe(0.6)}, published(3)),
+    lambda: to_markdown_of(headline_data, steer_summary()),
+    lambda: to_markdown_of(per_cwe_data, steer_summary(), published(10)),
 ])
 def test_markdown_tables_are_well_formed(render):
     md = render()
@@ -119,14 +124,14 @@ def test_markdown_tables_are_well_formed(render):
 def test_markdown_escapes_pipes_in_cells():
     pub = published(1)
     pub["models"]["a|b"] = pub["models"].pop("model-0")
-    rows = md_rows(baseline_markdown({"score": summary_by_cwe(0.6)}, pub))
+    rows = md_rows(to_markdown_of(baseline_data, {"score": summary_by_cwe(0.6)}, pub))
     assert rows[0][-1] == "pub: a\\|b" and len({len(r) for r in rows}) == 1
 
 
 def test_rich_tables_render_the_same_strings():
     console = Console(record=True, width=250)
     for table in (baseline_table({"score": summary_by_cwe(0.62)}, published(2)), headline_table(steer_summary()),
-                  per_cwe_table(steer_summary(), None)):
+                  to_rich(per_cwe_data(steer_summary(), None))):
         console.print(table)
     text = console.export_text()
     assert "0.62 [0.50, 0.75]" in text and "random-direction control" in text and "n/a" in text

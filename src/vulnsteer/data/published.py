@@ -146,20 +146,3 @@ def published_table(
         cwes = sorted({p.cwe for p in rows if p.cwe}, key=natural_key)
         table[model] = {"all": _metrics(rows)} | {c: _metrics([p for p in rows if p.cwe == c]) for c in cwes}
     return table
-
-
-def published_item_key(record: Record) -> tuple[str, str, str]:
-    """(subset, cwe, item) as predictions.csv names the file of `record`, for joining our results to theirs."""
-    if record.subset == "hand-crafted":
-        return record.subset, record.cwe, Path(record.source_path).name
-    if record.subset == "real-world":
-        return record.subset, record.cwe, record.id.removeprefix("real-world/")
-    raise DataError(
-        f"no published predictions for subset {record.subset!r} (record {record.id}); "
-        f"they cover only {', '.join(PUBLISHED_SUBSETS)}"
-    )
-
-
-def prediction_key(pred: PublishedPrediction) -> tuple[str, str, str]:
-    """The same (subset, cwe, item) key for a published row."""
-    return pred.subset, pred.cwe, pred.item

@@ -200,21 +200,5 @@ def baseline_table(summary: dict, published: dict | None, reading: str = "score"
     return to_rich(baseline_data(summary, published, reading))
 
 
-def baseline_markdown(summary: dict, published: dict | None, reading: str = "score") -> str:
-    return to_markdown(baseline_data(summary, published, reading))
-
-
 def headline_table(steer_summary: dict) -> Table:
     return to_rich(headline_data(steer_summary))
-
-
-def headline_markdown(steer_summary: dict) -> str:
-    return to_markdown(headline_data(steer_summary))
-
-
-def per_cwe_table(steer_summary: dict, published: dict | None) -> Table:
-    return to_rich(per_cwe_data(steer_summary, published))
-
-
-def per_cwe_markdown(steer_summary: dict, published: dict | None) -> str:
-    return to_markdown(per_cwe_data(steer_summary, published))
