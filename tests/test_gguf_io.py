@@ -52,7 +52,7 @@ def test_round_trip_keeps_directions_and_provenance(tmp_path: Path) -> None:
     sv = make()
     back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2"))
     assert back.layers == sv.layers
-    for layer, (a, b) in enumerate(zip(back.interventions(), sv.interventions(1.0, "add"))):
+    for a, b in zip(back.interventions(), sv.interventions(1.0, "add")):
         torch.testing.assert_close(a.alpha * a.direction, b.alpha * b.direction)  # adds what the original adds
     assert back.mu is None  # llama.cpp can only add; mu does not travel
     meta, orig = back.metadata(), sv.metadata()

@@ -71,7 +71,9 @@ def test_fake_file(tmp_path):
     folder.mkdir(parents=True)
     (folder / "cwe-078.jsonl").write_text(_line() + "\n\n" + _line(file_name="b.py") + "\n")
     recs = load_sven(tmp_path)
-    assert [r.id for r in recs] == ["sven/cwe-078:1/before", "sven/cwe-078:1/after", "sven/cwe-078:3/before", "sven/cwe-078:3/after"]
+    assert [r.id for r in recs] == [
+        "sven/cwe-078:1/before", "sven/cwe-078:1/after", "sven/cwe-078:3/before", "sven/cwe-078:3/after"
+    ]
     assert recs[0].cwe == "CWE-78" and recs[2].language == "python"
 
 

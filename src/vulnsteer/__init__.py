@@ -32,11 +32,16 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from vulnsteer.api import answer_score, generate_answer, load_records, run, train_steering_vector
-    from vulnsteer.data.records import Record
-    from vulnsteer.experiments.config import RunConfig
-    from vulnsteer.model.loading import LoadedModel, load_model
-    from vulnsteer.vectors.steering_vector import SteeringVector
+    from vulnsteer.api import answer_score as answer_score
+    from vulnsteer.api import generate_answer as generate_answer
+    from vulnsteer.api import load_records as load_records
+    from vulnsteer.api import run as run
+    from vulnsteer.api import train_steering_vector as train_steering_vector
+    from vulnsteer.data.records import Record as Record
+    from vulnsteer.experiments.config import RunConfig as RunConfig
+    from vulnsteer.model.loading import LoadedModel as LoadedModel
+    from vulnsteer.model.loading import load_model as load_model
+    from vulnsteer.vectors.steering_vector import SteeringVector as SteeringVector
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,7 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.preflight import preflight
-from vulnsteer.model.loading import LoadedModel, load_model
+from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import Method
 from vulnsteer.vectors.steering_vector import SteeringVector
 

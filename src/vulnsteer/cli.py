@@ -37,26 +37,36 @@ def _choices(enum: Any) -> str:
 
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Built-in name, local HF dir, .gguf file or hub id.")]
-DataOpt = Annotated[Path | None, typer.Option("--data", help="Data root holding secllmholmes/ (else $VULNSTEER_DATA, else ../shared/data).")]
-SubsetOpt = Annotated[list[str] | None, typer.Option("--subset", help="SecLLMHolmes subset, 'sven', or a pairs .jsonl path; repeatable or comma-separated.")]
-CweOpt = Annotated[list[str] | None, typer.Option("--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
-TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Prompt template id (docs/PROMPTS.md), e.g. S1..S6, R1, R2, R4..R6, D1..D5.")]
+DataOpt = Annotated[Path | None, typer.Option(
+    "--data", help="Data root holding secllmholmes/ (else $VULNSTEER_DATA, else ../shared/data).")]
+SubsetOpt = Annotated[list[str] | None, typer.Option(
+    "--subset", help="SecLLMHolmes subset, 'sven', or a pairs .jsonl path; repeatable or comma-separated.")]
+CweOpt = Annotated[list[str] | None, typer.Option(
+    "--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
+TemplateOpt = Annotated[str, typer.Option(
+    "--template", "-t", help="Prompt template id (docs/PROMPTS.md), e.g. S1..S6, R1, R2, R4..R6, D1..D5.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<time>-<command>).")]
-CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Model and activation cache (default $VULNSTEER_CACHE or ~/.cache/vulnsteer).")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    "--cache-dir", help="Model and activation cache (default $VULNSTEER_CACHE or ~/.cache/vulnsteer).")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own code to run (off by default).")]
 GenerateOpt = Annotated[bool, typer.Option(help="Also generate a multi-token answer and parse it.")]
 NewTokensOpt = Annotated[int, typer.Option(help="Tokens generated per answer.")]
 BatchOpt = Annotated[int, typer.Option(help="Prompts decoded together in generation.")]
 CodeTokensOpt = Annotated[int, typer.Option(help="Longer files follow --long-files.")]
-LongOpt = Annotated[str, typer.Option(help=f"Files over --max-code-tokens: {_choices(LongFiles)} (truncate cuts around the changed lines).")]
+LongOpt = Annotated[str, typer.Option(
+    help=f"Files over --max-code-tokens: {_choices(LongFiles)} (truncate cuts around the changed lines).")]
 BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")]
-LayersOpt = Annotated[list[str] | None, typer.Option("--layers", help="Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default all).")]
-MethodsOpt = Annotated[list[str] | None, typer.Option("--methods", help=f"Direction methods: {_choices(Method)}; repeatable or comma-separated (default all).")]
-TrainOpt = Annotated[list[str] | None, typer.Option("--train", help=f"Vector training data besides the training folds: {_choices(Train)}; repeatable or comma-separated.")]
+LayersOpt = Annotated[list[str] | None, typer.Option(
+    "--layers", help="Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default all).")]
+MethodsOpt = Annotated[list[str] | None, typer.Option(
+    "--methods", help=f"Direction methods: {_choices(Method)}; repeatable or comma-separated (default all).")]
+TrainOpt = Annotated[list[str] | None, typer.Option(
+    "--train", help=f"Vector training data besides the training folds: {_choices(Train)}; repeatable or comma-separated.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Cross-fitting folds over scenario groups (>= 3).")]
 PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
-ScopeOpt = Annotated[str, typer.Option("--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
+ScopeOpt = Annotated[str, typer.Option(
+    "--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
 RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]
 
 

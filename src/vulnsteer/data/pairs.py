@@ -148,7 +148,7 @@ def _records_of_line(obj: dict[str, Any], where: str, default_id: str, subset: s
             f"{where}: a line has either 'vulnerable'/'secure' (a pair) or 'code'/'label' (one sample), not both"
         )
     item_id = field_id(obj, "id", where) or default_id
-    common = dict(
+    common: dict[str, Any] = dict(
         subset=subset,
         cwe=line_cwe(obj, "cwe", where),
         language=field_str(obj, "language", where).strip().lower(),
@@ -174,10 +174,10 @@ def _records_of_line(obj: dict[str, Any], where: str, default_id: str, subset: s
     if isinstance(label, bool) or not isinstance(label, (int, str)) or label not in LABELS:
         raise DataError(f"{where}: field 'label' is {_show(label)}; use 1 or 'vulnerable', 0 or 'secure'")
     truth, _ = _ground_truth(obj, where)
-    pair = field_id(obj, "pair_id", where)
+    pair_ref = field_id(obj, "pair_id", where)
     return [
         Record(id=f"{subset}/{item_id}", label=LABELS[label], group=group,
-               pair_id=f"{subset}/{pair}" if pair is not None else None,
+               pair_id=f"{subset}/{pair_ref}" if pair_ref is not None else None,
                code=field_str(obj, "code", where), ground_truth=truth, **common),
     ]  # fmt: skip
 

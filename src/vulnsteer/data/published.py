@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vulnsteer.data.files import read_json, read_text
-from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
+from vulnsteer.data.records import SECURE, VULNERABLE, normalise_cwe
 from vulnsteer.data.secllmholmes import natural_key
 from vulnsteer.errors import DataError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from vulnsteer.data.pairs import field_str, iter_jsonl, line_cwe
 from vulnsteer.data.records import SECURE, VULNERABLE, Record
@@ -42,7 +43,7 @@ def load_sven(root: Path) -> list[Record]:
             before = field_str(obj, "func_src_before", where)
             after = field_str(obj, "func_src_after", where)
             pair = f"sven/{path.stem}:{number}"
-            common = dict(
+            common: dict[str, Any] = dict(
                 subset="sven",
                 cwe=line_cwe(obj, "vul_type", where),
                 language=language_from_path(field_str(obj, "file_name", where)),

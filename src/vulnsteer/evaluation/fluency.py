@@ -41,5 +41,8 @@ def code_nll_many(
 
     out = [nll(rec.calls[-1].output)]  # type: ignore[union-attr]
     for iv in interventions:
-        out.append(nll(resume_hidden(parts, rec, [iv.layer], lambda _l, h, iv=iv: apply(h, iv))))
+        def edit(_layer: int, h: torch.Tensor, iv: Intervention = iv) -> torch.Tensor:
+            return apply(h, iv)
+
+        out.append(nll(resume_hidden(parts, rec, [iv.layer], edit)))
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import DynamicCache, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from vulnsteer.activations.passes import PromptPass
 from vulnsteer.progress import progress_bar
@@ -44,7 +44,7 @@ def _eos_ids(model: nn.Module, tokenizer: PreTrainedTokenizerBase) -> list[int]:
 
 @torch.inference_mode()
 def generate_answers(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     max_new_tokens: int = 256,
@@ -73,7 +73,7 @@ def generate_answers(
                 enc = tokenizer(
                     [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
                 )
-                out = model.generate(
+                out = model.generate(  # type: ignore[operator]  # transformers types generate via __getattr__
                     **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
                     pad_token_id=pad_id, temperature=None, top_p=None, top_k=None,
                 )
@@ -89,7 +89,8 @@ def generate_answers(
 def _finish(tokens: list[int], eos: set[int], tokenizer: PreTrainedTokenizerBase, limit: int) -> Generation:
     stop = next((k for k, t in enumerate(tokens) if t in eos), None)
     kept = tokens if stop is None else tokens[:stop]
-    return Generation(tokenizer.decode(kept, skip_special_tokens=True).strip(), len(kept), stop is None and len(tokens) >= limit)
+    text = str(tokenizer.decode(kept, skip_special_tokens=True))
+    return Generation(text.strip(), len(kept), stop is None and len(tokens) >= limit)
 
 
 def _merged_cache(states: Sequence[PromptPass]) -> tuple[DynamicCache, torch.Tensor]:

@@ -312,7 +312,9 @@ class Predictions:
         return Predictions.of(self.labels, scores, self.pair_ids, self.groups, self.cwes, verdicts)
 
 
-def delta_ci(base: Predictions, new: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, MetricWithCI]:
+def delta_ci(
+    base: Predictions, new: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, MetricWithCI]:
     """`paired_delta_ci` of two conditions on the same samples."""
     return paired_delta_ci(base.labels, base.scores, base.verdicts, new.scores, new.verdicts, base.pair_ids,
                            base.groups, n_boot=n_boot, seed=seed, alpha=alpha)

@@ -20,14 +20,14 @@ class GroupLeakError(DataError):
     """A scenario group appears in more than one of the index sets of a split."""
 
 
-def _as_groups(groups: Sequence[str]) -> np.ndarray:
+def _as_groups(groups: Sequence[str] | np.ndarray) -> np.ndarray:
     arr = np.asarray(list(groups), dtype=object)
     if arr.ndim != 1 or len(arr) == 0:
         raise DataError("groups must be a non-empty 1-D sequence of group ids")
     return arr
 
 
-def _check_labels(labels: Sequence[int] | None, n: int) -> np.ndarray | None:
+def _check_labels(labels: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray | None:
     if labels is None:
         return None
     y = np.asarray(labels)
@@ -36,7 +36,7 @@ def _check_labels(labels: Sequence[int] | None, n: int) -> np.ndarray | None:
     return y
 
 
-def assert_no_leak(groups: Sequence[str], *index_sets: Sequence[int] | np.ndarray) -> None:
+def assert_no_leak(groups: Sequence[str] | np.ndarray, *index_sets: Sequence[int] | np.ndarray) -> None:
     """Raise `GroupLeakError` if any group (hence any sample) appears in two of `index_sets`."""
     g = _as_groups(groups)
     owner: dict[object, int] = {}
@@ -51,7 +51,7 @@ def assert_no_leak(groups: Sequence[str], *index_sets: Sequence[int] | np.ndarra
 
 
 def grouped_kfold(
-    groups: Sequence[str], k: int, seed: int, labels: Sequence[int] | None = None
+    groups: Sequence[str] | np.ndarray, k: int, seed: int, labels: Sequence[int] | np.ndarray | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """k (train_idx, test_idx) folds with whole groups on one side; stratified by `labels` when given."""
     g = _as_groups(groups)

@@ -59,11 +59,14 @@ def calibrated_thresholds(samples: SampleSet, folds: CrossFit) -> list[dict]:
     rows = []
     for f, (_train, val, test) in enumerate(folds):
         candidates = np.concatenate([[-np.inf], np.sort(s[val])])
-        def bacc(t: float) -> float:
-            pred = s[val] > t
-            tpr = pred[y[val] == 1].mean() if (y[val] == 1).any() else np.nan
-            tnr = (~pred[y[val] == 0]).mean() if (y[val] == 0).any() else np.nan
+        sv, yv = s[val], y[val]
+
+        def bacc(t: float, sv: np.ndarray = sv, yv: np.ndarray = yv) -> float:
+            pred = sv > t
+            tpr = pred[yv == 1].mean() if (yv == 1).any() else np.nan
+            tnr = (~pred[yv == 0]).mean() if (yv == 0).any() else np.nan
             return float(np.nanmean([tpr, tnr]))
+
         best = max(candidates, key=lambda t: (bacc(t), -abs(t)))
         for i in test:
             rows.append(dict(index=int(i), fold=f, threshold=float(best), calibrated=float(s[i] - best)))

@@ -58,7 +58,7 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
     rows = []
     for vector_cwe in sorted({r.vector_cwe for r in picks}):
         idx = [r.index for r in picks if r.vector_cwe == vector_cwe]
-        states = [main.states[i] for i in idx]  # type: ignore[index]
+        states = [st for i in idx if (st := (main.states or [])[i]) is not None]
         ids = [main.samples[i].input_ids for i in idx]
         n = cfg.side_by_side_tokens
         plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")

@@ -16,6 +16,7 @@ from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
+from vulnsteer.options import LongFiles
 from vulnsteer.progress import progress_bar
 
 
@@ -90,7 +91,7 @@ def build_samples(
     cwe_names: dict[str, str],
     data_root: Path | None,
     max_code_tokens: int = 1536,
-    policy: str = "truncate",
+    policy: LongFiles | str = LongFiles.TRUNCATE,
 ) -> list[Sample]:
     """Render every record; long files are truncated around the changed lines or skipped, as recorded."""
     tok = loaded.tokenizer
@@ -101,7 +102,7 @@ def build_samples(
     for record in records:
         twin = twins.get(record.id)
         focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
-        fit = fit_code(record.code, tok, max_code_tokens, policy, focus, language=record.language)
+        fit = fit_code(record.code, tok, max_code_tokens, LongFiles(policy).value, focus, language=record.language)
         if fit.skipped:
             samples.append(Sample(record, template_id, "", torch.empty(1, 0, dtype=torch.long), None, fit))
             continue

@@ -99,7 +99,7 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
     for (layer, method, op, alpha), scores in by_config.items():
         idx = [i for i in val if i in scores]
         s = [scores[i] for i in idx]
-        m = detection_metrics(labels[idx], s, [verdict(x) for x in s], [pair_ids[i] for i in idx])
+        m = detection_metrics(labels[idx].tolist(), s, [verdict(x) for x in s], [pair_ids[i] for i in idx])
         rank = _val_rank(m, alpha, cfg.select)
         if best is None or rank > best[0]:
             best = (rank, Choice(fold, layer, Method(method), Operator(op), alpha, m))
@@ -179,7 +179,8 @@ def run_steering(
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
             x, recs = training_set(main, extra, train, np.concatenate([val, test]))
-            vecs = fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe else {POOLED: fit_vectors(x, recs, layers, cfg.methods)}
+            vecs = (fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe
+                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods)})
             per_key = {key: [_one(v[m], layer, op, a, cfg.strength_unit) for layer, m, op, a in configs]
                        for key, v in vecs.items()}
             for i in val:

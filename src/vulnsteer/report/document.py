@@ -29,7 +29,7 @@ def _fence(text: str) -> str:
 
 
 def _gen_head(r: dict) -> str:
-    label = {1: "vulnerable", 0: "secure"}.get(r.get("label"), str(r.get("label")))
+    label = {1: "vulnerable", 0: "secure", None: "unknown"}.get(r.get("label"), str(r.get("label")))
     return f"{r.get('id')} ({r.get('cwe')}, labelled {label}; steering {r.get('config')})"
 
 

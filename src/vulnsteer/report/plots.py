@@ -52,7 +52,7 @@ def probe_curve_plot(curve: dict, out: Path) -> Path:
     _need(curve, ("layers", "auroc", "control_auroc_mean", "control_auroc_max"), "probe/curve.json")
     fig, (ax,) = _figure()
     layers = np.asarray(curve["layers"])
-    for i, (cwe, values) in enumerate(sorted(curve.get("per_cwe_auroc", {}).items())):
+    for i, (_cwe, values) in enumerate(sorted(curve.get("per_cwe_auroc", {}).items())):
         ax.plot(layers, _floats(values), color="tab:blue", lw=0.8, alpha=0.3, label="per CWE" if i == 0 else None)
     ax.plot(layers, _floats(curve["auroc"]), color="tab:blue", lw=2, marker="o", ms=3, label="probe (all)")
     ax.plot(layers, _floats(curve["control_auroc_mean"]), color="tab:red", lw=1.2, label="shuffled labels, mean")

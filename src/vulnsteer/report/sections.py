@@ -116,7 +116,7 @@ def _config(run: Run) -> list[Block]:
     if not isinstance(cfg, dict):
         raise DataError(f"{run.dir / 'config.json'}: expected a JSON object")
     stage_key = "stages" if isinstance(cfg.get("stages"), dict) else None
-    notes = [Text(f"Note: {n}") for n in cfg.get("notes") or [] if isinstance(n, str)]
+    notes: list[Block] = [Text(f"Note: {n}") for n in cfg.get("notes") or [] if isinstance(n, str)]
     settings = TableData("Configuration (config.json)", ["setting", "value"])
     settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items()
                                                if k not in (stage_key, "wall_seconds", "notes")})]

@@ -96,6 +96,7 @@ def _steered_output(
     mask = None
     if scope != "all":
         positions = token_positions(hidden.shape[1], offset, pad.to(hidden.device))
+        assert prompt_len is not None  # checked on entry
         mask = scope_mask(scope, positions, prompt_lengths(prompt_len, hidden.shape[0], hidden.device))
     return with_block_hidden(output, steer_hidden(hidden, interventions, mask))
 

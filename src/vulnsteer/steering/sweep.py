@@ -42,7 +42,9 @@ def score_interventions(
     order = [k for layer in layers for k in by_layer[layer]]
 
     def edit(layer: int, hidden: torch.Tensor) -> torch.Tensor:
-        base = rec.calls[layer].output
+        call = rec.calls[layer]
+        assert call is not None
+        base = call.output
         new = torch.cat([apply(base, interventions[k]) for k in by_layer[layer]])
         return new if layer == layers[0] else torch.cat([hidden, new])
 

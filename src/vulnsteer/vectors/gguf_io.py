@@ -116,7 +116,7 @@ def import_control_vector(path: Path) -> SteeringVector:
     if raw_meta is None:
         return SteeringVector(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
     try:
-        meta = json.loads(raw_meta)
+        meta = json.loads(str(raw_meta))
         if not isinstance(meta, dict):
             raise TypeError("not a JSON object")
         # The tensors are the additive offsets as written (alpha and unit folded in): keep the provenance,

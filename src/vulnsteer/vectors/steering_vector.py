@@ -161,10 +161,12 @@ class SteeringVector:
         """The same vector restricted to one layer."""
         if layer not in self.directions:
             raise VulnsteerError(f"the steering vector has no layer {layer}; it has {self.layers}")
-        pick = lambda d: None if d is None else {layer: d[layer]}  # noqa: E731
-        return replace(self, directions=pick(self.directions), mu=pick(self.mu), raw_norm=pick(self.raw_norm),
-                       sigma=pick(self.sigma), mean_norm=pick(self.mean_norm), record_ids=list(self.record_ids),
-                       extra=dict(self.extra))
+        def pick(d: dict[int, Any] | None) -> dict[int, Any] | None:
+            return None if d is None else {layer: d[layer]}
+
+        return replace(self, directions={layer: self.directions[layer]}, mu=pick(self.mu),
+                       raw_norm=pick(self.raw_norm), sigma=pick(self.sigma), mean_norm=pick(self.mean_norm),
+                       record_ids=list(self.record_ids), extra=dict(self.extra))
 
     def with_application(self, operator: str, alpha: float, unit: str | None = None, scope: str | None = None) -> SteeringVector:
         """A copy that applies itself with these settings by default."""
@@ -208,7 +210,8 @@ class SteeringVector:
         """
 
         net = model.model if isinstance(model, LoadedModel) else model
-        with steer(net, self.interventions(alpha, operator, unit), scope=scope or self.scope, prompt_len=prompt_len):
+        chosen = Scope(scope or self.scope).value
+        with steer(net, self.interventions(alpha, operator, unit), scope=chosen, prompt_len=prompt_len):  # type: ignore[arg-type]
             yield
 
     # ----------------------------------------------------------------- arithmetic (repeng's ControlVector)
@@ -222,7 +225,8 @@ class SteeringVector:
         if other.d_model != self.d_model:
             raise VulnsteerError(f"cannot add vectors of widths {self.d_model} and {other.d_model}")
         a, b = self._raw(), other._raw()
-        summed = {k: a.get(k, 0) + b.get(k, 0) for k in sorted(set(a) | set(b))}
+        zero = torch.zeros(self.d_model)
+        summed = {k: a.get(k, zero) + b.get(k, zero) for k in sorted(set(a) | set(b))}
         # A sum is a new direction: its training statistics are unknown, so it adds raw lengths by default.
         return SteeringVector(directions=summed, method=f"({self.method}+{other.method})", position=self.position,
                               model_id=self.model_id, model_hash=self.model_hash, template_id=self.template_id,
@@ -234,8 +238,8 @@ class SteeringVector:
             raise VulnsteerError(f"scale a steering vector by a finite non-zero number, got {k}")
         flip = -1.0 if k < 0 else 1.0
         assert self.raw_norm is not None
-        return replace(self, directions={l: v * flip for l, v in self.directions.items()},
-                       raw_norm={l: n * abs(k) for l, n in self.raw_norm.items()},
+        return replace(self, directions={layer: v * flip for layer, v in self.directions.items()},
+                       raw_norm={layer: n * abs(k) for layer, n in self.raw_norm.items()},
                        record_ids=list(self.record_ids), extra=dict(self.extra))
 
     __rmul__ = __mul__

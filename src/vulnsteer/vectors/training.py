@@ -41,20 +41,20 @@ def fit_vectors(
 
     Paired methods (CAA, PCA) use the records' vulnerable/secure pairs; the probe uses every record.
     """
-    methods = [Method(m) for m in methods]
+    chosen = [Method(m) for m in methods]
     pairs = pair_indices(records)
-    if not pairs and any(AGGREGATORS[m].paired for m in methods):
+    if not pairs and any(AGGREGATORS[m].paired for m in chosen):
         raise VulnsteerError("CAA and PCA need vulnerable/secure pairs in the training records")
     vi = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     si = torch.tensor([p[1] for p in pairs], dtype=torch.long)
     labels = torch.tensor([r.label for r in records])
     outputs = block_outputs(residuals)
     mus = training_means(outputs[labels == 1], outputs[labels == 0], layers)
-    stats: dict[Method, dict[str, dict]] = {m: {k: {} for k in ("u", "mu", "raw", "sigma", "mean")} for m in methods}
+    stats: dict[Method, dict[str, dict]] = {m: {k: {} for k in ("u", "mu", "raw", "sigma", "mean")} for m in chosen}
     for layer in layers:
         x = block_output(residuals, layer).float()
         mu = mus[layer].float()
-        for method in methods:
+        for method in chosen:
             agg = AGGREGATORS[method]
             v = agg.fn(x[vi], x[si]) if agg.paired else agg.fn(x[labels == 1], x[labels == 0])
             norm = float(v.norm())
