@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up with test dependencies (idempotent), then run the whole test suite; extra arguments go to pytest.
+# Set up with test dependencies (idempotent), lint and type-check, then run the whole test suite;
+# extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
-exec "${PYTHON:-python3}" -m pytest "$@"
+PY="${PYTHON:-python3}"
+"$PY" -m ruff check
+"$PY" -m mypy
+exec "$PY" -m pytest "$@"
