@@ -217,3 +217,16 @@ def test_a_data_root_without_published_answers_runs_and_says_so(data_root, tiny_
     assert any("import-published" in n for n in config["notes"])
     assert "import-published" in (out / "report.md").read_text()
     assert (out / "steer" / "summary.json").is_file() and (out / "probe" / "curve.json").is_file()
+
+
+def test_report_on_an_unfinished_run_says_so_and_exits_3(tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "interrupted"}))
+    result = invoke("report", run)
+    assert result.exit_code == 3, result.output
+    assert (run / "report.md").read_text().splitlines()[0].startswith("# UNFINISHED RUN (status interrupted)")
+    assert invoke("report", run, "--partial").exit_code == 0
+    (run / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "finished"}))
+    assert invoke("report", run).exit_code == 0
+    assert (run / "report.md").read_text().startswith("# vulnsteer report: m")

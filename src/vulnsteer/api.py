@@ -108,23 +108,34 @@ def run(
     cache_dir: Path | None = None,
     trust_remote_code: bool = False,
     command: str = "run",
+    force: bool = False,
 ) -> Path:
     """Run `cfg` (baseline, then its stages) and write the run folder with report.md/report.html.
 
     Checks before anything slow: the data (and folds against its groups), then the layers and answer
     length against the model's shape read from its config or GGUF header, then the weights load."""
-    from vulnsteer.experiments.context import RunDir, open_context
+    from vulnsteer.experiments.context import open_context
+    from vulnsteer.experiments.run_folder import RunDir
     from vulnsteer.experiments.run import run_all
     from vulnsteer.report.document import write_report
 
     t0 = time.time()
-    root, records = preflight(cfg, model, data)
+    root, records = preflight(cfg, model, data, out, force)
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
                        records=records)
     if "steer" in cfg.stages:
         cfg.steer.check_layers(ctx.loaded.parts.n_layers)
-    run_dir = RunDir.create(out, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings()})
+    run_dir = RunDir.create(out, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings()},
+                            force=force)
     run_dir.stage("load", time.time() - t0)
-    run_all(ctx, cfg, run_dir)
+    try:
+        run_all(ctx, cfg, run_dir)
+    except KeyboardInterrupt:
+        run_dir.finish("interrupted")
+        raise
+    except BaseException:
+        run_dir.finish("failed")
+        raise
+    run_dir.finish("finished")
     write_report(run_dir.path)
     return run_dir.path

@@ -67,6 +67,7 @@ PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CW
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
 ScopeOpt = Annotated[str, typer.Option(
     "--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the run already in --out (never a folder that is not a run).")]
 RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]
 
 
@@ -125,18 +126,18 @@ def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, 
 
 
 def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_dir: Path | None,
-             cache_dir: Path | None, trust_remote_code: bool) -> None:
+             cache_dir: Path | None, trust_remote_code: bool, force: bool = False) -> None:
     from vulnsteer.experiments.preflight import preflight
 
     t0 = time.time()
-    preflight(cfg, model, data)  # every check that needs no weights, before torch is imported
+    preflight(cfg, model, data, out_dir, force)  # every check that needs no weights, before torch is imported
 
     from vulnsteer.api import run
     from vulnsteer.experiments import schema
     from vulnsteer.report.tables import baseline_table, headline_table
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
-               command=command)
+               command=command, force=force)
     summary = json.loads((path / schema.BASELINE_SUMMARY).read_text())
     pub = path / schema.PUBLISHED
     published = json.loads(pub.read_text()) if pub.exists() else None
@@ -199,11 +200,11 @@ def baseline(
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
     b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    _execute("baseline", RunConfig(baseline=b, stages=()), model, data, out_dir, cache_dir, trust_remote_code)
+    _execute("baseline", RunConfig(baseline=b, stages=()), model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command()
@@ -217,13 +218,13 @@ def run(
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train)
-    _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code)
+    _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command()
@@ -237,7 +238,7 @@ def probe(
     b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
                       _B.long_files.value, _B.n_boot, seed)
     _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",)), model, data, out_dir,
-             cache_dir, trust_remote_code)
+             cache_dir, trust_remote_code, force)
 
 
 @app.command(name="steer")
@@ -249,7 +250,7 @@ def steer_command(
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
@@ -257,17 +258,27 @@ def steer_command(
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     stages=("steer",))
-    _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code)
+    _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command()
 @guarded
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder written by vulnsteer.")]) -> None:
-    """Rebuild report.md and report.html from a run folder (no model needed)."""
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by vulnsteer.")],
+    partial: Annotated[bool, typer.Option("--partial", help="Exit 0 for a run that did not finish (else exit 3).")] = False,
+) -> None:
+    """Rebuild report.md and report.html from a run folder (no model needed). A run that did not finish is
+    reported as such in the first line, with exit code 3 unless --partial."""
     from vulnsteer.experiments import schema
-    from vulnsteer.report.document import write_report
+    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.report.document import unfinished, write_report
 
     if not (run_dir / schema.CONFIG).is_file():
         raise VulnsteerError(f"{run_dir} is not a vulnsteer run folder (no config.json); pass the folder a command wrote")
     md, html = write_report(run_dir)
     out.print(f"report: {md}  {html}")
+    why = unfinished(read_config(run_dir))
+    if why is not None:
+        err.print(f"warning: this run did not finish ({why}); the report covers what it wrote", highlight=False)
+        if not partial:
+            raise typer.Exit(3)

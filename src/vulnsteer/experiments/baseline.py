@@ -14,7 +14,8 @@ from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
-from vulnsteer.experiments.context import Context, RunDir
+from vulnsteer.experiments.context import Context
+from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
 
 

@@ -1,21 +1,11 @@
-"""What every command opens first: the data root, the records, the model, its answer words, the caches,
-and the run folder the results go to."""
+"""What every command opens first: the data root, the records, the model, its answer words and the caches."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from vulnsteer import __version__
-from vulnsteer.experiments import schema
 from vulnsteer.activations.cache import ActivationCache
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.records import Record
@@ -23,7 +13,6 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.data.load import load_records
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
-from vulnsteer.io import atomic_write_text
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 
@@ -63,62 +52,3 @@ def open_context(
         cwe_names=cwe_names(root),
         cache=ActivationCache(cache_dir / "activations" / loaded.source_hash[:16]),
     )
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: write null, so every reader (browsers, jq) accepts the files."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-@dataclass
-class RunDir:
-    """A run folder; every write is complete-file-or-nothing so an interrupted run leaves valid files."""
-
-    path: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    _started: float = field(default_factory=time.time)
-
-    @classmethod
-    def create(cls, out: Path | None, command: str, config: dict[str, Any]) -> "RunDir":
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        path = out or Path("runs") / f"{stamp}-{command}"
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path, {"command": command, "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
-                         "started": stamp, **config, "stages": {}})
-        run.write_json(schema.CONFIG, run.config)
-        return run
-
-    def stage(self, name: str, seconds: float) -> None:
-        self.config["stages"][name] = round(seconds, 2)
-        self.config["wall_seconds"] = round(time.time() - self._started, 2)
-        self.write_json(schema.CONFIG, self.config)
-
-    def note(self, text: str) -> None:
-        """A line the report must show (something skipped or not available), kept in config.json."""
-        self.config.setdefault("notes", []).append(text)
-        self.write_json(schema.CONFIG, self.config)
-
-    def _target(self, name: str) -> Path:
-        return self.path / name
-
-    def write_json(self, name: str, obj: Any) -> Path:
-        return atomic_write_text(self._target(name), json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n")
-
-    def write_jsonl(self, name: str, rows: Iterable[dict[str, Any]]) -> Path:
-        return atomic_write_text(self._target(name), "".join(json.dumps(_clean(r), allow_nan=False) + "\n" for r in rows))
-
-    def write_csv(self, name: str, rows: Sequence[dict[str, Any]]) -> Path:
-        buf = io.StringIO(newline="")
-        if rows:
-            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(_clean(list(rows)))
-        return atomic_write_text(self._target(name), buf.getvalue())

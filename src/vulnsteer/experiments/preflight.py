@@ -10,11 +10,16 @@ from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.run_folder import check_out
 from vulnsteer.model.peek import peek_shape
 
 
-def preflight(cfg: RunConfig, model: str, data: Path | str | None = None) -> tuple[Path, list[Record]]:
+def preflight(
+    cfg: RunConfig, model: str, data: Path | str | None = None, out: Path | None = None, force: bool = False
+) -> tuple[Path, list[Record]]:
     """The data root and the records under study, once every check that needs no weights has passed."""
+    if out is not None:
+        check_out(Path(out), force)
     root = resolve_data_root(Path(data) if data else None)
     records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
     if not records:

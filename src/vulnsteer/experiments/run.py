@@ -14,7 +14,9 @@ from vulnsteer.evaluation.generation import generate_answers, generate_from_pass
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.config import RunConfig
-from vulnsteer.experiments.context import Context, RunDir, load_records
+from vulnsteer.data.load import load_records
+from vulnsteer.experiments.context import Context
+from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import LongFiles, SweepScope, Train

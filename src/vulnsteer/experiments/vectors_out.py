@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vulnsteer.experiments.context import Context, RunDir
+from vulnsteer.experiments.context import Context
+from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.options import Operator
 

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.errors import DataError
 from vulnsteer.report.sections import Block, Fig, Generation, Run, build_sections
 from vulnsteer.report.tables import TableData, to_html, to_markdown
@@ -61,6 +62,18 @@ def _html(block: Block) -> str:
     return f"<p>{e(block.text)}</p>"
 
 
+def unfinished(cfg: object) -> str | None:
+    """None for a run that finished; else what its config.json says about how it ended."""
+    if not isinstance(cfg, dict):
+        return "no readable config.json"
+    status = cfg.get("status", "finished")  # folders from before statuses were recorded finished or failed loudly
+    if status == "finished":
+        return None
+    if status == "running" and is_stale(cfg):
+        return f"status running, but its process {cfg.get('pid')} on {cfg.get('host')} is gone: it was killed"
+    return f"status {status}"
+
+
 def write_report(run_dir: Path) -> tuple[Path, Path]:
     """Write run_dir/report.md, run_dir/report.html (figures embedded) and run_dir/figures/*.png."""
     run_dir = Path(run_dir)
@@ -70,6 +83,8 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     cfg = Run(run_dir).json(schema.CONFIG)
     model = next((cfg[k] for k in ("model", "model_id", "model_name") if k in cfg), None) if isinstance(cfg, dict) else None
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
+    if (why := unfinished(cfg)) is not None:
+        title = f"UNFINISHED RUN ({why}) - {title}"
     md = [f"# {html.escape(title, quote=False)}\n"]
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
