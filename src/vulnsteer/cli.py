@@ -233,6 +233,7 @@ def probe(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
     template: TemplateOpt = _B.template, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
     b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
