@@ -31,3 +31,14 @@ def test_versus_random_prefers_the_paired_interval(paired, expected):
                "steered_minus_random": {"accuracy": paired, "auroc": paired}}
     lines = versus_random(summary)
     assert "(paired)" in lines[0] and expected in lines[0]
+
+
+def test_probe_conclusion_judges_against_the_control_over_all_layers():
+    from vulnsteer.report.sections import probe_conclusion
+
+    curve = {"layers": [0, 1, 2], "auroc": [0.55, 0.673, 0.6], "control_auroc_mean": [0.5, 0.548, 0.5],
+             "control_auroc_max": [0.693, 0.6, 0.55]}
+    text = probe_conclusion(curve)
+    assert "0.673 at layer 1" in text and "reaches 0.693" in text and "not clearly above chance" in text
+    curve["control_auroc_max"] = [0.58, 0.6, 0.55]
+    assert "a linear signal about the label is present" in probe_conclusion(curve)

@@ -143,6 +143,11 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     published = json.loads(pub.read_text()) if pub.exists() else None
     for reading in summary:
         out.print(baseline_table(summary, published, reading=reading))
+    curve = path / schema.PROBE_CURVE
+    if curve.exists():
+        from vulnsteer.report.sections import probe_conclusion
+
+        out.print(probe_conclusion(json.loads(curve.read_text())), highlight=False)
     steer_summary = path / schema.STEER_SUMMARY
     if steer_summary.exists():
         s = json.loads(steer_summary.read_text())

@@ -1,7 +1,13 @@
-"""One progress-bar helper (rich) for every loop a user waits for."""
+"""One progress helper (rich) for every loop a user waits for.
+
+On a terminal it draws a bar. When stderr is a file or a CI log a bar would print nothing until the end,
+so it prints plain lines instead: one when the loop starts, a count every 10% (at most one per 5 s), and
+one when it ends.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +20,10 @@ console = Console(stderr=True)
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; draws to stderr so stdout stays clean for tables and JSON."""
+    if not console.is_terminal:
+        with _log_lines(description, total) as advance:
+            yield advance
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -29,3 +39,23 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
             progress.advance(task, n)
 
         yield advance
+
+
+@contextmanager
+def _log_lines(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    start = last = time.monotonic()
+    done = 0
+    step = max(1, total // 10)
+    console.print(f"{description}: 0/{total}", highlight=False, soft_wrap=True)
+
+    def advance(n: int = 1) -> None:
+        nonlocal done, last
+        before, done = done, done + n
+        now = time.monotonic()
+        if done < total and done // step > before // step and now - last >= 5:
+            last = now
+            console.print(f"{description}: {done}/{total} ({now - start:.0f} s)", highlight=False, soft_wrap=True)
+
+    yield advance
+    console.print(f"{description}: {done}/{total} done in {time.monotonic() - start:.0f} s", highlight=False,
+                  soft_wrap=True)

@@ -221,6 +221,31 @@ def _baseline(run: Run) -> list[Block]:
     return blocks
 
 
+def probe_conclusion(curve: dict) -> str:
+    """What the probe curve supports, judged against the shuffled-label control over ALL layers: picking the
+    best of many layers inflates the probe's peak, and the control's own peak shows by how much."""
+    try:
+        layers, auroc = list(curve["layers"]), [float("nan") if v is None else float(v) for v in curve["auroc"]]
+        ctrl_max = [float("nan") if v is None else float(v) for v in curve["control_auroc_max"]]
+        ctrl_mean = [float("nan") if v is None else float(v) for v in curve["control_auroc_mean"]]
+    except (KeyError, TypeError, ValueError):
+        return "The probe curve is incomplete; no conclusion drawn."
+    finite = [i for i, v in enumerate(auroc) if v == v]
+    if not finite:
+        return "The probe AUROC is undefined at every layer (one class only?); no conclusion drawn."
+    i = max(finite, key=lambda k: auroc[k])
+    peak_ctrl = max((v for v in ctrl_max if v == v), default=float("nan"))
+    at = f"at layer {layers[i]}" if i < len(layers) else ""
+    head = (f"Best layer probe AUROC {auroc[i]:.3f} {at}; the shuffled-label control averages "
+            f"{ctrl_mean[i]:.3f} there and reaches {peak_ctrl:.3f} at its best layer over all layers.")
+    if peak_ctrl == peak_ctrl and auroc[i] > peak_ctrl:
+        return head + (" The probe's peak is above everything the label-shuffled probes reached: a linear signal "
+                       "about the label is present in the residuals (a peak chosen over layers, so read its size "
+                       "against the control's peak, not against 0.5).")
+    return head + (" The shuffled-label control reaches as high as the probe: at this sample size the probe signal "
+                   "is not clearly above chance.")
+
+
 def _probe(run: Run, figures: Path) -> list[Block]:
     curve = run.json(schema.PROBE_CURVE)
     if curve is None:
@@ -232,6 +257,7 @@ def _probe(run: Run, figures: Path) -> list[Block]:
         blocks.append(Text(f"Best layer {best}: AUROC {fmt(curve['auroc'][i])}, accuracy "
                            f"{fmt(curve.get('accuracy', [None] * (i + 1))[i])}; shuffled-label control AUROC mean "
                            f"{fmt(curve['control_auroc_mean'][i])}, max {fmt(curve['control_auroc_max'][i])}."))
+    blocks.append(Text(probe_conclusion(curve)))
     return blocks
 
 
