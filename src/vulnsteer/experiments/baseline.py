@@ -40,9 +40,10 @@ def summarise(rows: Sequence[dict], score_key: str | None, verdict_key: str, n_b
     return as_triples(per_cwe(preds, n_boot=n_boot, seed=seed))
 
 
-def published_summary(root: Path, template: str, subsets: Sequence[str]) -> dict | None:
-    """Published LLMs' answers for this template on the first subset they cover, all studies merged."""
-    preds = load_published(root)
+def published_summary(root: Path, template: str, subsets: Sequence[str], cwes: Sequence[str] | None = None) -> dict | None:
+    """Published LLMs' answers for this template on the first subset they cover, all studies merged; with
+    `cwes`, on those CWEs' files only, so their "all" row covers the same files as ours."""
+    preds = [p for p in load_published(root) if cwes is None or p.cwe in cwes]
     for subset in subsets:
         studies = sorted({p.study for p in preds if p.prompt == template and p.subset == subset})
         models: dict[str, dict] = {}
@@ -113,7 +114,7 @@ def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bo
         dict(reading=reading, cwe=cwe, metric=m, value=v[0], low=v[1], high=v[2])
         for reading, table in summary.items() for cwe, ms in table.items() for m, v in ms.items()
     ])
-    published = published_summary(ctx.data_root, cfg.template, cfg.subsets)
+    published = published_summary(ctx.data_root, cfg.template, cfg.subsets, cfg.cwes)
     if published is not None:
         run.write_json(schema.PUBLISHED, published)
     elif (why := published_missing(ctx.data_root)) is not None:

@@ -11,6 +11,7 @@ import torch
 from vulnsteer.experiments import schema
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
+from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.config import RunConfig
@@ -52,10 +53,12 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
 
 def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
     """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
-    half vulnerable, half secure, steered in the sweep's scope."""
-    test0 = [r for r in result.test if r.fold == 0]
+    half vulnerable, half secure, steered in the sweep's scope; files whose answer-score verdict steering
+    flipped come first, since they are where steering did something worth reading."""
+    test0 = sorted((r for r in result.test if r.fold == 0), key=lambda r: verdict(r.steered) == verdict(r.baseline))
     half = (cfg.n_side_by_side + 1) // 2
     picks = [r for r in test0 if r.label == 1][:half] + [r for r in test0 if r.label == 0][:half]
+    flipped = {r.index for r in picks if verdict(r.steered) != verdict(r.baseline)}
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
     rows = []
     for vector_cwe in sorted({r.vector_cwe for r in picks}):
@@ -74,7 +77,8 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
                  config=result.choices[0].label(), vector_cwe=vector_cwe, unsteered=a.text, steered=b.text,
-                 unsteered_verdict=parse_answer(a.text), steered_verdict=parse_answer(b.text))
+                 unsteered_verdict=parse_answer(a.text), steered_verdict=parse_answer(b.text),
+                 identical=a.text == b.text, score_verdict_flipped=i in flipped)
             for i, a, b in zip(idx, plain, steered)
         ]
     return rows

@@ -31,7 +31,13 @@ def _fence(text: str) -> str:
 
 def _gen_head(r: dict) -> str:
     label = {1: "vulnerable", 0: "secure", None: "unknown"}.get(r.get("label"), str(r.get("label")))
-    return f"{r.get('id')} ({r.get('cwe')}, labelled {label}; steering {r.get('config')})"
+    tags = []
+    if r.get("score_verdict_flipped"):
+        tags.append("steering flipped its answer-score verdict")
+    if r.get("identical"):
+        tags.append("steered text IDENTICAL to unsteered")
+    more = f" [{'; '.join(tags)}]" if tags else ""
+    return f"{r.get('id')} ({r.get('cwe')}, labelled {label}; steering {r.get('config')}){more}"
 
 
 def _markdown(block: Block, run_dir: Path) -> str:

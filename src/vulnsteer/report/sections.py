@@ -277,8 +277,13 @@ def _fluency(run: Run) -> list[Block]:
     if summary is None or not summary.get("fluency"):
         return _not_run("steer/summary.json fluency")
     f = summary["fluency"]
+    cfg = run.json(schema.CONFIG)
+    scope = (cfg.get("steer") or {}).get("scope", "answer") if isinstance(cfg, dict) else "answer"
     table = TableData(f"Fluency cost ({f.get('n_files', 'n/a')} code files)", ["measure", "unsteered", "steered",
                                                                                 "random control"])
+    table.note = ("The NLL row steers every position of the code, the harshest case; the experiment steered "
+                  + ("the answer position only, which the KL row measures." if scope == "answer"
+                     else "every prompt position, as this row does."))
     table.rows = [["mean token NLL (nats)", fmt(f.get("nll_base"), 3), fmt(f.get("nll_steered"), 3),
                    fmt(f.get("nll_random"), 3)],
                   ["KL at the answer position vs unsteered", "—", fmt(f.get("kl_answer_steered"), 3),
@@ -313,7 +318,6 @@ def build_sections(run_dir: Path) -> list[Section]:
     run = Run(run_dir)
     figures = run.dir / schema.FIGURES
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
-        ("What was run", lambda: _config(run)),
         ("Headline: held-out results", lambda: _headline(run, figures)),
         ("Verdict", lambda: _verdict(run)),
         ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
@@ -324,5 +328,6 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("Flip rates", lambda: _flips(run)),
         ("Generations side by side", lambda: _generations(run)),
         ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
+        ("What was run", lambda: _config(run)),
     ]
     return [Section(title, build()) for title, build in builders]
