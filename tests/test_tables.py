@@ -136,3 +136,13 @@ def test_rich_tables_render_the_same_strings():
     text = console.export_text()
     assert "0.62 [0.50, 0.75]" in text and "random-direction control" in text and "n/a" in text
     assert headline_table(steer_summary()).row_count == len(CONDITIONS)
+
+
+def test_console_tables_fit_100_columns_without_clipping():
+    console = Console(width=100, record=True)
+    console.print(baseline_table({"score": summary_by_cwe(0.6)}, published(10)))
+    console.print(headline_table(steer_summary()))
+    text = console.export_text()
+    assert "…" not in text, "no cell may be clipped"
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "report.md shows all" in text

@@ -162,12 +162,24 @@ def per_cwe_data(steer_summary: Mapping, published: Mapping | None) -> TableData
     return data
 
 
+CONSOLE_PUBLISHED = 2  # published-model columns the terminal shows; report.md has them all
+
+
 def to_rich(data: TableData) -> Table:
-    table = Table(title=data.title, caption=data.note or None)
-    for col, right in zip(data.columns, data.numeric()):
-        table.add_column(col, justify="right" if right else "left")
+    """The terminal's view: fits 100 columns without clipping a cell. Intervals go on a second line, cells
+    fold instead of ending in an ellipsis, and only the top published models stay (the report has all)."""
+    pub = [i for i, c in enumerate(data.columns) if c.startswith("pub: ")]
+    keep = [i for i in range(len(data.columns)) if i not in pub[CONSOLE_PUBLISHED:]]
+    note = data.note
+    if len(pub) > CONSOLE_PUBLISHED:
+        note += f" The terminal shows {CONSOLE_PUBLISHED} of {len(pub)} published models; report.md shows all."
+    table = Table(title=data.title, caption=note or None, padding=(0, 1), collapse_padding=True)
+    numeric = data.numeric()
+    for i in keep:
+        col = data.columns[i].removeprefix("pub: ")
+        table.add_column(col, justify="right" if numeric[i] else "left", overflow="fold")
     for row in data.rows:
-        table.add_row(*row)
+        table.add_row(*(row[i].replace(" [", "\n[") for i in keep))
     return table
 
 
