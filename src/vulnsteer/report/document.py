@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from vulnsteer.experiments import schema
+from vulnsteer.io import atomic_write_text
 from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.errors import DataError
 from vulnsteer.report.sections import Block, Fig, Generation, Run, build_sections
@@ -97,7 +98,10 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, run_dir) for b in s.blocks))
         body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
     md_path, html_path = run_dir / schema.REPORT_MD, run_dir / schema.REPORT_HTML
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
-                         f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n", encoding="utf-8")
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
+            f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    for path, text in ((md_path, "\n".join(md)), (html_path, page)):
+        if path.exists() and not path.is_file():
+            raise DataError(f"{path} exists and is not a file; move it away so the report can be written there")
+        atomic_write_text(path, text)
     return md_path, html_path

@@ -72,8 +72,8 @@ class Run:
         if rel not in self._cache:
             try:
                 self._cache[rel] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise DataError(f"{path}: not valid JSON ({e}); rerun the stage that writes it") from e
+            except (UnicodeDecodeError, ValueError, RecursionError) as e:
+                raise DataError(f"{path}: not valid JSON ({type(e).__name__}); rerun the stage that writes it") from None
         return self._cache[rel]
 
     def jsonl(self, rel: str) -> list[dict] | None:
@@ -81,12 +81,19 @@ class Run:
         if not path.is_file():
             return None
         rows = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not UTF-8; rerun the stage that writes it") from None
+        for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path}:{number}: not valid JSON ({e})") from e
+                    row = json.loads(line)
+                except (ValueError, RecursionError) as e:
+                    raise DataError(f"{path}:{number}: not valid JSON ({type(e).__name__})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{number}: expected a JSON object per line")
+                rows.append(row)
         return rows
 
 
@@ -330,4 +337,17 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
         ("What was run", lambda: _config(run)),
     ]
-    return [Section(title, build()) for title, build in builders]
+    return [Section(title, _guarded(run, title, build)) for title, build in builders]
+
+
+def _guarded(run: Run, title: str, build: Callable[[], list[Block]]) -> list[Block]:
+    """A section whose files hold the wrong types (a hand-edited or foreign config.json, say) is one line
+    naming the folder and the section, not a traceback."""
+    try:
+        return build()
+    except DataError:
+        raise
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError, OverflowError) as exc:
+        what = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise DataError(f"{run.dir}: the files behind the report section {title!r} hold unexpected content "
+                        f"({type(exc).__name__}: {what}); rerun the command that wrote them") from None
