@@ -56,7 +56,7 @@ def test_baseline_on_tiny_starcoder_writes_a_complete_run_folder(data_root, tiny
     assert set(summary) == {"score", "generation"} and "CWE-787" in summary["score"]
     assert (out / "published.json").is_file() and (out / "report.html").is_file()
     config = json.loads((out / "config.json").read_text())
-    assert config["model"].startswith("gpt_bigcode@") and "baseline_forward" in config["stages"]
+    assert config["model"].startswith("gpt_bigcode@") and "baseline_forward" in config["stage_seconds"]
 
 
 def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path):

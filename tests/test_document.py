@@ -38,7 +38,7 @@ def write_baseline(run: Path) -> None:
     write(run / "config.json", {"command": "run", "model": "tiny-llama", "model_sha256": "ab" * 32,
                                 "data_root": "/data", "template": "secllmholmes-s1", "k_folds": 4,
                                 "layers": [0, 1, 2], "baseline": {"generate": False, "max_new_tokens": 64},
-                                "stages": {"baseline": 12.5, "steer": 300.0}, "wall_seconds": 3725.0})
+                                "stage_seconds": {"baseline": 12.5, "steer": 300.0}, "wall_seconds": 3725.0})
     write(run / "baseline" / "summary.json", {"score": {c: metrics(0.55, auroc=None if c == "CWE-78" else 0.7)
                                                         for c in CWES}})
     models = {f"gpt-{i}": {c: {"accuracy": 0.4 + 0.1 * i, "tpr": 0.5, "tnr": 0.5, "na_rate": 0.1, "n": 12} for c in CWES}

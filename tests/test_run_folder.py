@@ -17,7 +17,7 @@ def test_run_dir_writes_valid_json_with_nan_as_null(tmp_path):
     assert [json.loads(x) for x in (tmp_path / "r" / "c.jsonl").read_text().splitlines()] == [{"a": 1}, {"a": None}]
     run.stage("load", 1.234)
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert config["stages"] == {"load": 1.23} and config["command"] == "test" and config["x"] == 1
+    assert config["stage_seconds"] == {"load": 1.23} and config["command"] == "test" and config["x"] == 1
     assert not list((tmp_path / "r").rglob("*.tmp"))
 
 

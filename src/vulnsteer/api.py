@@ -120,7 +120,7 @@ def run(
     from vulnsteer.report.document import write_report
 
     t0 = time.time()
-    root, records = preflight(cfg, model, data, out, force)
+    root, records = preflight(cfg, model, data, out, force, command)
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
                        records=records)
     if "steer" in cfg.stages:

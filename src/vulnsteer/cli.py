@@ -130,7 +130,7 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     from vulnsteer.experiments.preflight import preflight
 
     t0 = time.time()
-    preflight(cfg, model, data, out_dir, force)  # every check that needs no weights, before torch is imported
+    preflight(cfg, model, data, out_dir, force, command)  # every check that needs no weights, before torch is imported
 
     from vulnsteer.api import run
     from vulnsteer.experiments import schema

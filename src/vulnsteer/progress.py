@@ -17,6 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 console = Console(stderr=True)
 
 
+def log(message: str) -> None:
+    """One line on stderr (beside the progress bars): what a run reused, skipped or fell back to."""
+    console.print(message, highlight=False, soft_wrap=True)
+
+
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; draws to stderr so stdout stays clean for tables and JSON."""

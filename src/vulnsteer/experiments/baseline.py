@@ -3,6 +3,7 @@ per CWE with bootstrap intervals, beside what published LLMs answered on the sam
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from vulnsteer.experiments.config import BaselineConfig
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.progress import log
 
 
 def as_triples(table: dict[str, dict[str, MetricWithCI]]) -> dict[str, dict[str, list[float]]]:
@@ -78,12 +80,26 @@ def sample_rows(sset: SampleSet, generations: Sequence[Generation] | None, order
     return [rows[rid] for rid in order if rid in rows]
 
 
-def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bool = False) -> tuple[SampleSet, list[dict]]:
-    """Score (and optionally generate for) every record; writes baseline/* and published.json into `run`."""
+def run_baseline(
+    ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bool = False, need_passes: bool = True
+) -> tuple[SampleSet | None, list[dict]]:
+    """Score (and optionally generate for) every record; writes baseline/* and published.json into `run`.
+
+    In a resumed run whose baseline finished, its files are reused (generations included); the forward
+    passes run again only when `need_passes` (a later stage needs the residuals or the KV caches, which
+    are not kept on disk)."""
     t0 = time.time()
     samples = build_samples(
         ctx.records, ctx.loaded, cfg.template, ctx.cwe_names, ctx.data_root, cfg.max_code_tokens, cfg.long_files
     )
+    if run.is_done("baseline"):
+        rows = [json.loads(line) for line in (run.path / schema.BASELINE_SAMPLES).read_text().splitlines() if line]
+        log(f"baseline: reused {len(rows)} scored files and their generations from the interrupted run"
+            + ("; forward passes run again for the later stages" if need_passes else ""))
+        if not need_passes:
+            return None, rows
+        return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep_states,
+                           description="baseline passes (for the later stages)"), rows
     # Generation decodes on top of the passes' prefix caches, so keep them when generating.
     keep = keep_states or cfg.generate
     sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep, description="baseline passes")
@@ -123,4 +139,5 @@ def run_baseline(ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bo
     if skipped:
         run.note(f"{len(skipped)} file(s) longer than {cfg.max_code_tokens} code tokens were skipped "
                  f"(--long-files skip): {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    run.done("baseline")
     return sset, rows

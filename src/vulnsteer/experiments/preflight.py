@@ -15,11 +15,13 @@ from vulnsteer.model.peek import peek_shape
 
 
 def preflight(
-    cfg: RunConfig, model: str, data: Path | str | None = None, out: Path | None = None, force: bool = False
+    cfg: RunConfig, model: str, data: Path | str | None = None, out: Path | None = None, force: bool = False,
+    command: str = "run",
 ) -> tuple[Path, list[Record]]:
-    """The data root and the records under study, once every check that needs no weights has passed."""
+    """The data root and the records under study, once every check that needs no weights has passed.
+    An --out holding an unfinished run of the same settings passes: that run is resumed."""
     if out is not None:
-        check_out(Path(out), force)
+        check_out(Path(out), force, command, cfg.settings())
     root = resolve_data_root(Path(data) if data else None)
     records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
     if not records:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 
@@ -27,7 +28,8 @@ from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
-from vulnsteer.progress import progress_bar
+from vulnsteer.experiments.checkpoint import RunFoldStore
+from vulnsteer.progress import log, progress_bar
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.training import random_like
 
@@ -119,13 +121,23 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
 
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
-    main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in cfg.stages)
-
-    if "probe" in cfg.stages:
+    todo = [s for s in cfg.stages if not run.is_done(s)]
+    main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in todo, need_passes=bool(todo))
+    for stage in cfg.stages:
+        if stage not in todo:
+            log(f"{stage}: reused from the interrupted run")
+    if "probe" in todo:
+        assert main is not None
         _probe_stage(main, cfg, run)
+        run.done("probe")
     if "steer" not in cfg.stages:
         return {}
-    return _steer_stage(ctx, main, cfg, run)
+    if "steer" not in todo:
+        return dict(json.loads((run.path / schema.STEER_SUMMARY).read_text()))
+    assert main is not None
+    summary = _steer_stage(ctx, main, cfg, run)
+    run.done("steer")
+    return summary
 
 
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
@@ -146,7 +158,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     run.stage("extra_training_passes", time.time() - t0)
 
     t0 = time.time()
-    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model)
+    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run))
     probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
     calib = {r["index"]: r["calibrated"] for r in calibrated_thresholds(main, result.folds)}
     result.test = with_controls(result.test, probe, calib)

@@ -95,16 +95,31 @@ class RunDir:
     path: Path
     config: dict[str, Any] = field(default_factory=dict)
     _started: float = field(default_factory=time.time)
+    resumed: bool = False  # an unfinished run of the same configuration was found here: reuse its stages
 
     @classmethod
     def create(cls, out: Path | None, command: str, config: dict[str, Any], force: bool = False) -> RunDir:
-        path = _claim(out, command, force)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        run = cls(path, {"command": command, "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
-                         "status": "running", "pid": os.getpid(), "host": socket.gethostname(), "started": stamp,
-                         "started_at": _now(), "ended_at": None, **config, "stages": {}})
+        path, old = _claim(out, command, force, config)
+        if old is not None:  # resume: keep what the interrupted run finished, say so, carry on
+            old.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended_at=None,
+                       resumed=[*old.get("resumed", []), _now()])
+            run = cls(path, old, resumed=True)
+        else:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+            run = cls(path, {"command": command, "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
+                             "status": "running", "pid": os.getpid(), "host": socket.gethostname(), "started": stamp,
+                             "started_at": _now(), "ended_at": None, **config, schema.STAGE_SECONDS: {}, "done": []})
         run.write_json(schema.CONFIG, run.config)
         return run
+
+    def is_done(self, stage: str) -> bool:
+        """Whether a resumed run already finished `stage` (a fresh run has finished nothing)."""
+        return self.resumed and stage in self.config.get("done", [])
+
+    def done(self, stage: str) -> None:
+        """Mark `stage` finished; its outputs were written before this, atomically."""
+        self.config.setdefault("done", []).append(stage)
+        self.write_json(schema.CONFIG, self.config)
 
     def finish(self, status: str) -> None:
         """Record how the run ended and let go of the folder."""
@@ -114,14 +129,16 @@ class RunDir:
         (self.path / LOCK).unlink(missing_ok=True)
 
     def stage(self, name: str, seconds: float) -> None:
-        self.config["stages"][name] = round(seconds, 2)
+        self.config[schema.STAGE_SECONDS][name] = round(seconds, 2)
         self.config["wall_seconds"] = round(time.time() - self._started, 2)
         self.write_json(schema.CONFIG, self.config)
 
     def note(self, text: str) -> None:
         """A line the report must show (something skipped or not available), kept in config.json."""
-        self.config.setdefault("notes", []).append(text)
-        self.write_json(schema.CONFIG, self.config)
+        notes = self.config.setdefault("notes", [])
+        if text not in notes:  # a resumed run meets the same facts again
+            notes.append(text)
+            self.write_json(schema.CONFIG, self.config)
 
     def write_json(self, name: str, obj: Any) -> Path:
         return atomic_write_text(self.path / name, json.dumps(_clean(obj), indent=1, allow_nan=False) + "\n")
@@ -138,28 +155,42 @@ class RunDir:
         return atomic_write_text(self.path / name, buf.getvalue())
 
 
-def check_out(path: Path, force: bool) -> bool:
-    """Whether `path` may be written (True: it holds an old run that force will clear); a one-line error
+def same_run(old: dict[str, Any], command: str, config: dict[str, Any]) -> bool:
+    """An unfinished run of the same command and settings (compared as written to config.json)."""
+    if old.get("status") == "finished" or old.get("command") != command:
+        return False
+    if old.get("status") == "running" and not is_stale(old):
+        return False
+    return all(json.dumps(_clean(old.get(k))) == json.dumps(_clean(v)) for k, v in config.items())
+
+
+def check_out(path: Path, force: bool, command: str = "", config: dict[str, Any] | None = None) -> str:
+    """What writing `path` means: "new" (empty or absent), "resume" (an unfinished run of the same settings:
+    its finished stages are reused) or "clear" (another run, replaced because of force); a one-line error
     otherwise. Checked before anything slow, and again when the folder is claimed."""
     if path.exists() and not path.is_dir():
         raise VulnsteerError(f"--out {path} is a file, not a folder; choose another --out")
     if not (path.is_dir() and any(path.iterdir())):
-        return False
+        return "new"
     if (who := holder(path)) is not None:
         raise VulnsteerError(f"--out {path} is being written by another vulnsteer process (pid {who.get('pid')} "
                              f"on {who.get('host')}); wait for it or choose another --out")
     cfg = read_config(path)
     if cfg is None:
         raise VulnsteerError(f"--out {path} is not empty and is not a vulnsteer run folder; choose an empty or new folder")
-    if not force:
-        raise VulnsteerError(f"--out {path} holds another run ({cfg.get('command')}, status "
-                             f"{cfg.get('status', 'unknown')}); pass --force to replace it, or choose another --out")
-    return True
+    if force:
+        return "clear"
+    if config is not None and same_run(cfg, command, config):
+        return "resume"
+    raise VulnsteerError(f"--out {path} holds another run ({cfg.get('command')}, status "
+                         f"{cfg.get('status', 'unknown')}); pass --force to replace it, or choose another --out")
 
 
-def _claim(out: Path | None, command: str, force: bool) -> Path:
+def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
     """A folder this process may write: a new unique one, or `out` when empty, or `out` holding an old run
-    with force (cleared first). Takes its lock."""
+    with force (cleared first), or `out` holding an unfinished run of these settings (returned, to resume).
+    Takes its lock."""
+    old = None
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         while True:  # unique even for two runs started in the same second
@@ -171,12 +202,15 @@ def _claim(out: Path | None, command: str, force: bool) -> Path:
                 continue
     else:
         path = Path(out)
-        if check_out(path, force):
+        mode = check_out(path, force, command, config)
+        if mode == "resume":
+            old = read_config(path)
+        elif mode == "clear":
             for child in path.iterdir():  # force: clear the old run, keep the folder itself
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         path.mkdir(parents=True, exist_ok=True)
     _lock(path)
-    return path
+    return path, old
 
 
 def _lock(path: Path) -> None:

@@ -22,3 +22,6 @@ STEER_VECTORS = "steer/vectors"  # fold<f>-<cwe>.{safetensors,json,gguf}
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES = "figures"
+
+# config.json keys the writer and readers share
+STAGE_SECONDS = "stage_seconds"  # {stage: wall seconds}; "wall_seconds" is the total

@@ -9,6 +9,7 @@ out of both the vector and the choice of configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -70,6 +71,22 @@ class TestRow:
     probe: float = float("nan")  # a probe fit on the training folds, its layer chosen on validation
     probe_layer: int = -1
     calibrated: float = float("nan")  # the baseline score minus its threshold tuned on validation
+
+
+@dataclass
+class FoldResult:
+    """Everything one fold produced: what a resumed run reads back instead of recomputing the fold."""
+
+    sweep: list[dict]
+    choice: Choice
+    vectors: dict[str, SteeringVector]
+    test: list[TestRow]
+
+
+class FoldStore(Protocol):
+    def load(self, fold: int) -> FoldResult | None: ...
+
+    def save(self, fold: int, result: FoldResult) -> None: ...
 
 
 @dataclass
@@ -160,9 +177,12 @@ def run_steering(
     cfg: SteerConfig,
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
+    store: FoldStore | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
-    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use)."""
+    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use).
+    `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
+    the random controls' generator is advanced past a reused fold's draws)."""
     if main.states is None and cfg.scope is SweepScope.ANSWER:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
@@ -178,6 +198,16 @@ def run_steering(
     with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
+            done = store.load(f) if store is not None else None
+            if done is not None:
+                _skip_draws(gen, len(test) * cfg.n_random, parts.d_model)
+                result.sweep += done.sweep
+                result.choices.append(done.choice)
+                result.vectors.append(done.vectors)
+                result.test += done.test
+                advance(len(val) + len(test))
+                continue
+            n_sweep = len(result.sweep)
             x, recs = training_set(main, extra, train, np.concatenate([val, test]))
             vecs = (fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe
                     else {POOLED: fit_vectors(x, recs, layers, cfg.methods)})
@@ -202,10 +232,19 @@ def run_steering(
                 for cwe, v in vecs.items()
             }
             result.vectors.append(chosen)
-            result.test += _test_rows(score, main, chosen, choice, test, cfg, gen)
+            rows = _test_rows(score, main, chosen, choice, test, cfg, gen)
+            result.test += rows
+            if store is not None:
+                store.save(f, FoldResult(result.sweep[n_sweep:], choice, chosen, rows))
             advance(len(test))
     result.test.sort(key=lambda r: r.index)
     return result
+
+
+def _skip_draws(gen: torch.Generator, n: int, d_model: int) -> None:
+    """Advance `gen` exactly as `n` random-control draws of width `d_model` would (see random_like)."""
+    for _ in range(n):
+        torch.randn(d_model, generator=gen)
 
 
 def _test_rows(

@@ -122,7 +122,7 @@ def _config(run: Run) -> list[Block]:
         return _not_run(schema.CONFIG)
     if not isinstance(cfg, dict):
         raise DataError(f"{run.dir / 'config.json'}: expected a JSON object")
-    stage_key = "stages" if isinstance(cfg.get("stages"), dict) else None
+    stage_key = schema.STAGE_SECONDS if isinstance(cfg.get(schema.STAGE_SECONDS), dict) else None
     notes: list[Block] = [Text(f"Note: {n}") for n in cfg.get("notes") or [] if isinstance(n, str)]
     settings = TableData("Configuration (config.json)", ["setting", "value"])
     settings.rows = [[k, v] for k, v in _flat({k: v for k, v in cfg.items()
