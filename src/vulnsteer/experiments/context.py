@@ -24,6 +24,7 @@ from vulnsteer.data.sven import load_sven
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
+from vulnsteer.model.precision import DEFAULT_PRECISION, Precision
 
 
 def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None = None) -> list[Record]:
@@ -63,14 +64,21 @@ def open_context(
     subsets: Sequence[str],
     cwes: Sequence[str] | None = None,
     trust_remote_code: bool = False,
+    dtype: str | None = None,
+    device: str = "auto",
 ) -> Context:
-    """Data first, so a bad path, file or CWE fails before the (slow) model load."""
+    """Data first, so a bad path, file or CWE fails before the (slow) model load. dtype None: the default."""
     root = resolve_data_root(data)
     records = load_records(root, subsets, cwes)
     if not records:
         raise DataError(f"no records for subsets {', '.join(subsets)}; check --subset and --cwe")
     cache_dir = cache_dir or default_cache_dir()
-    loaded = load_model(model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code)
+    loaded = load_model(
+        model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code,
+        device=device, dtype=dtype or DEFAULT_PRECISION,
+    )
+    # Activations differ between precisions, so each has its own cache; float32 keeps the original folder.
+    suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
     yes, no = answer_token_ids(loaded.tokenizer)
     return Context(
         data_root=root,
@@ -78,7 +86,7 @@ def open_context(
         loaded=loaded,
         words=AnswerWords(tuple(yes), tuple(no)),
         cwe_names=cwe_names(root),
-        cache=ActivationCache(cache_dir / "activations" / loaded.source_hash[:16]),
+        cache=ActivationCache(cache_dir / "activations" / f"{loaded.source_hash[:16]}{suffix}"),
     )
 
 
