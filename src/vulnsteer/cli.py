@@ -28,6 +28,8 @@ TemplateOpt = Annotated[str, typer.Option("--template", "-t", help="Prompt templ
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<time>-<command>).")]
 CacheOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Model and activation cache (default $VULNSTEER_CACHE or ~/.cache/vulnsteer).")]
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own code to run (off by default).")]
+DtypeOpt = Annotated[str | None, typer.Option("--dtype", help="Precision of the forward passes: float32 or bfloat16 (default: model/precision.py DEFAULT_PRECISION).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.")]
 
 
 def guarded(fn: F) -> F:
@@ -96,10 +98,12 @@ def baseline(
     out_dir: OutOpt = None,
     cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
     cfg = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    _execute("baseline", (), model, data, cfg, None, None, "caa", 4, 1, seed, out_dir, cache_dir, trust_remote_code)
+    _execute("baseline", (), model, data, cfg, None, None, "caa", 4, 1, seed, out_dir, cache_dir, trust_remote_code, dtype=dtype, device=device)
 
 
 def _print_baseline(path: Path, baseline_table: Callable) -> None:
@@ -147,10 +151,12 @@ def run(
     out_dir: OutOpt = None,
     cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     bcfg = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    _execute("run", ("probe", "steer"), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope)
+    _execute("run", ("probe", "steer"), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope, dtype, device)
 
 
 @app.command()
@@ -166,10 +172,12 @@ def probe(
     out_dir: OutOpt = None,
     cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
     bcfg = _baseline_cfg(subset, cwe, template, False, 1, 1, max_code_tokens, "truncate", 1000, seed)
-    _execute("probe", ("probe",), model, data, bcfg, None, None, "caa", 4, 1, seed, out_dir, cache_dir, trust_remote_code)
+    _execute("probe", ("probe",), model, data, bcfg, None, None, "caa", 4, 1, seed, out_dir, cache_dir, trust_remote_code, dtype=dtype, device=device)
 
 
 @app.command(name="steer")
@@ -194,14 +202,16 @@ def steer_command(
     out_dir: OutOpt = None,
     cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False,
+    dtype: DtypeOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     bcfg = _baseline_cfg(subset, cwe, template, False, 1, 1, max_code_tokens, "truncate", n_boot, seed)
-    _execute("steer", ("steer",), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope)
+    _execute("steer", ("steer",), model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir, trust_remote_code, per_cwe, strength_unit, scope, dtype, device)
 
 
 def _execute(command, stages, model, data, bcfg, train, layers, methods, folds, n_random, seed, out_dir, cache_dir,
-             trust_remote_code, per_cwe=False, strength_unit="sigma", scope="answer") -> None:
+             trust_remote_code, per_cwe=False, strength_unit="sigma", scope="answer", dtype=None, device="auto") -> None:
     from vulnsteer.experiments.context import RunDir, open_context
     from vulnsteer.experiments.run import RunConfig, run_all
     from vulnsteer.experiments.steer import SteerConfig
@@ -213,9 +223,10 @@ def _execute(command, stages, model, data, bcfg, train, layers, methods, folds, 
                        per_cwe=per_cwe, strength_unit=strength_unit, scope=scope, seed=seed)
     cfg = RunConfig(baseline=bcfg, steer=scfg, train=tuple(train or ("holdout",)), stages=stages)
     t0 = time.time()
-    ctx = open_context(model, data, cache_dir, bcfg.subsets, bcfg.cwes, trust_remote_code)
+    ctx = open_context(model, data, cache_dir, bcfg.subsets, bcfg.cwes, trust_remote_code, dtype, device)
     settings = asdict(cfg) if stages else {"baseline": asdict(bcfg)}  # a baseline run has no steering settings
-    run_dir = RunDir.create(out_dir, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **settings})
+    run_dir = RunDir.create(out_dir, command, {"model": ctx.loaded.model_id, "dtype": ctx.loaded.dtype, "device": ctx.loaded.device,
+                                                   "data_root": ctx.data_root, **settings})
     run_dir.stage("load", time.time() - t0)
     summary = run_all(ctx, cfg, run_dir)
     _print_baseline(run_dir.path, baseline_table)
