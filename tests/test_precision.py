@@ -50,8 +50,9 @@ def _interventions(parts) -> list[Intervention]:
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in (2, 0, 3):
-        u = torch.randn(parts.d_model, generator=g)
-        d = Direction(layer, "caa", u / u.norm(), torch.randn(parts.d_model, generator=g), 1.5, 1.0)
+        # on the CPU like every stored direction (and a CPU generator needs CPU tensors under a CUDA default)
+        u = torch.randn(parts.d_model, generator=g, device="cpu")
+        d = Direction(layer, "caa", u / u.norm(), torch.randn(parts.d_model, generator=g, device="cpu"), 1.5, 1.0)
         for s in (Setting("add", -2.0), Setting("add", 4.0), Setting("amplify", 3.0), Setting("ablate", 0.0)):
             ivs.append(intervention(d, s))
     return ivs
