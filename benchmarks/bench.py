@@ -1,18 +1,27 @@
 """Speed of the parts a sweep depends on, measured in one run on this machine; prints ratios.
 
     python benchmarks/bench.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--skip-cold]
+                               [--dtype D] [--precisions float32,bfloat16] [--run-wall]
 
 (1) all-layer extraction / plain forward  (2) 24 layers x 6 strengths sweep / one baseline pass
 (3) the naive sweep (one full forward per configuration), estimated from measured forward time
 (4) cold vs warm model load  (5) achieved GFLOP/s of a forward against 2 x params x tokens
+(1)-(5) run at --dtype (default: the package default precision).
+(6) per precision: forward tokens/s and achieved GFLOP/s, beside a matmul of the MLP's shape in the same
+    precision (the practical peak of this machine at that precision); int8 (torchao, not offered by
+    vulnsteer, see docs/BENCHMARKS.md) can be listed too
+(7) with --run-wall: wall time of `vulnsteer run` (defaults) per precision, in a subprocess each
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +34,7 @@ from vulnsteer.experiments.samples import build_samples
 from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector
+from vulnsteer.model.precision import DEFAULT_PRECISION, TORCH_DTYPES, Precision, to_precision
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
 
@@ -40,15 +50,18 @@ def main() -> None:
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--prompts", type=int, default=48)
     ap.add_argument("--skip-cold", action="store_true", help="skip (4): a cold load dequantises the GGUF (minutes)")
+    ap.add_argument("--dtype", default=DEFAULT_PRECISION.value, help="precision of (1)-(5)")
+    ap.add_argument("--precisions", default="float32,bfloat16", help="comma list for (6) and (7); int8 needs torchao")
+    ap.add_argument("--run-wall", action="store_true", help="(7): time `vulnsteer run` per precision (long)")
     args = ap.parse_args()
 
-    ctx = open_context(args.model, None, None, ["hand-crafted"])
+    ctx = open_context(args.model, None, None, ["hand-crafted"], dtype=args.dtype)
     model, parts = ctx.loaded.model, ctx.loaded.parts
     samples = build_samples(ctx.records, ctx.loaded, "S1", ctx.cwe_names, ctx.data_root)[: args.prompts]
     ids = [s.input_ids for s in samples]
     n_tokens = sum(int(x.shape[1]) for x in ids)
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
-          f"model {ctx.loaded.model_id}, {len(ids)} prompts, {n_tokens} tokens")
+          f"model {ctx.loaded.model_id} ({ctx.loaded.dtype}), {len(ids)} prompts, {n_tokens} tokens")
 
     with torch.inference_mode():
         model(ids[0])  # warm-up: first-call allocations are not what we measure
@@ -87,13 +100,84 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         print(f"(4) cold load {cold:.1f} s / warm load {warm:.1f} s = {cold / warm:.0f}x")
 
-    embed_params = parts.embed.weight.numel()
-    tied = parts.unembed.weight.data_ptr() == parts.embed.weight.data_ptr()
-    # Embedding lookups are not multiply-adds; the (tied) unembedding is, once per token.
-    params = sum(p.numel() for p in model.parameters()) - embed_params + (parts.unembed.weight.numel() if tied else 0)
+    params = matmul_params(model, parts)
     flops = 2 * params * n_tokens
     print(f"(5) forward: {flops / full / 1e9:.1f} GFLOP/s achieved (2 x {params / 1e6:.0f}M params x {n_tokens} tokens "
           f"in {full:.1f} s); median prompt {statistics.median(int(x.shape[1]) for x in ids)} tokens")
+
+    ctx = model = states = None  # free this model before the next precision loads (a del confuses linters)
+    names = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    for name in names:
+        forward_throughput(args.model, name, ids, params)
+    if args.run_wall:
+        for name in names:
+            if name != "int8":  # vulnsteer does not offer int8 (docs/BENCHMARKS.md)
+                run_wall(args.model, name)
+
+
+def matmul_params(model, parts) -> int:
+    """Parameters that take part in matrix products per token: all but the embedding lookup, plus a
+    tied unembedding (a multiply-add per token although it shares the embedding's storage)."""
+    embed_params = parts.embed.weight.numel()
+    tied = parts.unembed.weight.data_ptr() == parts.embed.weight.data_ptr()
+    return sum(p.numel() for p in model.parameters()) - embed_params + (parts.unembed.weight.numel() if tied else 0)
+
+
+def precision_model(model_name: str, name: str):
+    loaded = load_model(model_name, cache_dir=default_cache_dir() / "models", dtype="float32")
+    if name == "int8":
+        from precision import to_int8  # benchmarks/precision.py, beside this file
+
+        to_int8(loaded)
+    else:
+        to_precision(loaded.model, name)
+    return loaded.model
+
+
+def matmul_peak(name: str, d: int, ff: int, tokens: int = 256, repeats: int = 20) -> float:
+    """GFLOP/s of [tokens, d] x [d, ff] products in precision `name`, the MLP's shape: the practical peak."""
+    x = torch.randn(tokens, d)
+    if name == "int8":
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+        layer = torch.nn.Linear(d, ff, bias=False)
+        quantize_(layer, Int8DynamicActivationInt8WeightConfig())
+        fn = lambda: layer(x)  # noqa: E731
+    else:
+        dtype = TORCH_DTYPES[Precision(name)]
+        a, w = x.to(dtype), torch.randn(d, ff).to(dtype)
+        fn = lambda: a @ w  # noqa: E731
+    with torch.inference_mode():
+        fn()
+        _, seconds = timed(lambda: [fn() for _ in range(repeats)])
+    return 2 * tokens * d * ff * repeats / seconds / 1e9
+
+
+def forward_throughput(model_name: str, name: str, ids: list[torch.Tensor], params: int) -> None:
+    model = precision_model(model_name, name)
+    n_tokens = sum(int(x.shape[1]) for x in ids)
+    with torch.inference_mode():
+        model(ids[0])
+        _, seconds = timed(lambda: [model(input_ids=x, use_cache=False) for x in ids])
+    cfg = model.config
+    peak = matmul_peak(name, cfg.hidden_size, cfg.intermediate_size)
+    achieved = 2 * params * n_tokens / seconds / 1e9
+    print(f"(6) {name}: forward {n_tokens / seconds:.0f} tokens/s, {achieved:.1f} GFLOP/s achieved; "
+          f"matmul [256 x {cfg.hidden_size}] x [{cfg.hidden_size} x {cfg.intermediate_size}] {peak:.1f} GFLOP/s "
+          f"= {achieved / peak:.0%} of that peak")
+    model = None  # free it before the next precision loads
+
+
+def run_wall(model_name: str, name: str) -> None:
+    """`vulnsteer run` with defaults at precision `name`, in its own process (a cold start, as a user has)."""
+    out = Path(tempfile.mkdtemp(prefix=f"vulnsteer-wall-{name}-"))
+    cmd = [sys.executable, "-m", "vulnsteer", "run", "--model", model_name, "--dtype", name, "--out", str(out / "run")]
+    try:
+        done, seconds = timed(lambda: subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True))
+        status = "ok" if done.returncode == 0 else f"failed ({done.stderr.strip().splitlines()[-1:]})"
+        print(f"(7) vulnsteer run --dtype {name}: {seconds / 60:.1f} min wall, {status}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":

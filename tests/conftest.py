@@ -1,4 +1,9 @@
-"""Shared fixtures: the data root and tiny random models (no downloads)."""
+"""Shared fixtures: the data root and tiny random models (no downloads).
+
+VULNSTEER_TEST_DEVICE=cuda (benchmarks/gpu_check.sh) runs the tiny-model tests on that device: it becomes
+torch's default device, so the tiny models and the tensors tests build are created there, and the
+`device` fixture names it for tests that pass a device explicitly. Unset, everything runs on the CPU.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,31 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from vulnsteer.model.tiny import TINY_ARCHITECTURES, tiny_model, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_DEVICE = os.environ.get("VULNSTEER_TEST_DEVICE", "cpu")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_device():
+    if TEST_DEVICE == "cpu":
+        yield
+        return
+    from vulnsteer.model.precision import resolve_device
+
+    torch.set_default_device(resolve_device(TEST_DEVICE))  # fails in one line when it is not there
+    yield
+    torch.set_default_device(None)
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """The device the tests run on (VULNSTEER_TEST_DEVICE, default cpu), for explicit device arguments."""
+    return torch.device(TEST_DEVICE)
 
 
 @pytest.fixture(scope="session")

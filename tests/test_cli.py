@@ -57,6 +57,15 @@ def test_baseline_on_tiny_starcoder_writes_a_complete_run_folder(data_root, tiny
     assert (out / "published.json").is_file() and (out / "report.html").is_file()
     config = json.loads((out / "config.json").read_text())
     assert config["model"].startswith("gpt_bigcode@") and "baseline_forward" in config["stage_seconds"]
+    from vulnsteer.model.precision import DEFAULT_PRECISION
+
+    assert config["dtype"] == DEFAULT_PRECISION.value and config["device"]  # auto resolved to a real device
+
+
+@pytest.mark.parametrize("option, value", [("--dtype", "int8"), ("--dtype", "fp16"), ("--device", "tpu")])
+def test_bad_dtype_or_device(data_root, tmp_path, option, value):
+    line = one_line_error(invoke("probe", option, value, "--data", data_root, "--cache-dir", tmp_path))
+    assert repr(value) in line
 
 
 def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path):
@@ -148,16 +157,19 @@ def test_bad_long_file_policy(data_root, tmp_path):
     assert "drop" in line
 
 
-def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp_path):
+def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp_path, device):
     out = tmp_path / "run"
     result = invoke(
         "steer", "--model", tiny_dirs["gpt_bigcode"], "--data", data_root, "--cwe", "CWE-787", "--cwe", "CWE-89",
         "--cwe", "CWE-22", "--layers", "1,2", "--methods", "caa", "--scope", "all", "--folds", "3", "--n-boot", "100",
-        "--out", out, "--cache-dir", tmp_path / "cache",
+        "--out", out, "--cache-dir", tmp_path / "cache", "--dtype", "bfloat16", "--device", device,
     )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["steer"]["scope"] == "all"
+    assert config["dtype"] == "bfloat16" and config["device"].startswith(device.type)
+    # each precision keeps its own activation cache
+    assert [p.name[16:] for p in (tmp_path / "cache" / "activations").iterdir()] == ["-bfloat16"]
     rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
     assert len(rows) == 18 and all(len(r["random"]) == 3 for r in rows)
     assert any(abs(r["steered"] - r["baseline"]) > 1e-4 for r in rows)

@@ -122,11 +122,12 @@ def run(
     t0 = time.time()
     root, records = preflight(cfg, model, data, out, force, command)
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
-                       records=records)
+                       records=records, dtype=cfg.dtype.value, device=cfg.device)
     if "steer" in cfg.stages:
         cfg.steer.check_layers(ctx.loaded.parts.n_layers)
-    run_dir = RunDir.create(out, command, {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings()},
-                            force=force)
+    recorded = {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings(),
+                "device_used": ctx.loaded.device}
+    run_dir = RunDir.create(out, command, recorded, force=force)
     run_dir.stage("load", time.time() - t0)
     try:
         run_all(ctx, cfg, run_dir)

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.options import LongFiles, Method, StrengthUnit, SweepScope, Train, parse_list
+from vulnsteer.options import LongFiles, Method, Precision, StrengthUnit, SweepScope, Train, parse_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
@@ -67,6 +67,9 @@ PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CW
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
 ScopeOpt = Annotated[str, typer.Option(
     "--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
+DtypeOpt = Annotated[str, typer.Option(
+    "--dtype", help="Forward-pass precision: float32 or bfloat16 (stored residuals stay float32; docs/BENCHMARKS.md).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the run already in --out (never a folder that is not a run).")]
 RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]
 
@@ -205,11 +208,13 @@ def baseline(
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
+    device: DeviceOpt = _R.device,
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
     b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
-    _execute("baseline", RunConfig(baseline=b, stages=()), model, data, out_dir, cache_dir, trust_remote_code, force)
+    cfg = RunConfig(baseline=b, stages=(), dtype=Precision(dtype), device=device)
+    _execute("baseline", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command()
@@ -223,12 +228,14 @@ def run(
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
+    device: DeviceOpt = _R.device,
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
-    cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train)
+    cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
+                    dtype=Precision(dtype), device=device)
     _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
@@ -238,12 +245,13 @@ def probe(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
     template: TemplateOpt = _B.template, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
-    force: ForceOpt = False,
+    force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
 ) -> None:
     """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
     b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
                       _B.long_files.value, _B.n_boot, seed)
-    _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",)), model, data, out_dir,
+    _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
+                                device=device), model, data, out_dir,
              cache_dir, trust_remote_code, force)
 
 
@@ -256,14 +264,15 @@ def steer_command(
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False,
+    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
+    device: DeviceOpt = _R.device,
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
                       _B.long_files.value, n_boot, seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    stages=("steer",))
+                    stages=("steer",), dtype=Precision(dtype), device=device)
     _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 

@@ -80,6 +80,39 @@ class Train(Choice):
     SVEN = "sven"
 
 
+class Precision(Choice):
+    """What the forward passes compute in (model/precision.py); stored residuals stay float32 whatever this is."""
+
+    FLOAT32 = "float32"
+    BFLOAT16 = "bfloat16"
+
+
+class Device(Choice):
+    """Where the model runs: auto is cuda if available, else mps, else cpu; cuda:<n> picks a GPU."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+
+# Chosen by the fidelity bar in docs/BENCHMARKS.md (benchmarks/precision.py): the fastest precision whose
+# answer scores keep Spearman >= 0.99, verdicts agree on >= 95% of files and every per-layer probe AUROC
+# stays within 0.02 of float32's. Neither bfloat16 nor int8 passed on the default model.
+DEFAULT_PRECISION = Precision.FLOAT32
+
+
+def check_device(text: str) -> str:
+    """A device name as the user wrote it (cuda:1 keeps its index); one-line error for an unknown kind."""
+    kind, _, index = str(text).partition(":")
+    Device(kind)
+    if index and not index.isdigit():
+        from vulnsteer.errors import VulnsteerError
+
+        raise VulnsteerError(f"unknown device {text!r}; write cuda or cuda:<n>")
+    return str(text)
+
+
 def parse_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:
     """Repeatable and comma-separated alike: ["a,b", "c"] -> ["a", "b", "c"]."""
     if values is None:

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from vulnsteer.activations.recorder import Recording, record_blocks
+from vulnsteer.errors import ModelError
 from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.precision import model_device
 
 
 @dataclass
@@ -57,15 +59,25 @@ class PromptPass:
     """Result of `run_prompt`: unsteered answer logits, residuals, and the resumable answer-token state."""
 
     n_tokens: int
-    answer_logits: torch.Tensor  # [vocab] at the last prompt token
+    answer_logits: torch.Tensor  # [vocab] at the last prompt token; float32 on the CPU, like the two below
     answer_residuals: torch.Tensor  # [n_layers + 1, d]: block-0 input, then each block's output
     span_mean: torch.Tensor | None  # [n_layers + 1, d] mean over the span's tokens, if a span was given
-    answer_recording: Recording | None  # the last token's block calls, for prefix-cached resumes
-    prefix_cache: CacheSnapshot | None  # KV cache of all tokens but the last
+    answer_recording: Recording | None  # the last token's block calls (model dtype and device), for resumes
+    prefix_cache: CacheSnapshot | None  # KV cache of all tokens but the last (model dtype and device)
 
 
 def _residual_stack(rec: Recording, position: int | slice) -> torch.Tensor:
-    return torch.stack([r[0, position] for r in rec.residuals()])
+    """Stored residuals are float32 on the CPU whatever the model computes in (means, PCA, probes use them)."""
+    return torch.stack([r[0, position] for r in rec.residuals()]).float().cpu()
+
+
+def check_finite(logits: torch.Tensor, model: nn.Module) -> None:
+    """NaN/inf logits mean broken weights or an overflowing precision: stop rather than score garbage."""
+    if not bool(torch.isfinite(logits).all()):
+        name = getattr(getattr(model, "config", None), "name_or_path", "") or type(model).__name__
+        raise ModelError(
+            f"model {name} produced non-finite logits (NaN or inf); its weights may be corrupted, or try --dtype float32"
+        )
 
 
 @torch.inference_mode()
@@ -84,6 +96,7 @@ def run_prompt(
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
         raise ValueError("run_prompt takes one prompt of shape [1, T]")
     n = int(input_ids.shape[1])
+    input_ids = input_ids.to(model_device(model))
     span_mean = None
     cache = None
     if n > 1:
@@ -93,16 +106,18 @@ def run_prompt(
         if span is not None:
             start, end = max(span[0], 0), min(span[1], n - 1)
             if end > start:
-                span_mean = torch.stack([r[0, start:end].mean(0) for r in prefix_rec.residuals()])
+                span_mean = torch.stack([r[0, start:end].float().mean(0) for r in prefix_rec.residuals()]).cpu()
         del prefix_rec
     snapshot = CacheSnapshot.take(cache) if cache is not None else None
     with record_blocks(parts, keep_calls=keep_resume) as rec:
         out = model(input_ids=input_ids[:, -1:], cache=cache, use_cache=True, logits_to_keep=1)
     if snapshot is not None:
         snapshot.restore()
+    answer_logits = out.logits[0, -1].float()
+    check_finite(answer_logits, model)
     return PromptPass(
         n_tokens=n,
-        answer_logits=out.logits[0, -1].float(),
+        answer_logits=answer_logits.cpu(),
         answer_residuals=_residual_stack(rec, -1),
         span_mean=span_mean,
         answer_recording=rec if keep_resume else None,

@@ -15,6 +15,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.resume import record_full, resume_hidden
 
@@ -33,7 +34,7 @@ def code_nll_many(
     if ids.shape[1] < 2:
         raise ValueError("code too short to measure next-token NLL")
     rec = record_full(model, parts, ids)
-    targets = ids[0, 1:]
+    targets = ids[0, 1:].to(model_device(model))
 
     def nll(hidden: torch.Tensor) -> float:
         logits = parts.unembed(parts.final_norm(hidden[0, :-1])).float()

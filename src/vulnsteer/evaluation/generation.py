@@ -15,6 +15,7 @@ from torch import nn
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from vulnsteer.activations.passes import PromptPass
+from vulnsteer.model.precision import model_device
 from vulnsteer.progress import progress_bar
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
@@ -72,7 +73,7 @@ def generate_answers(
                 idx = order[start : start + batch_size]
                 enc = tokenizer(
                     [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
-                )
+                ).to(model_device(model))
                 out = model.generate(  # type: ignore[operator]  # transformers types generate via __getattr__
                     **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
                     pad_token_id=pad_id, temperature=None, top_p=None, top_k=None,
@@ -106,7 +107,7 @@ def _merged_cache(states: Sequence[PromptPass]) -> tuple[DynamicCache, torch.Ten
             keys.append(nn.functional.pad(st["keys"], (0, 0, width - n, 0)))
             values.append(nn.functional.pad(st["values"], (0, 0, width - n, 0)))
         layers.append((torch.cat(keys), torch.cat(values)))
-    mask = torch.zeros(len(states), width, dtype=torch.long)
+    mask = torch.zeros(len(states), width, dtype=torch.long, device=layers[0][0].device)
     for row, n in enumerate(lengths):
         mask[row, width - n :] = 1
     return DynamicCache(ddp_cache_data=layers), mask
@@ -149,8 +150,9 @@ def generate_from_passes(
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             cache, mask = _merged_cache([states[i] for i in rows])
-            token = torch.stack([input_ids[i][0, -1] for i in rows])[:, None]  # the last prompt token
-            position = torch.tensor([int(input_ids[i].shape[1]) - 1 for i in rows])[:, None]
+            device = mask.device  # the model's: the cached keys live there
+            token = torch.stack([input_ids[i][0, -1] for i in rows])[:, None].to(device)  # the last prompt token
+            position = torch.tensor([int(input_ids[i].shape[1]) - 1 for i in rows], device=device)[:, None]
             active = list(rows)
             produced: dict[int, list[int]] = {i: [] for i in rows}
             for _step in range(max_new_tokens):
@@ -168,7 +170,7 @@ def generate_from_passes(
                 if not keep:
                     break
                 if len(keep) < len(active):  # drop finished rows: the batch only ever shrinks
-                    idx = torch.tensor(keep)
+                    idx = torch.tensor(keep, device=device)
                     cache.batch_select_indices(idx)
                     mask, nxt, position = mask[idx], nxt[idx], position[idx]
                     active = [active[k] for k in keep]

@@ -14,7 +14,9 @@ from typing import Any
 from vulnsteer.data.prompts import get_template
 from vulnsteer.data.records import normalise_cwe
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.options import LongFiles, Method, Operator, StrengthUnit, SweepScope, Train
+from vulnsteer.options import (
+    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, StrengthUnit, SweepScope, Train, check_device,
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,12 @@ class RunConfig:
     side_by_side_tokens: int = 128
     n_fluency: int = 8
     stages: tuple[str, ...] = STAGES
+    dtype: Precision = DEFAULT_PRECISION  # what the forward passes compute in; stored residuals stay float32
+    device: str = Device.AUTO.value  # auto, cpu, cuda, cuda:<n> or mps
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype", Precision(self.dtype))
+        object.__setattr__(self, "device", check_device(self.device))
         object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
@@ -138,4 +144,6 @@ class RunConfig:
 
     def settings(self) -> dict[str, Any]:
         """What config.json records: a baseline-only run has no steering settings."""
-        return asdict(self) if self.stages else {"baseline": asdict(self.baseline)}
+        if self.stages:
+            return asdict(self)
+        return {"baseline": asdict(self.baseline), "dtype": self.dtype, "device": self.device}

@@ -15,6 +15,7 @@ from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
+from vulnsteer.model.precision import DEFAULT_PRECISION, Precision
 
 
 @dataclass
@@ -35,14 +36,22 @@ def open_context(
     cwes: Sequence[str] | None = None,
     trust_remote_code: bool = False,
     records: list[Record] | None = None,
+    dtype: str | None = None,
+    device: str = "auto",
 ) -> Context:
-    """Data first, so a bad path, file or CWE fails before the (slow) model load (`records`: already loaded)."""
+    """Data first, so a bad path, file or CWE fails before the (slow) model load (`records`: already loaded).
+    dtype None: the default precision."""
     root = resolve_data_root(data)
     records = records if records is not None else load_records(root, subsets, cwes)
     if not records:
         raise DataError(f"no records for subsets {', '.join(subsets)}; check --subset and --cwe")
     cache_dir = cache_dir or default_cache_dir()
-    loaded = load_model(model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code)
+    loaded = load_model(
+        model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code,
+        device=device, dtype=dtype or DEFAULT_PRECISION,
+    )
+    # Activations differ between precisions, so each has its own cache; float32 keeps the original folder.
+    suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
     yes, no = answer_token_ids(loaded.tokenizer)
     return Context(
         data_root=root,
@@ -50,5 +59,5 @@ def open_context(
         loaded=loaded,
         words=AnswerWords(tuple(yes), tuple(no)),
         cwe_names=cwe_names(root),
-        cache=ActivationCache(cache_dir / "activations" / loaded.source_hash[:16]),
+        cache=ActivationCache(cache_dir / "activations" / f"{loaded.source_hash[:16]}{suffix}"),
     )

@@ -1,9 +1,12 @@
-"""Load a model by name into float32 eval mode, converting GGUF sources once into a safetensors cache.
+"""Load a model by name in eval mode at a precision and on a device, converting GGUF sources once
+into a float32 safetensors cache.
 
 Dequantising a GGUF takes about a minute on CPU; the result is saved as a float32 HF directory under
 `<cache_dir>/<source_hash[:16]>/hf/` and later loads read that (about 1.5 s for 0.5B). The cache key is
-the GGUF's sha256, and a directory is trusted only if its JSON marker (written last) names that hash
-and the current cache format; anything else is rebuilt.
+the GGUF's sha256, and a directory is trusted only if its JSON marker (written last) names that hash,
+the current cache format and the sha256 of each weights file, and the files still match (see
+`integrity` for why that check is cheap); anything else is rebuilt, with a notice. Other precisions
+are derived from the float32 copy at load (`precision.to_precision`), never cached.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.console import Console
@@ -21,6 +25,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from vulnsteer.errors import ModelError
 from vulnsteer.model.architecture import ModelParts, model_parts
+from vulnsteer.model.integrity import (
+    TMP_INFIX,
+    cache_problem,
+    check_safetensors,
+    clean_stale_temporaries,
+    install_lock,
+    weight_checksums,
+)
+from vulnsteer.model.precision import DEFAULT_PRECISION, Device, Precision, parse_precision, resolve_device, to_precision
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
     PartsSpec,
@@ -38,7 +51,7 @@ _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model"]
 
 @dataclass
 class LoadedModel:
-    """A float32 causal LM in eval mode with its tokenizer, provenance and architecture accessor."""
+    """A causal LM in eval mode with its tokenizer, provenance, architecture accessor, precision and device."""
 
     model: PreTrainedModel
     tokenizer: Any
@@ -49,6 +62,8 @@ class LoadedModel:
     label: str  # short machine-independent name: built-in name, hub id, or file/dir basename
     weights_dir: Path  # the safetensors directory the weights came from (or were cached to)
     gguf_path: Path | None = None  # the verified GGUF on disk, for GGUF sources (e.g. for llama.cpp)
+    dtype: str = Precision.FLOAT32.value  # what the forwards compute in; stored activations are float32 anyway
+    device: str = "cpu"  # where the weights live, e.g. "cpu" or "cuda:0"
 
     @property
     def model_id(self) -> str:
@@ -64,9 +79,15 @@ def load_model(
     name: str = DEFAULT_MODEL,
     cache_dir: Path | None = None,
     trust_remote_code: bool = False,
-    device: str | torch.device = "cpu",
+    device: Device | str | torch.device = Device.AUTO,
+    dtype: Precision | str = DEFAULT_PRECISION,
 ) -> LoadedModel:
-    """Load a built-in name, .gguf file, HF directory or hub id (`org/name`) as float32 in eval mode."""
+    """Load a built-in name, .gguf file, HF directory or hub id (`org/name`) in eval mode.
+
+    `dtype` is a `Precision` (float32, bfloat16); `device` auto, cpu, cuda[:n], mps or a torch.device.
+    """
+    precision = parse_precision(dtype)
+    target = resolve_device(device)  # before the slow part: a missing GPU fails at once
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source = resolve_source(name)
     gguf_path: Path | None = None
@@ -85,11 +106,15 @@ def load_model(
             gguf_path = source.path
         elif source.spec is not None and (root / source.spec.filename).is_file():
             gguf_path = root / source.spec.filename  # verified when joined; re-verified before any conversion
-        if not _cache_valid(weights_dir, source_hash):
+        clean_stale_temporaries(weights_dir)
+        problem = _cache_problem(weights_dir, source_hash, cache_dir)
+        if problem is not None:
+            if weights_dir.exists():  # a first conversion needs no notice; a broken cache does
+                print(f"vulnsteer: model cache {weights_dir} is {problem}; rebuilding it from {source.label}", file=sys.stderr)
             if source.spec is not None:
                 gguf_path = _builtin_gguf(source.spec, root, cache_dir)
             assert gguf_path is not None
-            fresh, tokenizer = _convert_gguf(gguf_path, weights_dir, source, source_hash)
+            fresh, tokenizer = _convert_gguf(gguf_path, weights_dir, source, source_hash, cache_dir)
     else:
         weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path  # type: ignore[assignment]
         assert weights_dir is not None
@@ -97,7 +122,7 @@ def load_model(
 
     if fresh is None:
         fresh, tokenizer = _load_hf_dir(weights_dir, trust_remote_code)
-    model = fresh.to(device).eval()
+    model = cast(PreTrainedModel, to_precision(fresh, precision).to(target).eval())
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
@@ -108,6 +133,8 @@ def load_model(
         label=source.label,
         weights_dir=weights_dir,
         gguf_path=gguf_path,
+        dtype=precision.value,
+        device=str(target),
     )
 
 
@@ -121,19 +148,39 @@ def _builtin_gguf(spec: PartsSpec, root: Path, cache_dir: Path) -> Path:
     return join_parts(spec, path)
 
 
-def _cache_valid(weights_dir: Path, source_hash: str) -> bool:
+def _read_marker(weights_dir: Path) -> dict | None:
     try:
         marker = json.loads((weights_dir / MARKER).read_text())
     except (OSError, ValueError):
-        return False
-    return (
-        isinstance(marker, dict)
-        and marker.get("format") == CACHE_FORMAT
-        and marker.get("source_hash") == source_hash
-    )
+        return None
+    return marker if isinstance(marker, dict) else None
 
 
-def _convert_gguf(gguf: Path, weights_dir: Path, source: Source, source_hash: str) -> tuple[PreTrainedModel, Any]:
+def _cache_problem(weights_dir: Path, source_hash: str, memo_dir: Path) -> str | None:
+    """Why `weights_dir` is not a trusted cache of `source_hash` (None when it is)."""
+    marker = _read_marker(weights_dir)
+    if marker is None:
+        return "unmarked (a conversion did not finish)" if weights_dir.exists() else "absent"
+    if marker.get("format") != CACHE_FORMAT or marker.get("source_hash") != source_hash:
+        return "from another source or cache format"
+    if "weights" not in marker:
+        # Caches written before checksums were recorded: their marker was still written last, so the
+        # conversion had finished. Record the checksums now rather than convert again (a minute).
+        try:
+            for path in weights_dir.glob("*.safetensors"):
+                check_safetensors(path, "rebuilding")
+        except ModelError as exc:
+            return str(exc).split(": ", 1)[-1].split(";")[0]
+        marker["weights"] = weight_checksums(weights_dir, memo_dir)
+        tmp = weights_dir / f"{MARKER}{TMP_INFIX}{os.getpid()}"
+        tmp.write_text(json.dumps(marker, indent=1) + "\n")
+        os.replace(tmp, weights_dir / MARKER)
+    return cache_problem(weights_dir, marker, memo_dir)
+
+
+def _convert_gguf(
+    gguf: Path, weights_dir: Path, source: Source, source_hash: str, memo_dir: Path
+) -> tuple[PreTrainedModel, Any]:
     """Dequantise `gguf` to float32 and save it as a safetensors HF directory with its marker written last."""
     import transformers
 
@@ -145,38 +192,49 @@ def _convert_gguf(gguf: Path, weights_dir: Path, source: Source, source_hash: st
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{gguf}: cannot load this GGUF with transformers: {first}") from exc
     # The model is plain float32 now; without this save_pretrained would record a GGUF quantisation.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as a module attribute
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
 
-    tmp = weights_dir.with_name(f"{weights_dir.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    marker = {
-        "format": CACHE_FORMAT,
-        "source_hash": source_hash,
-        "source": source.label,
-        "gguf_file": gguf.name,
-        "transformers": transformers.__version__,
-    }
-    (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")
-    if _cache_valid(weights_dir, source_hash):  # another process finished the same conversion meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
-        return model, tokenizer
-    if weights_dir.exists():
-        shutil.rmtree(weights_dir)  # unmarked or stale: never trusted
+    tmp = weights_dir.with_name(f"{weights_dir.name}{TMP_INFIX}{os.getpid()}")
     try:
-        os.rename(tmp, weights_dir)
-    except OSError:
-        # Another process finished the same conversion first; its copy is as good as ours.
-        if not _cache_valid(weights_dir, source_hash):
-            raise
         shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        marker = {
+            "format": CACHE_FORMAT,
+            "source_hash": source_hash,
+            "source": source.label,
+            "gguf_file": gguf.name,
+            "transformers": transformers.__version__,
+            "weights": weight_checksums(tmp, None),
+        }
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1) + "\n")  # last: it vouches for the files above
+        _install(tmp, weights_dir, source_hash, memo_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # also on Ctrl-C; a SIGKILL's leftovers go on the next load
     return model, tokenizer
 
 
+def _install(tmp: Path, weights_dir: Path, source_hash: str, memo_dir: Path) -> None:
+    """Rename the finished `tmp` into place, unless another process already installed a valid copy.
+
+    Under a lock so that a stale-looking directory is only removed by the process that checked it:
+    otherwise a second first load could delete a cache that a first one had just renamed into place.
+    """
+    with install_lock(weights_dir.parent):
+        if _cache_problem(weights_dir, source_hash, memo_dir) is None:
+            return  # another process finished the same conversion meanwhile; its copy is as good as ours
+        if weights_dir.exists():
+            shutil.rmtree(weights_dir)  # checked invalid under the lock: never a valid one
+        os.rename(tmp, weights_dir)
+    weight_checksums(weights_dir, memo_dir)  # memoise the final paths so the next load only stats them
+
+
 def _load_hf_dir(directory: Path, trust_remote_code: bool) -> tuple[PreTrainedModel, Any]:
+    # transformers reports a cut-off file as a multi-line SafetensorError; name the file instead.
+    for path in sorted(directory.glob("*.safetensors")):
+        check_safetensors(path, "copy or download the model again")
     try:
         model = AutoModelForCausalLM.from_pretrained(
             directory, dtype=torch.float32, use_safetensors=True, trust_remote_code=trust_remote_code

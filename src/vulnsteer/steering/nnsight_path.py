@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
+from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import (
     PromptLen,
     Scope,
@@ -107,6 +108,9 @@ def _prepare(model, tokenizer, inputs, interventions, scope, prompt_len, remote)
         raise VulnsteerError(f"scope {scope!r} needs prompt_len (the prompt's length in tokens, without padding)")
     by_layer = group_by_layer(model, interventions)
     ids, kwargs = _split_inputs(inputs)
+    if not remote:  # a remote trace ships the inputs as they are; the server places them
+        device = model_device(model)
+        ids, kwargs = ids.to(device), {k: v.to(device) for k, v in kwargs.items()}
     mask = kwargs.get("attention_mask")
     pad = left_padding(mask) if mask is not None else torch.zeros(ids.shape[0], dtype=torch.long)
     if scope != "all":

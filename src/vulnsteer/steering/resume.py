@@ -17,6 +17,7 @@ from torch import nn
 from vulnsteer.activations.passes import CacheSnapshot
 from vulnsteer.activations.recorder import Recording, call_with_hidden, record_blocks
 from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.precision import model_device
 
 # (layer, residual [batch, seq, d]) -> edited residual; called on the output of each steered block.
 Edit = Callable[[int, torch.Tensor], torch.Tensor]
@@ -26,7 +27,7 @@ Edit = Callable[[int, torch.Tensor], torch.Tensor]
 def record_full(model: nn.Module, parts: ModelParts, input_ids: torch.Tensor) -> Recording:
     """An unsteered forward over the whole prompt, no KV cache, with every block call recorded."""
     with record_blocks(parts, keep_calls=True) as rec:
-        model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+        model(input_ids=input_ids.to(model_device(model)), use_cache=False, logits_to_keep=1)
     return rec
 
 
@@ -39,7 +40,8 @@ def resume_logits(
     snapshot: CacheSnapshot | None = None,
     unembed_rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Last-position logits [batch, vocab] after editing the outputs of `layers` and re-running later blocks.
+    """Last-position logits [batch, vocab] (float32, CPU) after editing the outputs of `layers` and re-running
+    later blocks.
 
     `edit` may return a larger batch than it was given (one row per strength, say): each row is then
     evaluated against the same recorded prompt, which is how a sweep amortises one prompt pass.
@@ -85,10 +87,10 @@ def resume_hidden(
 
 
 def unembed_last(parts: ModelParts, hidden: torch.Tensor, unembed_rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Final norm and unembedding of the last position; only `unembed_rows` when given."""
+    """Final norm and unembedding of the last position (float32, CPU); only `unembed_rows` when given."""
     last = parts.final_norm(hidden[:, -1])
     if unembed_rows is None:
-        return parts.unembed(last).float()
-    weight = parts.unembed.weight[unembed_rows]
-    bias = parts.unembed.bias[unembed_rows] if parts.unembed.bias is not None else None
-    return nn.functional.linear(last, weight, bias).float()
+        return parts.unembed(last).float().cpu()
+    rows = unembed_rows.to(parts.unembed.weight.device)
+    bias = parts.unembed.bias[rows] if parts.unembed.bias is not None else None
+    return nn.functional.linear(last, parts.unembed.weight[rows], bias).float().cpu()

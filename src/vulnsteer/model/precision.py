@@ -1,0 +1,81 @@
+"""The precision a model computes in and the device it runs on.
+
+The model cache holds one float32 copy; every other precision is derived from it at load time
+(`to_precision`): casting 0.5B float32 weights to bfloat16 takes well under a second, far less than
+reading a second cached copy would save. Whatever the model computes in, what vulnsteer stores
+(residuals, means, projections, PCA, probes, steering directions) stays float32 on the CPU: only the
+forward passes change precision.
+
+int8 (int8 weights per channel, dynamic per-token int8 activations, through torchao) was measured and
+failed the fidelity bar on the default model (docs/BENCHMARKS.md), so it is not offered here;
+benchmarks/precision.py still measures it. bfloat16 failed the bar too (answer-score Spearman 0.94,
+probe curve off by up to 0.087 AUROC), so it is offered but float32 stays the default.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vulnsteer.errors import ModelError, VulnsteerError
+from vulnsteer.options import DEFAULT_PRECISION, Device, Precision
+
+__all__ = ["DEFAULT_PRECISION", "Device", "Precision", "TORCH_DTYPES", "parse_precision", "resolve_device"]
+
+
+TORCH_DTYPES: dict[Precision, torch.dtype] = {Precision.FLOAT32: torch.float32, Precision.BFLOAT16: torch.bfloat16}
+
+
+def parse_precision(value: Precision | str) -> Precision:
+    try:
+        return Precision(value)  # a Precision, or its value string
+    except (ValueError, VulnsteerError):
+        names = ", ".join(p.value for p in Precision)
+        hint = " (int8 failed the fidelity bar, see docs/BENCHMARKS.md)" if value == "int8" else ""
+        raise ModelError(f"unknown dtype {value!r}{hint}; use one of {names}") from None
+
+
+def resolve_device(value: Device | str | torch.device) -> torch.device:
+    """`auto` -> cuda if available, else mps if available, else cpu; an unavailable device is an error."""
+    requested: torch.device | None
+    if isinstance(value, torch.device):
+        kind, requested = value.type, value
+    else:
+        text = value.value if isinstance(value, Device) else str(value)  # str() of a str-Enum is "Device.AUTO"
+        try:
+            kind = Device(text.split(":")[0]).value
+            requested = None if kind == "auto" else torch.device(text)
+        except (ValueError, RuntimeError, VulnsteerError):
+            raise ModelError(f"unknown device {text!r}; use one of {', '.join(d.value for d in Device)}") from None
+    if kind == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    assert requested is not None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"device {requested} asked for but this torch has no usable CUDA; "
+                         "install a CUDA build of torch or use --device cpu")
+    if kind == "mps" and not _mps_available():
+        raise ModelError(f"device {requested} asked for but MPS is not available here; "
+                         "use --device cpu (MPS needs Apple silicon)")
+    return requested
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def to_precision(model: nn.Module, precision: Precision | str) -> nn.Module:
+    """Convert a loaded float32 model in place to `precision` (returns it)."""
+    return model.to(TORCH_DTYPES[parse_precision(precision)])
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights live: inputs of a forward go there."""
+    return next(model.parameters()).device
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype the model computes in (its first floating parameter's)."""
+    return next(p.dtype for p in model.parameters() if p.is_floating_point())

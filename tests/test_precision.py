@@ -1,0 +1,180 @@
+"""bfloat16 models and explicit devices: what is stored stays float32 on the CPU, and the cached paths
+(resume, sweep, decoding from prefixes) agree with full bf16 forwards within stated tolerances.
+
+The float32 equality tests (test_resume, test_sweep, test_generation, test_nnsight_path) stay float32.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from test_loading import write_tiny_gguf
+
+from vulnsteer.activations.passes import run_prompt
+from vulnsteer.data.prompts import answer_token_ids
+from vulnsteer.errors import ModelError
+from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
+from vulnsteer.activations.scoring import AnswerWords
+from vulnsteer.model import precision
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.loading import MARKER, load_model
+from vulnsteer.model.precision import Device, Precision, parse_precision, resolve_device, to_precision
+from vulnsteer.model.tiny import save_tiny, tiny_model
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention, apply
+from vulnsteer.steering.resume import record_full, resume_logits
+from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
+from vulnsteer.vectors.steering_vector import SteeringVector
+
+PROMPT = "def query(db, name): return db.execute('SELECT * FROM users WHERE name = ' + name) Answer yes or no"
+# Re-entry runs the same kernels on the same bf16 inputs as the full forward (measured: equal scores on
+# every tiny architecture), but a batch of rows may take other kernel paths than one row; the bound
+# allows that while staying far below the spread of the scores the interventions cause (std ~0.06).
+RESUME_TOL = 2e-3
+# bf16 against float32 on the tiny models: measured <= 0.0014 in score.
+BF16_VS_FP32 = 5e-3
+
+
+def _words(tokenizer) -> AnswerWords:
+    return AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+
+
+def _bf16(arch: str, device: torch.device):
+    return to_precision(tiny_model(arch), "bfloat16").to(device)
+
+
+def _interventions(parts) -> list[Intervention]:
+    g = torch.Generator().manual_seed(0)
+    ivs = []
+    for layer in (2, 0, 3):
+        # on the CPU like every stored direction (and a CPU generator needs CPU tensors under a CUDA default)
+        u = torch.randn(parts.d_model, generator=g, device="cpu")
+        v = SteeringVector({layer: u}, mu={layer: torch.randn(parts.d_model, generator=g, device="cpu")},
+                           sigma={layer: 1.5}, unit="sigma")
+        for op, alpha in (("add", -2.0), ("add", 4.0), ("amplify", 3.0), ("ablate", 0.0)):
+            ivs += v.interventions(alpha, op)
+    return ivs
+
+
+def test_resolve_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "_mps_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(Device.AUTO) == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == resolve_device("cpu") == torch.device("cpu")
+    for asked, hint in (("cuda", "CUDA build"), ("cuda:1", "CUDA build"), ("mps", "Apple")):
+        with pytest.raises(ModelError, match=hint) as exc:
+            resolve_device(asked)
+        assert asked in str(exc.value) and "--device cpu" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(ModelError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "_mps_available", lambda: True)
+    assert resolve_device("auto") == torch.device("mps")
+
+
+def test_parse_precision():
+    assert parse_precision("bfloat16") is Precision.BFLOAT16 and parse_precision(Precision.FLOAT32) is Precision.FLOAT32
+    with pytest.raises(ModelError, match="int8 failed the fidelity bar"):
+        parse_precision("int8")
+    with pytest.raises(ModelError, match="unknown dtype 'fp16'; use one of float32, bfloat16"):
+        parse_precision("fp16")
+    assert precision.DEFAULT_PRECISION in Precision
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_load_model_at_a_precision_on_an_explicit_device(dtype, device, tmp_path, tokenizer):
+    model_dir = save_tiny("qwen2", tmp_path / "tiny")
+    for asked in (device, str(device)):
+        loaded = load_model(str(model_dir), cache_dir=tmp_path / "cache", dtype=dtype, device=asked)
+        assert {p.dtype for p in loaded.model.parameters()} == {getattr(torch, dtype)}
+        assert {p.device.type for p in loaded.model.parameters()} == {device.type}
+        assert loaded.dtype == dtype and torch.device(loaded.device).type == device.type
+    # inputs built on the CPU are moved to the model's device by the pass; results come back to the CPU
+    state = run_prompt(loaded.model, loaded.parts, torch.tensor([[5, 6, 7, 8]], device="cpu"), span=(0, 2))
+    assert state.answer_logits.device.type == "cpu"
+
+
+def test_the_cache_stays_one_float32_copy(tmp_path):
+    (tmp_path / "src").mkdir()
+    gguf = write_tiny_gguf(tmp_path / "src" / "tiny.gguf")
+    loaded = load_model(str(gguf), cache_dir=tmp_path / "cache", dtype="bfloat16")
+    assert loaded.dtype == "bfloat16" and next(loaded.model.parameters()).dtype == torch.bfloat16
+    files = list(loaded.weights_dir.glob("*.safetensors"))
+    assert len(files) == 1 and json.loads((loaded.weights_dir / MARKER).read_text())["weights"]
+    with safe_open(files[0], "pt") as fh:
+        assert {fh.get_tensor(k).dtype for k in fh.keys()} == {torch.float32}
+    assert [p.name for p in loaded.weights_dir.parent.iterdir()] == ["hf"]  # no derived copy cached
+
+
+def test_stored_results_are_float32_on_the_cpu(arch, tokenizer, device):
+    model = _bf16(arch, device)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    state = run_prompt(model, model_parts(model), ids, span=(1, 6))
+    for stored in (state.answer_logits, state.answer_residuals, state.span_mean):
+        assert stored is not None and stored.dtype == torch.float32 and stored.device.type == "cpu"
+    call = state.answer_recording.calls[0]  # type: ignore[union-attr]
+    assert call.output.dtype == torch.bfloat16 and call.output.device.type == device.type  # kept for re-entry
+    scores = score_interventions(model_parts(model), state, _interventions(model_parts(model)), _words(tokenizer))
+    assert scores.dtype == torch.float32 and scores.device.type == "cpu"
+
+
+def test_operators_project_in_float32_and_keep_the_model_dtype():
+    torch.manual_seed(0)
+    d = 896
+    h = (torch.randn(3, d) * 4).bfloat16()
+    u, mu = torch.randn(d), torch.randn(d)
+    for op in ("add", "amplify", "ablate"):
+        iv = Intervention(0, op, u, 2.5, mu)
+        got = apply(h, iv)
+        assert got.dtype == torch.bfloat16
+        ref = apply(h.float(), iv)  # the same edit computed entirely in float32
+        # only the final rounding to bf16 may differ: half a bf16 step of the largest value
+        assert (got.float() - ref).abs().max() <= ref.abs().max() * 2**-8
+
+
+def test_bf16_sweep_equals_full_steered_forwards(arch, tokenizer, device):
+    model = _bf16(arch, device)
+    parts = model_parts(model)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids.to(device)
+    words = _words(tokenizer)
+    ivs = _interventions(parts)
+    scores = score_interventions(parts, run_prompt(model, parts, ids), ivs, words)
+    for iv, got in zip(ivs, scores):
+        with torch.inference_mode(), steer(model, [iv], scope="answer", prompt_len=ids.shape[1]):
+            ref = words.score(model(ids).logits[0, -1].float()).cpu()
+        assert abs(float(got - ref)) <= RESUME_TOL
+    fp32 = tiny_model(arch).to(device)
+    scores32 = score_interventions(model_parts(fp32), run_prompt(fp32, model_parts(fp32), ids), ivs, words)
+    assert (scores - scores32).abs().max() <= BF16_VS_FP32
+    assert scores.std() > 5 * BF16_VS_FP32, "the interventions must move the score by more than the tolerance"
+
+
+def test_bf16_all_position_resume_equals_full_steered_forward(tokenizer, device):
+    model = _bf16("qwen2", device)
+    parts = model_parts(model)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids.to(device)
+    iv = Intervention(1, "add", torch.randn(parts.d_model), 2.0)
+    with torch.inference_mode(), steer(model, [iv], scope="all"):
+        ref = model(ids).logits[0, -1].float().cpu()
+    got = resume_logits(parts, record_full(model, parts, ids), [1], lambda _l, h: apply(h, iv))[0]
+    assert (got - ref).abs().max() <= RESUME_TOL * ref.abs().max()
+    words = _words(tokenizer)
+    rows = score_interventions_all_positions(parts, record_full(model, parts, ids), [iv], words)
+    assert abs(float(rows[0] - words.score(ref))) <= RESUME_TOL
+
+
+def test_bf16_decoding_from_prefixes_equals_generate(arch, tokenizer, device):
+    model = _bf16(arch, device)
+    texts = ["int main", "Answer yes or no: is strcpy(buf, argv[1]) safe?"]
+    prompts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
+               for t in texts]
+    ids = [tokenizer(p, return_tensors="pt", add_special_tokens=False).input_ids for p in prompts]
+    states = [run_prompt(model, model_parts(model), x) for x in ids]
+    reference = [generate_answers(model, tokenizer, [p], max_new_tokens=6, batch_size=1)[0] for p in prompts]
+    got = generate_from_passes(model, tokenizer, states, ids, max_new_tokens=6, batch_size=1)
+    assert [g.text for g in got] == [g.text for g in reference]
