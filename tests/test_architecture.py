@@ -7,14 +7,14 @@ import torch
 from torch import nn
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import block_hidden, model_parts, supported_model_types, with_block_hidden
+from vulnsteer.model.architecture import block_hidden, model_parts, table_model_types, with_block_hidden
 from vulnsteer.model.tiny import TINY_ARCHITECTURES
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250]])
 
 
 def test_every_tiny_architecture_is_supported():
-    assert set(TINY_ARCHITECTURES) <= set(supported_model_types())
+    assert set(TINY_ARCHITECTURES) <= set(table_model_types())
 
 
 def test_model_parts_shapes(model, arch):
@@ -118,4 +118,4 @@ def test_unknown_architecture_is_a_clear_error(module):
         model_parts(module)
     message = str(info.value)
     assert "unsupported architecture" in message and "\n" not in message
-    assert all(t in message for t in supported_model_types())
+    assert all(t in message for t in table_model_types())
