@@ -59,6 +59,9 @@ def generate_answers(
     scopes (prompt lengths given row by row) rely on.
     """
     eos = _eos_ids(model, tokenizer)
+    # A chat template writes its own BOS into the text; a plain-format prompt (no template, e.g. the Gemma 3
+    # GGUF) needs the tokenizer's, as `experiments.samples` encodes it for the scored pass.
+    add_special = not bool(getattr(tokenizer, "chat_template", None))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     # Similar lengths in one batch waste less padding; results are put back in the caller's order.
     order = list(range(len(prompts)))
@@ -72,7 +75,7 @@ def generate_answers(
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 enc = tokenizer(
-                    [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+                    [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special
                 )
                 out = model.generate(
                     **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,

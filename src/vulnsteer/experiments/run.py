@@ -10,7 +10,7 @@ import torch
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
+from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import BaselineConfig, run_baseline
 from vulnsteer.experiments.context import Context, RunDir, load_records
@@ -21,7 +21,7 @@ from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
-from vulnsteer.progress import progress_bar
+from vulnsteer.progress import console, progress_bar
 from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.sweep import intervention
 from vulnsteer.vectors.training import random_like
@@ -72,14 +72,19 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
         idx = [r["index"] for r in picks if r["vector_cwe"] == vector_cwe]
         states = [main.states[i] for i in idx]  # type: ignore[index]
         ids = [main.samples[i].input_ids for i in idx]
+        prompts = [main.samples[i].prompt for i in idx]
         n = cfg.side_by_side_tokens
-        plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+        cached = can_decode_from_passes(states)  # False where re-entry is not exact: no prefix caches kept
+        if cached:
+            plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+        else:
+            plain = generate_answers(model, tok, prompts, n, len(idx), "side by side: unsteered", sort_by_length=False)
         iv = _chosen_intervention(result, 0, vector_cwe, cfg)
-        if cfg.steer.scope == "answer":
+        if cfg.steer.scope == "answer" and cached:
             steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", [iv])
-        else:  # every position, the prompt's included: the cached prefixes are unsteered, so encode again
-            prompts = [main.samples[i].prompt for i in idx]
-            with steer(model, [iv], scope="all"):
+        else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
+            lengths = torch.tensor([int(x.shape[1]) for x in ids])
+            with steer(model, [iv], scope=cfg.steer.scope, prompt_len=lengths):  # type: ignore[arg-type]
                 steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
@@ -128,6 +133,7 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     bad = [t for t in cfg.train if t not in TRAIN_CHOICES]
     if bad:
         raise DataError(f"unknown --train value {bad[0]!r}; use any of {', '.join(TRAIN_CHOICES)}")
+    note_architecture(ctx, run)
     main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in cfg.stages)
     live = [i for i, s in enumerate(main.samples) if not s.fit.skipped]
     main = main.subset(live)
@@ -137,6 +143,17 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     if "steer" not in cfg.stages:
         return {}
     return _steer_stage(ctx, main, cfg, run)
+
+
+def note_architecture(ctx: Context, run: RunDir) -> None:
+    """How the model's parts were found and whether steering re-enters the stack, in config.json and the log."""
+    parts = ctx.loaded.parts
+    run.config["architecture"] = {"model_type": parts.model_type, "n_layers": parts.n_layers,
+                                  "d_model": parts.d_model, "found_by": parts.found_by,
+                                  "reentry_exact": parts.reentry_exact, "reentry_note": parts.reentry_note}
+    run.write_json("config.json", run.config)
+    if not parts.reentry_exact:
+        console.print(f"[yellow]note:[/yellow] {parts.model_type}: {parts.reentry_note}", highlight=False)
 
 
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:

@@ -25,7 +25,9 @@ from vulnsteer.progress import progress_bar
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.steering.operators import Intervention
 from vulnsteer.steering.resume import record_full
-from vulnsteer.steering.sweep import Setting, intervention, score_interventions, score_interventions_all_positions
+from vulnsteer.steering.sweep import (
+    Setting, intervention, score_full_forwards, score_interventions, score_interventions_all_positions,
+)
 from vulnsteer.vectors.methods import METHODS
 from vulnsteer.vectors.training import POOLED, STRENGTH_UNITS, Direction, fit_directions, fit_per_cwe, random_like
 
@@ -136,7 +138,7 @@ def _check(cfg: SteerConfig, parts: ModelParts) -> list[int]:
 @dataclass
 class _Scorer:
     """Scores interventions on sample i in the configured scope; an "all" scope recording is kept for the
-    sample last asked about (the test rows ask twice per sample)."""
+    sample last asked about (the test rows ask twice per sample). Full forwards where re-entry is not exact."""
 
     parts: ModelParts
     main: SampleSet
@@ -146,6 +148,10 @@ class _Scorer:
     _last: tuple[int, Recording] | None = None
 
     def __call__(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> torch.Tensor:
+        if not self.parts.reentry_exact:
+            assert self.model is not None, "full-forward scoring needs the model"
+            ids = self.main.samples[i].input_ids
+            return score_full_forwards(self.model, ids, ivs, self.words, self.scope, full_vocab)
         if self.scope == "answer":
             return score_interventions(self.parts, self.main.states[i], ivs, self.words, full_vocab)  # type: ignore[index]
         if self._last is None or self._last[0] != i:
@@ -164,11 +170,11 @@ def run_steering(
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
     `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use)."""
-    if main.states is None and cfg.scope == "answer":
+    if main.states is None and cfg.scope == "answer" and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = _check(cfg, parts)
-    if cfg.scope == "all" and model is None:
-        raise ValueError("the all-positions scope needs the model")
+    if (cfg.scope == "all" or not parts.reentry_exact) and model is None:
+        raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
     score = _Scorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())

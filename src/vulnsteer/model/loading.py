@@ -23,6 +23,7 @@ from vulnsteer.errors import ModelError
 from vulnsteer.model.architecture import ModelParts, model_parts
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
+    TINY_PREFIX,
     PartsSpec,
     Source,
     hf_dir_hash,
@@ -45,9 +46,9 @@ class LoadedModel:
     name: str  # as the user passed it
     source_hash: str  # GGUF sha256, or the HF-directory manifest hash (see vulnsteer.model.sources)
     parts: ModelParts
-    source_kind: str  # "builtin", "gguf", "hf_dir" or "hub"
+    source_kind: str  # "builtin", "gguf", "hf_dir", "hub" or "tiny"
     label: str  # short machine-independent name: built-in name, hub id, or file/dir basename
-    weights_dir: Path  # the safetensors directory the weights came from (or were cached to)
+    weights_dir: Path | None  # the safetensors directory the weights came from (or were cached to); None for tiny-<arch>
     gguf_path: Path | None = None  # the verified GGUF on disk, for GGUF sources (e.g. for llama.cpp)
 
     @property
@@ -66,7 +67,10 @@ def load_model(
     trust_remote_code: bool = False,
     device: str | torch.device = "cpu",
 ) -> LoadedModel:
-    """Load a built-in name, .gguf file, HF directory or hub id (`org/name`) as float32 in eval mode."""
+    """Load a built-in name, tiny-<arch>, .gguf file, HF directory or hub id (`org/name`) as float32 in eval mode.
+
+    Re-entry at a block is checked once here (`steering.reentry`); `parts.reentry_exact` carries the answer.
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source = resolve_source(name)
     gguf_path: Path | None = None
@@ -90,6 +94,12 @@ def load_model(
                 gguf_path = _builtin_gguf(source.spec, root, cache_dir)
             assert gguf_path is not None
             fresh, tokenizer = _convert_gguf(gguf_path, weights_dir, source, source_hash)
+    elif source.kind == "tiny":
+        from vulnsteer.model.tiny import TINY_SEED, tiny_hash, tiny_model, tiny_tokenizer
+
+        arch = source.name[len(TINY_PREFIX):]
+        fresh, tokenizer = tiny_model(arch, seed=TINY_SEED), tiny_tokenizer()
+        source_hash, weights_dir = tiny_hash(arch, TINY_SEED), None
     else:
         weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path  # type: ignore[assignment]
         assert weights_dir is not None
@@ -98,12 +108,14 @@ def load_model(
     if fresh is None:
         fresh, tokenizer = _load_hf_dir(weights_dir, trust_remote_code)
     model = fresh.to(device).eval()
+    from vulnsteer.steering.reentry import check_reentry  # steering imports the model package
+
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
         name=name,
         source_hash=source_hash,
-        parts=model_parts(model),
+        parts=check_reentry(model, model_parts(model)),
         source_kind=source.kind,
         label=source.label,
         weights_dir=weights_dir,

@@ -1,4 +1,5 @@
-"""Tiny randomly initialised models built from configs: the offline stand-ins used by the tests.
+"""Tiny randomly initialised models built from configs: the offline stand-ins used by the tests, and the
+`tiny-<arch>` model names (`vulnsteer run --model tiny-qwen2`: a smoke run with no download).
 
 They exercise every code path that depends on architecture (block layout, output shapes, caches) at
 a size that runs in milliseconds. The tokenizer is a small byte-level BPE trained on the spot so that
@@ -7,6 +8,8 @@ prompts, chat rendering and yes/no word lookup behave like a real tokenizer's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -22,6 +25,7 @@ TINY_ARCHITECTURES = (
     "gemma3_text", "phi3", "olmo2", "stablelm", "falcon", "starcoder2",
 )
 
+TINY_SEED = 0  # the seed `tiny-<arch>` model names are built with
 _VOCAB = 512
 _CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -62,6 +66,12 @@ def tiny_config(model_type: str, n_layers: int = 4, d_model: int = 64):
             # generation test at once; 0.02 is what the other tiny configs use.
             extra["initializer_range"] = 0.02
     return AutoConfig.for_model(model_type, **common, **extra)
+
+
+def tiny_hash(model_type: str, seed: int = TINY_SEED) -> str:
+    """The source hash of `tiny-<model_type>`: sha256 of its config (sorted JSON) and seed."""
+    config = json.dumps(tiny_config(model_type).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(f"{config}\nseed={seed}\n".encode()).hexdigest()
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

@@ -15,9 +15,11 @@ from vulnsteer.activations.passes import PromptPass
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.evaluation.scoring import AnswerWords
 from vulnsteer.model.architecture import ModelParts
+from vulnsteer.steering.hooks import steer
 from vulnsteer.steering.operators import Intervention, apply
 from vulnsteer.steering.resume import resume_logits
 from vulnsteer.vectors.training import Direction
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -106,3 +108,22 @@ def score_interventions_all_positions(
             for k, row in zip(ks, rows):
                 out[k] = row
     return torch.stack([o for o in out if o is not None])
+
+
+@torch.inference_mode()
+def score_full_forwards(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    interventions: Sequence[Intervention],
+    words: AnswerWords,
+    scope: str = "answer",
+    full_vocab: bool = False,
+) -> torch.Tensor:
+    """Like `score_interventions`, by one full steered forward per intervention: the fallback for models
+    where re-entry is not exact (`ModelParts.reentry_exact`, checked at load)."""
+    rows = []
+    for iv in interventions:
+        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1])):  # type: ignore[arg-type]
+            logits = model(input_ids=input_ids, use_cache=False, logits_to_keep=1).logits[0, -1].float()
+        rows.append(logits if full_vocab else words.score(logits))
+    return torch.stack(rows) if rows else torch.empty(0)
