@@ -77,7 +77,7 @@ def model_parts(model: nn.Module) -> ModelParts:
     if layout is None:
         if config is None or not isinstance(model, nn.Module):
             raise ModelError(
-                f"unsupported model {type(model).__name__}: no transformers config; pass a decoder-only "
+                f"unsupported architecture {type(model).__name__}: no transformers config; pass a decoder-only "
                 f"*ForCausalLM (laid out in advance: {', '.join(table_model_types())}; others found by structure)"
             )
         if model not in _FOUND:

@@ -53,7 +53,7 @@ def tiny_config(model_type: str, n_layers: int = 4, d_model: int = 64):
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=2 * d_model, max_position_embeddings=2048,
         )
-        if model_type in ("gemma", "gemma3_text"):
+        if model_type in ("gemma", "gemma2", "gemma3_text"):
             extra["head_dim"] = d_model // 4
         if model_type == "gemma3_text":
             # Gemma 3's alternating local/global attention with two rotary bases; a window shorter than
