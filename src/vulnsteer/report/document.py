@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from vulnsteer.errors import DataError
-from vulnsteer.report.sections import Block, Fig, Generation, Run, build_sections
+from vulnsteer.report.sections import Block, Fig, Generation, Run, Section, build_sections
 from vulnsteer.report.tables import TableData, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -69,12 +69,17 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     cfg = Run(run_dir).json("config.json")
     model = next((cfg[k] for k in ("model", "model_id", "model_name") if k in cfg), None) if isinstance(cfg, dict) else None
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
+    return write_document(title, sections, run_dir, "report")
+
+
+def write_document(title: str, sections: list[Section], out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html; figures must lie under out_dir."""
     md = [f"# {html.escape(title, quote=False)}\n"]
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
-        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, run_dir) for b in s.blocks))
+        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, out_dir) for b in s.blocks))
         body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
-    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     md_path.write_text("\n".join(md), encoding="utf-8")
     html_path.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
                          f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n", encoding="utf-8")
