@@ -15,10 +15,10 @@ from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 
 runner = CliRunner()
 RUN_ARGS = ("--no-generate", "--methods", "caa", "--n-boot", "100", "--folds", "3", "--n-random", "1")
-# The full-forward fallback costs a forward per configuration and sample: one CWE (3 scenario groups, enough
-# for 3 folds) and one layer keep it to seconds.
+# The full-forward fallback costs a forward per configuration and sample: two CWEs (6 scenario groups, enough
+# for the probe's 5 folds) and one layer keep it short.
 SCOPE = {"qwen": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--cwe", "CWE-22", "--layers", "0-1"),
-         "gemma2": ("--cwe", "CWE-787", "--layers", "1")}
+         "gemma2": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--layers", "1")}
 
 
 def invoke(*args):
