@@ -74,6 +74,7 @@ def load_model(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source = resolve_source(name)
     gguf_path: Path | None = None
+    weights_dir: Path | None = None
     fresh: PreTrainedModel | None = None
     tokenizer: Any = None
     if source.kind in ("builtin", "gguf"):
@@ -99,13 +100,14 @@ def load_model(
 
         arch = source.name[len(TINY_PREFIX):]
         fresh, tokenizer = tiny_model(arch, seed=TINY_SEED), tiny_tokenizer()
-        source_hash, weights_dir = tiny_hash(arch, TINY_SEED), None
+        source_hash = tiny_hash(arch, TINY_SEED)  # built in memory: no weights directory
     else:
-        weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path  # type: ignore[assignment]
+        weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path
         assert weights_dir is not None
         source_hash = hf_dir_hash(weights_dir, memo_dir=cache_dir)
 
     if fresh is None:
+        assert weights_dir is not None
         fresh, tokenizer = _load_hf_dir(weights_dir, trust_remote_code)
     model = fresh.to(device).eval()
     from vulnsteer.steering.reentry import check_reentry  # steering imports the model package
