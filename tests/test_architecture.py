@@ -7,14 +7,60 @@ import torch
 from torch import nn
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import block_hidden, model_parts, supported_model_types, with_block_hidden
-from vulnsteer.model.tiny import TINY_ARCHITECTURES
+from vulnsteer.model.architecture import block_hidden, model_parts, table_model_types, with_block_hidden
+from vulnsteer.model.structure import search_parts
+from vulnsteer.model.tiny import TINY_ARCHITECTURES, tiny_model
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250]])
 
 
-def test_every_tiny_architecture_is_supported():
-    assert set(TINY_ARCHITECTURES) <= set(supported_model_types())
+def test_every_tiny_architecture_is_supported_and_some_only_by_structure():
+    found = {arch: model_parts(tiny_model(arch)).found_by for arch in TINY_ARCHITECTURES}
+    outside = [arch for arch in TINY_ARCHITECTURES if arch not in table_model_types()]
+    assert outside and all(found[arch] == "structure" for arch in outside)
+    assert all(found[arch] == "table" for arch in TINY_ARCHITECTURES if arch not in outside)
+
+
+def test_structure_search_agrees_with_the_table(model, arch):
+    """On the architectures the table knows, the search must find the very same modules."""
+    searched, table = search_parts(model), model_parts(model)
+    assert searched.blocks is table.blocks and searched.final_norm is table.final_norm
+    assert searched.embed is table.embed and searched.unembed is table.unembed
+
+
+def test_falcon_is_found_by_structure():
+    model = tiny_model("falcon")
+    assert "falcon" not in table_model_types()
+    parts = model_parts(model)
+    assert parts.found_by == "structure" and parts.model_type == "falcon"
+    assert parts.blocks is model.transformer.h and parts.final_norm is model.transformer.ln_f
+    assert parts.embed is model.transformer.word_embeddings and parts.unembed is model.lm_head
+
+
+def _reordered(parent: nn.Module, name: str, module: nn.Module, after: str) -> None:
+    """Register `module` as `name` right after child `after`: the search reads the registration order."""
+    items = list(parent._modules.items())
+    at = [n for n, _ in items].index(after) + 1
+    parent._modules = dict(items[:at] + [(name, module)] + items[at:])
+
+
+def test_a_block_list_the_forward_never_runs_is_refused():
+    model = tiny_model("olmo2")  # outside the table
+    _reordered(model.model, "decoys", nn.ModuleList(nn.Linear(64, 64) for _ in range(4)), "embed_tokens")
+    assert search_parts(model).blocks is model.model.decoys  # the search alone is fooled...
+    with pytest.raises(ModelError) as info:
+        model_parts(model)  # ...the recorded forward is not
+    assert "0 of the 4 blocks found ran" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_norm_the_forward_does_not_apply_last_is_refused():
+    model = tiny_model("stablelm")
+    _reordered(model.model, "aux_norm", nn.LayerNorm(64), "layers")
+    with torch.no_grad():
+        model.model.aux_norm.weight.mul_(3.0)
+    assert search_parts(model).final_norm is model.model.aux_norm
+    with pytest.raises(ModelError, match="hidden state 4 \\(the final norm\\)"):
+        model_parts(model)
 
 
 def test_model_parts_shapes(model, arch):
@@ -111,11 +157,23 @@ def test_with_block_hidden_on_a_module_returning_a_tuple():
 @pytest.mark.parametrize(
     "module",
     [nn.Linear(2, 2), SimpleNamespace(config=SimpleNamespace(model_type="rwkv"))],
-    ids=["no-config", "unknown-model-type"],
+    ids=["no-config", "not-a-module"],
 )
 def test_unknown_architecture_is_a_clear_error(module):
     with pytest.raises(ModelError) as info:
         model_parts(module)
     message = str(info.value)
     assert "unsupported architecture" in message and "\n" not in message
-    assert all(t in message for t in supported_model_types())
+    assert all(t in message for t in table_model_types())
+
+
+def test_a_model_without_a_block_list_is_refused():
+    class Flat(nn.Module):
+        config = SimpleNamespace(model_type="flat")
+
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 4)
+
+    with pytest.raises(ModelError, match="no list of decoder blocks found"):
+        model_parts(Flat())

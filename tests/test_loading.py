@@ -211,6 +211,30 @@ def test_hub_id_offline_fails_in_one_line(tmp_path, monkeypatch):
     assert "local" in message and ".gguf" in message
 
 
+@pytest.mark.parametrize("hub_id", ["bigcode/starcoderbase-1b", "bigcode/starcoder2-3b"])
+def test_starcoder_by_hub_id_offline_names_the_alternatives(hub_id, tmp_path, monkeypatch):
+    """StarCoder works by hub id where a hub is reachable; offline it is one line saying what to pass."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError) as info:
+        load_model(hub_id, cache_dir=tmp_path / "cache")
+    message = str(info.value)
+    assert hub_id in message and "HF_HUB_OFFLINE" in message and "\n" not in message
+
+
+def test_tiny_name_builds_the_tiny_model_with_a_config_hash(tmp_path):
+    from vulnsteer.model.tiny import tiny_hash
+
+    loaded = load_model("tiny-falcon", cache_dir=tmp_path / "cache")
+    assert loaded.source_kind == "tiny" and loaded.weights_dir is None and loaded.gguf_path is None
+    assert loaded.source_hash == tiny_hash("falcon", 0) != tiny_hash("falcon", 1) != tiny_hash("gpt2", 0)
+    assert loaded.model_id == f"tiny-falcon@{loaded.source_hash[:12]}"
+    assert loaded.parts.found_by == "structure" and loaded.parts.reentry_exact
+    assert loaded.tokenizer.chat_template
+    with torch.no_grad():
+        assert torch.equal(logits(loaded), tiny_model("falcon")(loaded.tokenizer(PROMPT, return_tensors="pt").input_ids).logits)
+    assert not (tmp_path / "cache").exists()  # built in memory, nothing written
+
+
 def test_unknown_name_lists_builtins(tmp_path):
     with pytest.raises(ModelError) as info:
         load_model("qwen-coder-7b", cache_dir=tmp_path)
@@ -236,10 +260,10 @@ def test_remote_code_is_not_run_unless_asked(tmp_path):
     with pytest.raises(ModelError, match="trust_remote_code"):
         load_model(str(model_dir), cache_dir=tmp_path / "cache")
     assert not flag.exists()
-    # Asked for, the code does run (and the unknown model_type is then refused by model_parts).
-    with pytest.raises(ModelError, match="unsupported architecture"):
-        load_model(str(model_dir), cache_dir=tmp_path / "cache", trust_remote_code=True)
+    # Asked for, the code does run, and the unknown model_type is found by structure search.
+    loaded = load_model(str(model_dir), cache_dir=tmp_path / "cache", trust_remote_code=True)
     assert flag.exists()
+    assert loaded.parts.model_type == "vs_custom" and loaded.parts.found_by == "structure"
 
 
 def test_default_cache_dir_follows_env(tmp_path, monkeypatch):

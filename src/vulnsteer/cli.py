@@ -297,3 +297,17 @@ def report(
         err.print(f"warning: this run did not finish ({why}); the report covers what it wrote", highlight=False)
         if not partial:
             raise typer.Exit(3)
+
+
+@app.command()
+@guarded
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run folders written by vulnsteer run, one per model.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for comparison.md/.html.")] = Path("comparison"),
+) -> None:
+    """Several run folders side by side: baseline, probe depth curves, steering controls, cost (no model needed)."""
+    from vulnsteer.report.compare import write_comparison
+
+    md, html = write_comparison(run_dirs, out_dir)
+    out.print(f"comparison: {md}  {html}")
+

@@ -92,9 +92,13 @@ def run_prompt(
 
     `span` = (start, end) token indices (end exclusive) to average residuals over, e.g. the code.
     With keep_resume=False the KV cache and the block calls are dropped once read (extraction only).
+    Where re-entry is not exact for the model (`parts.reentry_exact`), the prompt runs as one full forward
+    and nothing resumable is kept: callers then steer with full forwards.
     """
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
         raise ValueError("run_prompt takes one prompt of shape [1, T]")
+    if not parts.reentry_exact:
+        return _full_pass(model, parts, input_ids, span)
     n = int(input_ids.shape[1])
     input_ids = input_ids.to(model_device(model))
     span_mean = None
@@ -123,3 +127,17 @@ def run_prompt(
         answer_recording=rec if keep_resume else None,
         prefix_cache=snapshot if keep_resume else None,
     )
+
+
+def _full_pass(model: nn.Module, parts: ModelParts, input_ids: torch.Tensor, span: tuple[int, int] | None) -> PromptPass:
+    """`run_prompt` without the prefix/answer split: one forward, no cache, nothing resumable."""
+    n = int(input_ids.shape[1])
+    with record_blocks(parts, keep_calls=False) as rec:
+        out = model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
+    span_mean = None
+    if span is not None:
+        start, end = max(span[0], 0), min(span[1], n - 1)  # the same span run_prompt averages (prefix only)
+        if end > start:
+            span_mean = torch.stack([r[0, start:end].mean(0) for r in rec.residuals()])
+    return PromptPass(n_tokens=n, answer_logits=out.logits[0, -1].float(), answer_residuals=_residual_stack(rec, -1),
+                      span_mean=span_mean, answer_recording=None, prefix_cache=None)

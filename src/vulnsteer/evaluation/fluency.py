@@ -16,6 +16,7 @@ from transformers import PreTrainedTokenizerBase
 
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.model.precision import model_device
+from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.resume import record_full, resume_hidden
 
@@ -33,8 +34,15 @@ def code_nll_many(
     ids = tokenizer(code, return_tensors="pt", add_special_tokens=False)["input_ids"][:, :max_tokens]
     if ids.shape[1] < 2:
         raise ValueError("code too short to measure next-token NLL")
-    rec = record_full(model, parts, ids)
     targets = ids[0, 1:].to(model_device(model))
+    if not parts.reentry_exact:  # one full steered forward each (`ModelParts.reentry_exact`)
+        out = []
+        for ivs in ([], *([iv] for iv in interventions)):
+            with steer(model, ivs, scope="all"):
+                logits = model(input_ids=ids.to(model_device(model)), use_cache=False).logits[0, :-1].float()
+            out.append(float(nn.functional.cross_entropy(logits, targets)))
+        return out
+    rec = record_full(model, parts, ids)
 
     def nll(hidden: torch.Tensor) -> float:
         logits = parts.unembed(parts.final_norm(hidden[0, :-1])).float()

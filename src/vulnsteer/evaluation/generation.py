@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from vulnsteer.activations.passes import PromptPass
 from vulnsteer.model.precision import model_device
@@ -59,6 +60,9 @@ def generate_answers(
     scopes (prompt lengths given row by row) rely on.
     """
     eos = _eos_ids(model, tokenizer)
+    # A chat template writes its own BOS into the text; a plain-format prompt (no template, e.g. the Gemma 3
+    # GGUF) needs the tokenizer's, as `experiments.samples` encodes it for the scored pass.
+    add_special = not bool(getattr(tokenizer, "chat_template", None))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     # Similar lengths in one batch waste less padding; results are put back in the caller's order.
     order = list(range(len(prompts)))
@@ -72,7 +76,7 @@ def generate_answers(
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 enc = tokenizer(
-                    [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False
+                    [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special
                 ).to(model_device(model))
                 out = model.generate(  # type: ignore[operator]  # transformers types generate via __getattr__
                     **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
@@ -95,22 +99,34 @@ def _finish(tokens: list[int], eos: set[int], tokenizer: PreTrainedTokenizerBase
 
 
 def _merged_cache(states: Sequence[PromptPass]) -> tuple[DynamicCache, torch.Tensor]:
-    """One left-padded batch cache from per-prompt prefix caches, and its 2-D attention mask."""
+    """One left-padded batch cache from per-prompt prefix caches, and its 2-D attention mask.
+
+    A sliding-window layer (Gemma 3's local attention) keeps only its last `window - 1` keys: each row's
+    are right-aligned in the merged layer and its token count is the padded prefix length, which is the
+    state a left-padded prefill by `generate` leaves behind.
+    """
     snaps = [s.prefix_cache for s in states]
-    lengths = [int(snap.layer_states[0]["keys"].shape[2]) for snap in snaps]  # type: ignore[union-attr]
+    lengths = [s.n_tokens - 1 for s in states]  # prefix tokens; a sliding layer may hold fewer keys
     width = max(lengths)
-    layers = []
-    for index in range(len(snaps[0].layer_states)):  # type: ignore[union-attr]
-        keys, values = [], []
-        for snap, n in zip(snaps, lengths):
-            st = snap.layer_states[index]  # type: ignore[union-attr]
-            keys.append(nn.functional.pad(st["keys"], (0, 0, width - n, 0)))
-            values.append(nn.functional.pad(st["values"], (0, 0, width - n, 0)))
-        layers.append((torch.cat(keys), torch.cat(values)))
+    layers: list[tuple[torch.Tensor, ...]] = []
+    sliding: list[int] = []
+    for index, template in enumerate(snaps[0].cache.layers):  # type: ignore[union-attr]
+        rows = [snap.layer_states[index] for snap in snaps]  # type: ignore[union-attr]
+        held = max(int(st["keys"].shape[2]) for st in rows)
+        keys = [nn.functional.pad(st["keys"], (0, 0, held - st["keys"].shape[2], 0)) for st in rows]
+        values = [nn.functional.pad(st["values"], (0, 0, held - st["values"].shape[2], 0)) for st in rows]
+        if getattr(template, "is_sliding", False):
+            sliding.append(index)
+            layers.append((torch.cat(keys), torch.cat(values), torch.tensor(template.sliding_window)))
+        else:
+            layers.append((torch.cat(keys), torch.cat(values)))
     mask = torch.zeros(len(states), width, dtype=torch.long, device=layers[0][0].device)
     for row, n in enumerate(lengths):
         mask[row, width - n :] = 1
-    return DynamicCache(ddp_cache_data=layers), mask
+    cache = DynamicCache(ddp_cache_data=layers)
+    for index in sliding:
+        cache.layers[index].cumulative_length = width  # type: ignore[union-attr]  # tokens seen, not kept: positions the window mask
+    return cache, mask
 
 
 def can_decode_from_passes(states: Sequence[PromptPass | None]) -> bool:
@@ -118,6 +134,8 @@ def can_decode_from_passes(states: Sequence[PromptPass | None]) -> bool:
     for st in states:
         if st is None or st.prefix_cache is None:
             return False
+        if any(type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer) for layer in st.prefix_cache.cache.layers):
+            return False  # another cache layout (quantised, offloaded, linear attention): merge not written for it
         if any(not isinstance(ls.get("keys"), torch.Tensor) or ls["keys"].ndim != 4 for ls in st.prefix_cache.layer_states):
             return False
     return True

@@ -14,6 +14,7 @@ from vulnsteer.data.load import load_records
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
 from vulnsteer.activations.scoring import AnswerWords
+from vulnsteer.steering.reentry import checked
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 from vulnsteer.model.precision import DEFAULT_PRECISION, Precision
 
@@ -46,10 +47,10 @@ def open_context(
     if not records:
         raise DataError(f"no records for subsets {', '.join(subsets)}; check --subset and --cwe")
     cache_dir = cache_dir or default_cache_dir()
-    loaded = load_model(
+    loaded = checked(load_model(
         model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code,
         device=device, dtype=dtype or DEFAULT_PRECISION,
-    )
+    ))
     # Activations differ between precisions, so each has its own cache; float32 keeps the original folder.
     suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
     yes, no = answer_token_ids(loaded.tokenizer)

@@ -11,7 +11,7 @@ import torch
 
 from vulnsteer.experiments import schema
 from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
+from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import run_baseline
@@ -67,14 +67,19 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
         idx = [r.index for r in picks if r.vector_cwe == vector_cwe]
         states = [st for i in idx if (st := (main.states or [])[i]) is not None]
         ids = [main.samples[i].input_ids for i in idx]
+        prompts = [main.samples[i].prompt for i in idx]
         n = cfg.side_by_side_tokens
-        plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+        cached = len(states) == len(idx) and can_decode_from_passes(states)  # no prefix caches where re-entry is inexact
+        if cached:
+            plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+        else:
+            plain = generate_answers(model, tok, prompts, n, len(idx), "side by side: unsteered", sort_by_length=False)
         ivs = _chosen(result, 0, vector_cwe).interventions()
-        if cfg.steer.scope is SweepScope.ANSWER:
+        if cfg.steer.scope is SweepScope.ANSWER and cached:
             steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", ivs)
-        else:  # every position, the prompt's included: the cached prefixes are unsteered, so encode again
-            prompts = [main.samples[i].prompt for i in idx]
-            with steer(model, ivs, scope="all"):
+        else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
+            lengths = torch.tensor([int(x.shape[1]) for x in ids])
+            with steer(model, ivs, scope=cfg.steer.scope.value, prompt_len=lengths):
                 steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
@@ -121,6 +126,7 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
 
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
+    note_architecture(ctx, run)
     todo = [s for s in cfg.stages if not run.is_done(s)]
     main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in todo, need_passes=bool(todo))
     for stage in cfg.stages:
@@ -138,6 +144,17 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     summary = _steer_stage(ctx, main, cfg, run)
     run.done("steer")
     return summary
+
+
+def note_architecture(ctx: Context, run: RunDir) -> None:
+    """How the model's parts were found and whether steering re-enters the stack, in config.json and the log."""
+    parts = ctx.loaded.parts
+    run.config["architecture"] = {"model_type": parts.model_type, "n_layers": parts.n_layers,
+                                  "d_model": parts.d_model, "found_by": parts.found_by,
+                                  "reentry_exact": parts.reentry_exact, "reentry_note": parts.reentry_note}
+    run.write_json(schema.CONFIG, run.config)
+    if not parts.reentry_exact:
+        log(f"note: {parts.model_type}: {parts.reentry_note}")
 
 
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:

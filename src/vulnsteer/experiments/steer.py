@@ -26,7 +26,7 @@ from vulnsteer.model.architecture import ModelParts
 from vulnsteer.options import Method, Operator, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.resume import record_full
-from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
+from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
 from vulnsteer.vectors.training import POOLED, fit_per_cwe, fit_vectors, random_like
@@ -146,7 +146,7 @@ def _identity(layer: int, d_model: int) -> Intervention:
 @dataclass
 class _Scorer:
     """Scores interventions on sample i in the configured scope; an "all" scope recording is kept for the
-    sample last asked about (the test rows ask twice per sample)."""
+    sample last asked about (the test rows ask twice per sample). Full forwards where re-entry is not exact."""
 
     parts: ModelParts
     main: SampleSet
@@ -156,6 +156,10 @@ class _Scorer:
     _last: tuple[int, Recording] | None = None
 
     def __call__(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> torch.Tensor:
+        if not self.parts.reentry_exact:
+            assert self.model is not None, "full-forward scoring needs the model"
+            ids = self.main.samples[i].input_ids
+            return score_full_forwards(self.model, ids, ivs, self.words, self.scope.value, full_vocab)
         if self.scope is SweepScope.ANSWER:
             state = self.main.states[i]  # type: ignore[index]
             assert state is not None
@@ -180,14 +184,15 @@ def run_steering(
     store: FoldStore | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
-    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use).
+    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use) and for
+    models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
     the random controls' generator is advanced past a reused fold's draws)."""
-    if main.states is None and cfg.scope is SweepScope.ANSWER:
+    if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
-    if cfg.scope is SweepScope.ALL and model is None:
-        raise ValueError("the all-positions scope needs the model")
+    if (cfg.scope is SweepScope.ALL or not parts.reentry_exact) and model is None:
+        raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
     score = _Scorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())

@@ -36,6 +36,7 @@ from vulnsteer.model.integrity import (
 from vulnsteer.model.precision import DEFAULT_PRECISION, Device, Precision, parse_precision, resolve_device, to_precision
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
+    TINY_PREFIX,
     PartsSpec,
     Source,
     hf_dir_hash,
@@ -58,9 +59,9 @@ class LoadedModel:
     name: str  # as the user passed it
     source_hash: str  # GGUF sha256, or the HF-directory manifest hash (see vulnsteer.model.sources)
     parts: ModelParts
-    source_kind: str  # "builtin", "gguf", "hf_dir" or "hub"
+    source_kind: str  # "builtin", "gguf", "hf_dir", "hub" or "tiny"
     label: str  # short machine-independent name: built-in name, hub id, or file/dir basename
-    weights_dir: Path  # the safetensors directory the weights came from (or were cached to)
+    weights_dir: Path | None  # the safetensors directory the weights came from (or were cached to); None for tiny-<arch>
     gguf_path: Path | None = None  # the verified GGUF on disk, for GGUF sources (e.g. for llama.cpp)
     dtype: str = Precision.FLOAT32.value  # what the forwards compute in; stored activations are float32 anyway
     device: str = "cpu"  # where the weights live, e.g. "cpu" or "cuda:0"
@@ -82,15 +83,18 @@ def load_model(
     device: Device | str | torch.device = Device.AUTO,
     dtype: Precision | str = DEFAULT_PRECISION,
 ) -> LoadedModel:
-    """Load a built-in name, .gguf file, HF directory or hub id (`org/name`) in eval mode.
+    """Load a built-in name, tiny-<arch>, .gguf file, HF directory or hub id (`org/name`) in eval mode.
 
     `dtype` is a `Precision` (float32, bfloat16); `device` auto, cpu, cuda[:n], mps or a torch.device.
+    Whether re-entering the block stack is exact is not checked here (that needs the steering stage):
+    `vulnsteer.load_model` and every command check it (`steering.reentry.checked`).
     """
     precision = parse_precision(dtype)
     target = resolve_device(device)  # before the slow part: a missing GPU fails at once
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source = resolve_source(name)
     gguf_path: Path | None = None
+    weights_dir: Path | None = None
     fresh: PreTrainedModel | None = None
     tokenizer: Any = None
     if source.kind in ("builtin", "gguf"):
@@ -115,12 +119,19 @@ def load_model(
                 gguf_path = _builtin_gguf(source.spec, root, cache_dir)
             assert gguf_path is not None
             fresh, tokenizer = _convert_gguf(gguf_path, weights_dir, source, source_hash, cache_dir)
+    elif source.kind == "tiny":
+        from vulnsteer.model.tiny import TINY_SEED, tiny_hash, tiny_model, tiny_tokenizer
+
+        arch = source.name[len(TINY_PREFIX):]
+        fresh, tokenizer = tiny_model(arch, seed=TINY_SEED), tiny_tokenizer()
+        source_hash = tiny_hash(arch, TINY_SEED)  # built in memory: no weights directory
     else:
-        weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path  # type: ignore[assignment]
+        weights_dir = _hub_snapshot(source.name) if source.kind == "hub" else source.path
         assert weights_dir is not None
         source_hash = hf_dir_hash(weights_dir, memo_dir=cache_dir)
 
     if fresh is None:
+        assert weights_dir is not None
         fresh, tokenizer = _load_hf_dir(weights_dir, trust_remote_code)
     model = cast(PreTrainedModel, to_precision(fresh, precision).to(target).eval())
     return LoadedModel(

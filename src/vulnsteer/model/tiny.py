@@ -1,4 +1,5 @@
-"""Tiny randomly initialised models built from configs: the offline stand-ins used by the tests.
+"""Tiny randomly initialised models built from configs: the offline stand-ins used by the tests, and the
+`tiny-<arch>` model names (`vulnsteer run --model tiny-qwen2`: a smoke run with no download).
 
 They exercise every code path that depends on architecture (block layout, output shapes, caches) at
 a size that runs in milliseconds. The tokenizer is a small byte-level BPE trained on the spot so that
@@ -7,6 +8,8 @@ prompts, chat rendering and yes/no word lookup behave like a real tokenizer's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -17,8 +20,12 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-TINY_ARCHITECTURES = ("qwen2", "llama", "gpt_bigcode", "gpt2", "gpt_neox", "gemma", "mistral")
+TINY_ARCHITECTURES = (
+    "qwen2", "llama", "gpt_bigcode", "gpt2", "gpt_neox", "gemma", "mistral",
+    "gemma3_text", "phi3", "olmo2", "stablelm", "falcon", "starcoder2",
+)
 
+TINY_SEED = 0  # the seed `tiny-<arch>` model names are built with
 _VOCAB = 512
 _CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -33,6 +40,9 @@ def tiny_config(model_type: str, n_layers: int = 4, d_model: int = 64):
         extra: dict = dict(n_layer=n_layers, n_embd=d_model, n_head=4, n_positions=2048)
         if model_type == "gpt_bigcode":
             extra["multi_query"] = True
+    elif model_type == "falcon":
+        # the Falcon-7B layout (parallel attention and MLP, one shared key/value head), rotary positions
+        extra = dict(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, max_position_embeddings=2048)
     elif model_type == "gpt_neox":
         extra = dict(
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4,
@@ -43,9 +53,26 @@ def tiny_config(model_type: str, n_layers: int = 4, d_model: int = 64):
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, num_key_value_heads=2,
             intermediate_size=2 * d_model, max_position_embeddings=2048,
         )
-        if model_type == "gemma":
+        if model_type in ("gemma", "gemma2", "gemma3_text"):
             extra["head_dim"] = d_model // 4
+        if model_type == "gemma3_text":
+            # Gemma 3's alternating local/global attention with two rotary bases; a window shorter than
+            # the test prompts so the sliding layers really drop old tokens (and their cache crops).
+            extra["layer_types"] = (["sliding_attention", "full_attention"] * (n_layers // 2)
+                                    + ["sliding_attention"] * (n_layers % 2))
+            extra["sliding_window"] = 8
+            extra["query_pre_attn_scalar"] = d_model // 4
+        if model_type == "starcoder2":
+            # Its default 0.018 happens to make seed 0 predict end-of-text first, which would end every
+            # generation test at once; 0.02 is what the other tiny configs use.
+            extra["initializer_range"] = 0.02
     return AutoConfig.for_model(model_type, **common, **extra)
+
+
+def tiny_hash(model_type: str, seed: int = TINY_SEED) -> str:
+    """The source hash of `tiny-<model_type>`: sha256 of its config (sorted JSON) and seed."""
+    config = json.dumps(tiny_config(model_type).to_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(f"{config}\nseed={seed}\n".encode()).hexdigest()
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:

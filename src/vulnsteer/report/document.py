@@ -15,7 +15,7 @@ from vulnsteer.experiments import schema
 from vulnsteer.io import atomic_write_text
 from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.errors import DataError
-from vulnsteer.report.sections import Block, Fig, Generation, Run, build_sections
+from vulnsteer.report.sections import Block, Fig, Generation, Run, Section, build_sections
 from vulnsteer.report.tables import TableData, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -92,12 +92,17 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
     if (why := unfinished(cfg)) is not None:
         title = f"UNFINISHED RUN ({why}) - {title}"
+    return write_document(title, sections, run_dir, "report")
+
+
+def write_document(title: str, sections: list[Section], out_dir: Path, stem: str) -> tuple[Path, Path]:
+    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html; figures must lie under out_dir."""
     md = [f"# {html.escape(title, quote=False)}\n"]
     body = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
-        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, run_dir) for b in s.blocks))
+        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, out_dir) for b in s.blocks))
         body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
-    md_path, html_path = run_dir / schema.REPORT_MD, run_dir / schema.REPORT_HTML
+    md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
             f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
     for path, text in ((md_path, "\n".join(md)), (html_path, page)):

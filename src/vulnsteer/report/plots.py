@@ -68,6 +68,21 @@ def probe_curve_plot(curve: dict, out: Path) -> Path:
     return _save(fig, out)
 
 
+def probe_depth_plot(curves: Mapping[str, Mapping], out: Path) -> Path:
+    """Probe AUROC against relative depth (block k's output at (k + 1) / n_blocks), one line per model."""
+    fig, (ax,) = _figure(width=7.2)
+    for label, curve in curves.items():
+        _need(curve, ("layers", "auroc"), f"probe/curve.json of {label}")
+        layers = np.asarray(curve["layers"], dtype=float)
+        n_blocks = int(curve.get("n_layers") or len(layers))
+        ax.plot((layers + 1) / n_blocks, _floats(curve["auroc"]), marker="o", ms=3, label=label)
+    _chance(ax)
+    ax.set(title="Linear probe AUROC by relative depth (grouped CV)", xlabel="relative depth (block k at (k+1)/blocks)",
+           ylabel="AUROC (held-out folds)", xlim=(0.0, 1.02), ylim=(0.0, 1.02))
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out)
+
+
 def _method_curves(curves: Mapping) -> dict[str, Mapping]:
     return {k: v for k, v in curves.items() if k != "by_layer" and isinstance(v, Mapping)}
 

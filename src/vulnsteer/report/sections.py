@@ -131,6 +131,13 @@ def _config(run: Run) -> list[Block]:
     wall.rows = [[str(k), _seconds(v)] for k, v in (cfg[stage_key].items() if stage_key else [])]
     if "wall_seconds" in cfg:
         wall.rows.append(["total", _seconds(cfg["wall_seconds"])])
+    arch: dict = cfg["architecture"] if isinstance(cfg.get("architecture"), dict) else {}
+    if arch.get("found_by") == "structure":
+        notes.append(Text(f"The parts of this {arch.get('model_type')} model were found by structure search and "
+                          "checked with one recorded forward (docs/MODELS.md)."))
+    if arch.get("reentry_exact") is False:
+        notes.append(Text(f"Re-entering the block stack was not exact for this model ({arch.get('reentry_note')}): "
+                          "every steered score here comes from a full forward."))
     return [*notes, settings] + ([wall] if wall.rows else [])
 
 

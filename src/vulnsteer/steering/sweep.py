@@ -14,6 +14,8 @@ from vulnsteer.activations.passes import PromptPass
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.precision import model_device
+from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.resume import resume_logits
 
@@ -84,3 +86,23 @@ def score_interventions_all_positions(
             for k, row in zip(ks, rows):
                 out[k] = row
     return torch.stack([o for o in out if o is not None])
+
+
+@torch.inference_mode()
+def score_full_forwards(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    interventions: Sequence[Intervention],
+    words: AnswerWords,
+    scope: str = "answer",
+    full_vocab: bool = False,
+) -> torch.Tensor:
+    """Like `score_interventions`, by one full steered forward per intervention: the fallback for models
+    where re-entry is not exact (`ModelParts.reentry_exact`, checked at load)."""
+    rows = []
+    for iv in interventions:
+        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1])):  # type: ignore[arg-type]
+            ids = input_ids.to(model_device(model))
+            logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float().cpu()
+        rows.append(logits if full_vocab else words.score(logits))
+    return torch.stack(rows) if rows else torch.empty(0)

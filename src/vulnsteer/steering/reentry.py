@@ -1,0 +1,86 @@
+"""Is re-entering the block stack exact for this model? Checked once per load on a probe prompt.
+
+Steering evaluations re-run only the blocks after the steered layer, from recorded block calls, on top of
+the prompt's cached prefix (`activations.passes`, `steering.resume`). That equals a full steered forward
+when every block's behaviour is captured by its recorded call and the model's logits are
+`unembed(final_norm(last block))`. A model that post-processes logits (Gemma 2's soft-capping), keeps
+state outside the call, or whose cache drops what a later token needs breaks that; the check compares
+both paths on a prompt long enough to cross a sliding window, and where they differ the run uses full
+forwards instead (slower, never wrong) and says so in its log and report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from vulnsteer.activations.passes import run_prompt
+from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.loading import LoadedModel
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention, apply
+from vulnsteer.steering.resume import record_full, resume_logits
+
+_MIN_TOKENS = 24
+_MAX_TOKENS = 1024  # a longer window is not crossed; its layers are then checked like global ones
+_TOLERANCE = 1e-3  # relative to the largest logit: float32 reordering, not a different computation
+
+
+def _probe_length(model: nn.Module) -> int:
+    """Tokens enough to cross the model's attention window where one is in use (Qwen2 configs name one
+    but switch it off; Gemma 3 lists which layers slide)."""
+    config = getattr(model, "config", None)
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None) or ()
+    in_use = (isinstance(window, int) and getattr(config, "use_sliding_window", True) is not False
+              and (not layer_types or "sliding_attention" in layer_types))
+    return min(max(_MIN_TOKENS, window + 8 if in_use and isinstance(window, int) else 0), _MAX_TOKENS)
+
+
+def _same(got: torch.Tensor, want: torch.Tensor) -> bool:
+    scale = max(float(want.abs().max()), 1.0)
+    return got.shape == want.shape and torch.allclose(got.float(), want.float(), rtol=0.0, atol=_TOLERANCE * scale)
+
+
+@torch.inference_mode()
+def reentry_problem(model: nn.Module, parts: ModelParts) -> str:
+    """Why re-entry differs from a full forward on a probe prompt, or "" where it is exact."""
+    parts = replace(parts, reentry_exact=True)  # measure the re-entry path itself, not its fallback
+    vocab = int(parts.unembed.weight.shape[0])
+    device = parts.unembed.weight.device
+    ids = (torch.arange(_probe_length(model), device=device) * 13 + 5).remainder(vocab)[None]
+    g = torch.Generator().manual_seed(0)
+    k = parts.n_layers // 2
+    iv = Intervention(k, "add", torch.randn(parts.d_model, generator=g).to(device), 4.0)
+
+    def edit(_layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        return apply(hidden, iv)
+
+    full = model(input_ids=ids, use_cache=False).logits[0, -1]
+    state = run_prompt(model, parts, ids)
+    if not _same(state.answer_logits, full):
+        return "the last token on the cached prefix does not give the full forward's logits"
+    with steer(model, [iv], scope="answer", prompt_len=ids.shape[1]):
+        want = model(input_ids=ids, use_cache=False).logits[0, -1]
+    got = resume_logits(parts, state.answer_recording, [k], edit, state.prefix_cache)[0]  # type: ignore[arg-type]
+    if not _same(got, want):
+        return f"re-entering at block {k} on the cached prefix does not give the steered forward's logits"
+    with steer(model, [iv], scope="all"):
+        want = model(input_ids=ids, use_cache=False).logits[0, -1]
+    if not _same(resume_logits(parts, record_full(model, parts, ids), [k], edit)[0], want):
+        return f"re-entering at block {k} over the whole prompt does not give the steered forward's logits"
+    return ""
+
+
+def check_reentry(model: nn.Module, parts: ModelParts) -> ModelParts:
+    """`parts` with `reentry_exact` and `reentry_note` set from `reentry_problem`."""
+    problem = reentry_problem(model, parts)
+    note = f"{problem}; full forwards are used instead (slower)" if problem else ""
+    return replace(parts, reentry_exact=not problem, reentry_note=note)
+
+
+def checked(loaded: LoadedModel) -> LoadedModel:
+    """`loaded` with its parts' re-entry exactness measured (what every command and `vulnsteer.load_model` use)."""
+    return replace(loaded, parts=check_reentry(loaded.model, loaded.parts))

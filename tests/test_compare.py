@@ -1,0 +1,104 @@
+"""`vulnsteer compare` on run folders made by `vulnsteer run` on tiny models (one of them without exact
+re-entry, so its steering ran as full forwards), plus a folder with parts missing."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from vulnsteer.cli import app
+from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
+
+runner = CliRunner()
+RUN_ARGS = ("--no-generate", "--methods", "caa", "--n-boot", "100", "--folds", "3", "--n-random", "1")
+# The full-forward fallback costs a forward per configuration and sample: two CWEs (6 scenario groups, enough
+# for the probe's 5 folds) and one layer keep it short.
+SCOPE = {"qwen": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--cwe", "CWE-22", "--layers", "0-1"),
+         "gemma2": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--layers", "1")}
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def runs(data_root, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    softcapped = root / "gemma2-softcap"
+    model = tiny_model("gemma2")
+    model.config.final_logit_softcapping = 0.5  # at the tiny logit scale, so re-entry is measurably inexact
+    model.save_pretrained(softcapped)
+    tiny_tokenizer().save_pretrained(softcapped)
+    out = {}
+    for name, model_arg in (("qwen", "tiny-qwen2"), ("gemma2", softcapped)):
+        out[name] = root / f"run-{name}"
+        result = invoke("run", "--model", model_arg, "--data", data_root, *RUN_ARGS, *SCOPE[name], "--out", out[name],
+                        "--cache-dir", root / "cache")
+        assert result.exit_code == 0, result.output
+    partial = root / "run-partial"  # an interrupted run: no probe, no steering summary, no samples
+    shutil.copytree(out["qwen"], partial)
+    shutil.rmtree(partial / "probe")
+    (partial / "steer" / "summary.json").unlink()
+    (partial / "baseline" / "samples.jsonl").unlink()
+    out["partial"] = partial
+    return out
+
+
+def test_tiny_builtin_name_runs_end_to_end(runs):
+    config = json.loads((runs["qwen"] / "config.json").read_text())
+    assert config["model"].startswith("tiny-qwen2@")
+    assert config["architecture"] == {"model_type": "qwen2", "n_layers": 4, "d_model": 64, "found_by": "table",
+                                      "reentry_exact": True, "reentry_note": ""}
+    assert (runs["qwen"] / "steer" / "summary.json").is_file()
+
+
+def test_inexact_reentry_is_said_in_config_log_and_report(runs):
+    arch = json.loads((runs["gemma2"] / "config.json").read_text())["architecture"]
+    assert arch["reentry_exact"] is False and "full forwards are used instead" in arch["reentry_note"]
+    report = (runs["gemma2"] / "report.md").read_text()
+    assert "every steered score here comes from a full forward" in report
+    summary = json.loads((runs["gemma2"] / "steer" / "summary.json").read_text())
+    assert summary["steered_minus_random"]["accuracy"][0] is not None
+
+
+def test_compare_writes_the_side_by_side_report(runs, tmp_path):
+    out = tmp_path / "cmp"
+    result = invoke("compare", runs["qwen"], runs["gemma2"], runs["partial"], "--out", out)
+    assert result.exit_code == 0, result.output
+    md = (out / "comparison.md").read_text()
+    html = (out / "comparison.html").read_text()
+    assert "data:image/png;base64," in html and (out / "figures" / "probe_depth.png").is_file()
+    qwen = json.loads((runs["qwen"] / "config.json").read_text())["model"]
+    gemma = json.loads((runs["gemma2"] / "config.json").read_text())["model"]
+    lines = md.splitlines()
+
+    def row(start: str, after: str) -> str:
+        section = lines.index(next(line for line in lines if after in line))
+        return next(line for line in lines[section:] if line.startswith(f"| {start}"))
+
+    # the same model twice: the folder names tell the two apart
+    assert f"{qwen} (run-qwen)" in md and f"{qwen} (run-partial)" in md and gemma in md
+    assert "full forwards (not exact)" in row(gemma, "## Runs compared")
+    assert re.search(r"\| CWE-787 \| [-0-9.]+ \[[-0-9.]+, [-0-9.]+\] \|", md)
+    steer_qwen = row(f"{qwen} (run-qwen)", "## Steering")
+    assert steer_qwen.count("[") >= 4 and "missing" not in steer_qwen
+    assert row(f"{qwen} (run-partial)", "## Steering").count("missing") == 6
+    assert row(f"{qwen} (run-partial)", "Best probe layer").count("missing") == 5
+    # tokens/s is prompt tokens over the baseline forward stage's seconds
+    config = json.loads((runs["gemma2"] / "config.json").read_text())
+    samples = [json.loads(x) for x in (runs["gemma2"] / "baseline" / "samples.jsonl").read_text().splitlines()]
+    tokens = sum(s["n_tokens"] for s in samples if not s["skipped"])
+    cost = row(gemma, "## Cost")
+    assert f"| {tokens} |" in cost and f"| {tokens / config['stages']['baseline_forward']:.0f} |" in cost
+    partial_cost = row(f"{qwen} (run-partial)", "## Cost")
+    assert partial_cost.endswith("| missing |") and "prefill only" in md
+
+
+def test_compare_refuses_a_folder_that_is_not_there(tmp_path):
+    result = runner.invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and "not a run folder" in result.stderr
