@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vulnsteer.model.tiny import TINY_ARCHITECTURES, tiny_model, tiny_tokenizer
+from vulnsteer.model.sources import TINY_ARCHITECTURES
+from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

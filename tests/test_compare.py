@@ -17,8 +17,7 @@ runner = CliRunner()
 RUN_ARGS = ("--no-generate", "--methods", "caa", "--n-boot", "100", "--folds", "3", "--n-random", "1")
 # The full-forward fallback costs a forward per configuration and sample: two CWEs (6 scenario groups, enough
 # for the probe's 5 folds) and one layer keep it short.
-SCOPE = {"qwen": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--cwe", "CWE-22", "--layers", "0-1"),
-         "gemma2": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--layers", "1")}
+SCOPE = {"qwen": ("--cwe", "CWE-787", "--cwe", "CWE-89", "--cwe", "CWE-22", "--layers", "0-1")}
 
 
 def invoke(*args):
@@ -33,12 +32,19 @@ def runs(data_root, tmp_path_factory):
     model.config.final_logit_softcapping = 0.5  # at the tiny logit scale, so re-entry is measurably inexact
     model.save_pretrained(softcapped)
     tiny_tokenizer().save_pretrained(softcapped)
-    out = {}
-    for name, model_arg in (("qwen", "tiny-qwen2"), ("gemma2", softcapped)):
-        out[name] = root / f"run-{name}"
-        result = invoke("run", "--model", model_arg, "--data", data_root, *RUN_ARGS, *SCOPE[name], "--out", out[name],
-                        "--cache-dir", root / "cache")
-        assert result.exit_code == 0, result.output
+    out = {"qwen": root / "run-qwen", "gemma2": root / "run-gemma2"}
+    result = invoke("run", "--model", "tiny-qwen2", "--data", data_root, *RUN_ARGS, *SCOPE["qwen"], "--out", out["qwen"],
+                    "--cache-dir", root / "cache")
+    assert result.exit_code == 0, result.output
+    # The fallback runs one full forward per configuration, sample and generated token: the library call sets
+    # a short side-by-side and fluency, which the command line keeps at their defaults.
+    from vulnsteer.api import run
+    from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+
+    cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787", "CWE-89"), generate=False, n_boot=100),
+                    steer=SteerConfig(layers=(1,), methods=("caa",), k_folds=3, n_random=1),
+                    n_side_by_side=2, side_by_side_tokens=8, n_fluency=2)
+    run(cfg, model=str(softcapped), data=data_root, out=out["gemma2"], cache_dir=root / "cache")
     partial = root / "run-partial"  # an interrupted run: no probe, no steering summary, no samples
     shutil.copytree(out["qwen"], partial)
     shutil.rmtree(partial / "probe")

@@ -49,6 +49,11 @@ _MEMO_NAME = "file-sha256.json"
 
 SourceKind = Literal["builtin", "gguf", "hf_dir", "hub", "tiny"]
 TINY_PREFIX = "tiny-"
+# Tiny random models built from configs (model/tiny.py): the tests' stand-ins and `--model tiny-<arch>` smoke runs.
+TINY_ARCHITECTURES = (
+    "qwen2", "llama", "gpt_bigcode", "gpt2", "gpt_neox", "gemma", "mistral",
+    "gemma3_text", "phi3", "olmo2", "stablelm", "falcon", "starcoder2",
+)
 _PART_PATH_FUNCTIONS = ("chunk_path", "get_part_path")
 
 
@@ -116,8 +121,6 @@ def resolve_source(name: str) -> Source:
     if name in BUILTIN_MODELS:
         return Source("builtin", name, spec=BUILTIN_MODELS[name])
     if name.startswith(TINY_PREFIX) and not Path(name).expanduser().exists():
-        from vulnsteer.model.tiny import TINY_ARCHITECTURES
-
         if name[len(TINY_PREFIX):] not in TINY_ARCHITECTURES:
             raise ModelError(f"unknown tiny model {name!r}; use one of "
                              f"{', '.join(TINY_PREFIX + a for a in TINY_ARCHITECTURES)}")

@@ -20,10 +20,6 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-TINY_ARCHITECTURES = (
-    "qwen2", "llama", "gpt_bigcode", "gpt2", "gpt_neox", "gemma", "mistral",
-    "gemma3_text", "phi3", "olmo2", "stablelm", "falcon", "starcoder2",
-)
 
 TINY_SEED = 0  # the seed `tiny-<arch>` model names are built with
 _VOCAB = 512

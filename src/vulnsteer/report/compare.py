@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer.errors import DataError
+from vulnsteer.experiments import schema
 from vulnsteer.report import plots
 from vulnsteer.report.document import write_document
 from vulnsteer.report.sections import Block, Fig, Run, Section, Text
@@ -156,7 +157,7 @@ def _steering(runs: list[Compared]) -> list[Block]:
 def _tokens_per_second(c: Compared) -> tuple[str, str, str]:
     """(prompt tokens, baseline forward seconds, tokens/s) as cells."""
     rows = c.rows("baseline/samples.jsonl")
-    seconds = (c.config().get("stages") or {}).get("baseline_forward")
+    seconds = (c.config().get(schema.STAGE_SECONDS) or {}).get("baseline_forward")
     tokens = None if rows is None else sum(int(r.get("n_tokens") or 0) for r in rows if not r.get("skipped"))
     rate = fmt(tokens / seconds, 0) if tokens and isinstance(seconds, (int, float)) and seconds > 0 else MISSING
     return (MISSING if tokens is None else str(tokens), fmt(seconds, 1) if seconds is not None else MISSING, rate)
