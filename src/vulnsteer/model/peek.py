@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vulnsteer.model.sources import resolve_source
+from vulnsteer.model.sources import TINY_CONTEXT, TINY_LAYERS, resolve_source
 
 # Built-in models' blocks and context (from their GGUF headers); the sha256 pins them in sources.py.
 _BUILTIN_SHAPES = {"qwen2.5-coder-0.5b": (24, 32768), "qwen2.5-coder-1.5b": (28, 32768), "gemma-3-270m": (18, 32768)}
@@ -27,6 +27,8 @@ class ModelShape:
 def peek_shape(name: str) -> ModelShape | None:
     """The model's block count and context, or None where that needs the weights (or a download)."""
     source = resolve_source(name)
+    if source.kind == "tiny":
+        return ModelShape(TINY_LAYERS, TINY_CONTEXT)
     if source.kind == "builtin":
         known = _BUILTIN_SHAPES.get(source.name)
         return ModelShape(*known) if known else None

@@ -50,6 +50,7 @@ _MEMO_NAME = "file-sha256.json"
 SourceKind = Literal["builtin", "gguf", "hf_dir", "hub", "tiny"]
 TINY_PREFIX = "tiny-"
 # Tiny random models built from configs (model/tiny.py): the tests' stand-ins and `--model tiny-<arch>` smoke runs.
+TINY_LAYERS, TINY_CONTEXT = 4, 2048  # their depth and context, known without building one
 TINY_ARCHITECTURES = (
     "qwen2", "llama", "gpt_bigcode", "gpt2", "gpt_neox", "gemma", "mistral",
     "gemma3_text", "phi3", "olmo2", "stablelm", "falcon", "starcoder2",

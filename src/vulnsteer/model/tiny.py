@@ -20,8 +20,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from vulnsteer.model.sources import TINY_CONTEXT, TINY_LAYERS
+
 
 TINY_SEED = 0  # the seed `tiny-<arch>` model names are built with
+
 _VOCAB = 512
 _CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -29,25 +32,25 @@ _CHAT_TEMPLATE = (
 )
 
 
-def tiny_config(model_type: str, n_layers: int = 4, d_model: int = 64):
+def tiny_config(model_type: str, n_layers: int = TINY_LAYERS, d_model: int = 64):
     """A config for `model_type` with a few small layers."""
     common = dict(vocab_size=_VOCAB, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     if model_type in ("gpt2", "gpt_bigcode"):
-        extra: dict = dict(n_layer=n_layers, n_embd=d_model, n_head=4, n_positions=2048)
+        extra: dict = dict(n_layer=n_layers, n_embd=d_model, n_head=4, n_positions=TINY_CONTEXT)
         if model_type == "gpt_bigcode":
             extra["multi_query"] = True
     elif model_type == "falcon":
         # the Falcon-7B layout (parallel attention and MLP, one shared key/value head), rotary positions
-        extra = dict(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, max_position_embeddings=2048)
+        extra = dict(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, max_position_embeddings=TINY_CONTEXT)
     elif model_type == "gpt_neox":
         extra = dict(
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4,
-            intermediate_size=4 * d_model, max_position_embeddings=2048,
+            intermediate_size=4 * d_model, max_position_embeddings=TINY_CONTEXT,
         )
     else:
         extra = dict(
             num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=4, num_key_value_heads=2,
-            intermediate_size=2 * d_model, max_position_embeddings=2048,
+            intermediate_size=2 * d_model, max_position_embeddings=TINY_CONTEXT,
         )
         if model_type in ("gemma", "gemma2", "gemma3_text"):
             extra["head_dim"] = d_model // 4
@@ -96,7 +99,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-def tiny_model(model_type: str, seed: int = 0, n_layers: int = 4) -> PreTrainedModel:
+def tiny_model(model_type: str, seed: int = 0, n_layers: int = TINY_LAYERS) -> PreTrainedModel:
     """A randomly initialised float32 model of `model_type`, in eval mode."""
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(model_type, n_layers=n_layers), dtype=torch.float32)
