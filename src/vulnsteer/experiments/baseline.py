@@ -135,6 +135,12 @@ def run_baseline(
         run.write_json(schema.PUBLISHED, published)
     elif (why := published_missing(ctx.data_root)) is not None:
         run.note(why)
+    cut = [r["id"] for r in rows if r["truncated"]]
+    if cut:
+        run.note(f"{len(cut)} of {len(rows)} files were longer than {cfg.max_code_tokens} code tokens and were cut "
+                 "to a window of whole lines around the lines that differ from their vulnerable/patched twin "
+                 "(--long-files truncate): that window uses knowledge of where the change is, which a user "
+                 "scanning unknown code does not have")
     skipped = [r["id"] for r in rows if r["skipped"]]
     if skipped:
         run.note(f"{len(skipped)} file(s) longer than {cfg.max_code_tokens} code tokens were skipped "

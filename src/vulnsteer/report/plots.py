@@ -92,17 +92,26 @@ def strength_curves_plot(curves: dict, out: Path) -> Path:
     methods = _method_curves(curves)
     if not methods:
         raise DataError("steer/curves.json: no '<method>/<operator>' strength curves")
-    fig, axes = _figure(2, width=5.6)
+    # One row per operator: an additive strength (units of the strength unit, e.g. sigma) and an amplification
+    # factor are different quantities, so they never share an x axis. Each panel has its own legend.
+    by_op: dict[str, dict[str, Mapping]] = {}
     for key, c in sorted(methods.items()):
         _need(c, ("alphas", "balanced_accuracy", "auroc"), f"steer/curves.json[{key!r}]")
-        label = f"{key} (L{c['layer']})" if "layer" in c else key
-        for ax, metric in zip(axes, ("balanced_accuracy", "auroc")):
-            ax.plot(_floats(c["alphas"]), _floats(c[metric]), marker="o", ms=3, label=label)
-    for ax, name in zip(axes, ("balanced accuracy", "AUROC")):
-        _chance(ax)
-        ax.set(title=f"Validation {name} vs steering strength", xlabel="alpha (units depend on the operator)",
-               ylabel=name, ylim=(0.0, 1.02))
-    axes[1].legend(fontsize=8, loc="best")
+        by_op.setdefault(key.split("/")[-1], {})[key] = c
+    xlabel = {"add": "additive strength (in the run's strength unit, e.g. sigma)",
+              "amplify": "amplification factor alpha", "ablate": "ablation (no strength)"}
+    fig = Figure(figsize=(11.2, 3.6 * len(by_op)), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    grid = fig.subplots(len(by_op), 2, squeeze=False)
+    for row, (op, curves_of_op) in zip(grid, sorted(by_op.items())):
+        for ax, metric, name in zip(row, ("balanced_accuracy", "auroc"), ("balanced accuracy", "AUROC")):
+            for key, c in curves_of_op.items():
+                label = f"{key.split('/')[0]} (L{c['layer']})" if "layer" in c else key.split("/")[0]
+                ax.plot(_floats(c["alphas"]), _floats(c[metric]), marker="o", ms=3, label=label)
+            _chance(ax)
+            ax.set(title=f"{op}: validation {name}", xlabel=xlabel.get(op, f"{op} strength"), ylabel=name,
+                   ylim=(0.0, 1.02))
+            ax.legend(fontsize=8, loc="best")
     return _save(fig, out)
 
 

@@ -205,7 +205,9 @@ def to_html(data: TableData) -> str:
     body = "".join("<tr>" + "".join(f"<td{k}>{e(c)}</td>" for k, c in zip(cls, row)) + "</tr>" for row in data.rows)
     caption = f"<caption>{e(data.title)}</caption>" if data.title else ""
     note = f'<p class="note">{e(data.note)}</p>' if data.note else ""
-    return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"
+    # The wrapper scrolls sideways: a wide table (many published models) must not overflow the page.
+    return (f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+            f"{note}")
 
 
 def baseline_table(summary: dict, published: dict | None, reading: str = "score") -> Table:
