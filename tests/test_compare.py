@@ -99,7 +99,7 @@ def test_compare_writes_the_side_by_side_report(runs, tmp_path):
     samples = [json.loads(x) for x in (runs["gemma2"] / "baseline" / "samples.jsonl").read_text().splitlines()]
     tokens = sum(s["n_tokens"] for s in samples if not s["skipped"])
     cost = row(gemma, "## Cost")
-    assert f"| {tokens} |" in cost and f"| {tokens / config['stages']['baseline_forward']:.0f} |" in cost
+    assert f"| {tokens} |" in cost and f"| {tokens / config['stage_seconds']['baseline_forward']:.0f} |" in cost
     partial_cost = row(f"{qwen} (run-partial)", "## Cost")
     assert partial_cost.endswith("| missing |") and "prefill only" in md
 
