@@ -3,7 +3,8 @@ steering along it improve the model's own answer? Every command writes a run fol
 whose numbers are held out, beside controls, with 95% intervals.
 
 Built-in models: qwen2.5-coder-0.5b (default), qwen2.5-coder-1.5b (extra qwen-1-5b), gemma-3-270m (extra
-gemma-3-270m), tiny-<arch> (random, for smoke runs). Also a local HF folder, a .gguf file, or a hub id. Data: SecLLMHolmes subsets hand-crafted, augmented-trivial,
+gemma-3-270m), tiny-<arch> (random, for smoke runs). Also a local HF folder, a .gguf file, or a hub
+id. Data: SecLLMHolmes subsets hand-crafted, augmented-trivial,
 augmented-non-trivial, real-world, few-shot; sven; or a pairs .jsonl file.
 """
 
