@@ -12,9 +12,11 @@ import pytest
 import torch
 from test_loading import logits, reference_logits, write_tiny_gguf
 
+import vulnsteer.io
 from vulnsteer.activations.passes import run_prompt
+from vulnsteer.io import sha256_file
 from vulnsteer.errors import ModelError
-from vulnsteer.model import loading, sources
+from vulnsteer.model import loading
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import MARKER, load_model
 from vulnsteer.model.tiny import save_tiny, tiny_model
@@ -37,7 +39,7 @@ def test_marker_records_weight_checksums(cached):
     _, _, weights_dir = cached
     marker = json.loads((weights_dir / MARKER).read_text())
     w = _weights(weights_dir)
-    assert marker["weights"] == {w.name: sources.sha256_file(w)}
+    assert marker["weights"] == {w.name: sha256_file(w)}
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped-byte", "missing-file", "extra-file"])
@@ -67,7 +69,7 @@ def test_warm_load_only_stats_the_weights(cached, monkeypatch, capfd):
     def no_reading(*_a, **_k):
         raise AssertionError("a warm load must not re-hash unchanged weights")
 
-    monkeypatch.setattr(sources, "_read_chunks", no_reading)
+    monkeypatch.setattr(vulnsteer.io, "read_chunks", no_reading)
     capfd.readouterr()
     load_model(str(gguf), cache_dir=cache, dtype="float32")
     assert "rebuilding" not in capfd.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vulnsteer.errors import ModelError
+from vulnsteer.io import sha256_file
 from vulnsteer.model.sources import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
@@ -17,7 +18,6 @@ from vulnsteer.model.sources import (
     join_parts,
     part_paths,
     resolve_source,
-    sha256_file,
 )
 from vulnsteer.model.tiny import save_tiny
 

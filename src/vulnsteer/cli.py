@@ -109,14 +109,9 @@ def parse_layers(values: list[str] | None) -> tuple[int, ...] | None:
     return tuple(layers)
 
 
-def _baseline_cfg(subset: list[str] | None, cwe: list[str] | None, template: str, generate: bool,
-                  max_new_tokens: int, batch_size: int, max_code_tokens: int, long_files: str, n_boot: int,
-                  seed: int) -> BaselineConfig:
-    return BaselineConfig(
-        subsets=tuple(parse_list(subset)) or _B.subsets, cwes=tuple(parse_list(cwe)) or None, template=template,
-        generate=generate, max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
-        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed,
-    )
+def _names(values: list[str] | None) -> tuple[str, ...] | None:
+    """A repeatable, comma-separable option as a tuple; None when not given (the config's default)."""
+    return tuple(parse_list(values)) or None
 
 
 def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, n_random: int, per_cwe: bool,
@@ -213,7 +208,9 @@ def baseline(
     device: DeviceOpt = _R.device,
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
-    b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
+    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
+                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     cfg = RunConfig(baseline=b, stages=(), dtype=Precision(dtype), device=device)
     _execute("baseline", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
@@ -233,7 +230,9 @@ def run(
     device: DeviceOpt = _R.device,
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
-    b = _baseline_cfg(subset, cwe, template, generate, max_new_tokens, batch_size, max_code_tokens, long_files, n_boot, seed)
+    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
+                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     dtype=Precision(dtype), device=device)
@@ -249,8 +248,8 @@ def probe(
     force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
 ) -> None:
     """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
-    b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
-                      _B.long_files.value, _B.n_boot, seed)
+    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
+                       max_code_tokens=max_code_tokens, seed=seed)
     _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
                                 device=device), model, data, out_dir,
              cache_dir, trust_remote_code, force)
@@ -269,8 +268,8 @@ def steer_command(
     device: DeviceOpt = _R.device,
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
-    b = _baseline_cfg(subset, cwe, template, False, _B.max_new_tokens, _B.batch_size, max_code_tokens,
-                      _B.long_files.value, n_boot, seed)
+    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
+                       max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     stages=("steer",), dtype=Precision(dtype), device=device)

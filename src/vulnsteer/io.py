@@ -9,13 +9,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vulnsteer.errors import DataError
 
 _CHUNK = 8 << 20
 _MEMO_NAME = "file-sha256.json"
+_PROGRESS_MIN_BYTES = 64 << 20  # below this, reading is too quick for a bar to be worth drawing
+
+
+def read_chunks(paths: Sequence[Path], description: str) -> Iterator[bytes]:
+    """The bytes of `paths` in order, in chunks, with a progress bar for large files (joins, hashes)."""
+    total = sum(p.stat().st_size for p in paths)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True, disable=total < _PROGRESS_MIN_BYTES) as progress:
+        task = progress.add_task(description, total=total)
+        for path in paths:
+            with path.open("rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    progress.advance(task, len(chunk))
+                    yield chunk
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = False) -> Path:
@@ -43,11 +59,9 @@ def atomic_write_text(path: Path, text: str, fsync: bool = False) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
 
 
-def sha256_file(
-    path: Path, memo_dir: Path | None = None, on_chunk: Callable[[int], None] | None = None
-) -> str:
+def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
     """Streaming SHA-256 of `path`; memoised in `memo_dir` by (absolute path, size, mtime_ns) when given,
-    so a multi-GB file is read in full once rather than on every load. `on_chunk(n)` reports progress."""
+    so a multi-GB file is read in full once rather than on every load."""
     path = Path(path)
     stat = path.stat()
     key = str(path.resolve())
@@ -63,11 +77,8 @@ def sha256_file(
         if isinstance(hit, dict) and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
             return str(hit["sha256"])
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-            if on_chunk is not None:
-                on_chunk(len(chunk))
+    for chunk in read_chunks([path], f"hashing {path.name}"):
+        digest.update(chunk)
     sha = digest.hexdigest()
     if memo_path is not None:
         memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
@@ -75,14 +86,14 @@ def sha256_file(
     return sha
 
 
-def read_utf8(path: Path, what: str = "file", hint: str = "check that the file exists and is readable") -> str:
+def read_utf8(path: Path, hint: str = "check that the file exists and is readable", utf8_hint: str = "") -> str:
     """A UTF-8 file's text; one-line DataError naming the file when unreadable or not UTF-8."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror}); {hint}") from None
+        raise DataError(f"{path}: cannot read ({exc.strerror}); {hint}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8") from None
+        raise DataError(f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8{utf8_hint}") from None

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer.errors import DataError
+from vulnsteer.io import read_utf8
 
 
 def check_link(path: Path) -> Path:
@@ -31,17 +32,7 @@ def listing(folder: Path) -> list[Path]:
 def read_text(path: Path, *, code: bool = True) -> str:
     """A UTF-8 file's text; DataError if unreadable, not UTF-8, or (for code) empty."""
     check_link(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror}); check that the file exists and is readable") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8 "
-            "(e.g. `iconv -f latin1 -t utf-8`) or restore it from the SecLLMHolmes repository"
-        ) from exc
+    text = read_utf8(path, utf8_hint=" (e.g. `iconv -f latin1 -t utf-8`) or restore it from the SecLLMHolmes repository")
     if code and not text.strip():
         raise DataError(f"{path}: empty code file; restore it from the SecLLMHolmes repository or delete it")
     return text

@@ -10,20 +10,14 @@ from typing import Any
 
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
 from vulnsteer.errors import DataError
+from vulnsteer.io import read_utf8
 
 LABELS: dict[object, int] = {1: VULNERABLE, 0: SECURE, "vulnerable": VULNERABLE, "secure": SECURE}
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(1-based line number, object) for each non-blank line; DataError naming file:line for bad JSON."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror}); check the path") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 (bad byte at offset {exc.start}); re-save it as UTF-8") from exc
+    text = read_utf8(Path(path), hint="check the path")
     # Split on "\n" only: str.splitlines also splits on U+2028, \x1c..\x1e and \x85, which JSON allows raw
     # inside strings, and would cut such a line in two and shift every later line number.
     for number, line in enumerate(text.split("\n"), start=1):

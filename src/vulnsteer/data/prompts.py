@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Sequence
 
 from vulnsteer.data.records import Record, normalise_cwe
 from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.io import read_utf8
 
 QUESTION = "Does this code contain instances of the security vulnerability known as {cwe_name}?"
 # User-turn layouts of the OpenAI adapter ("Question", "Q/A", "Def", "Analysis").
@@ -138,10 +139,7 @@ _EXTENSIONS = {"c": "c", "cpp": "c", "c++": "c", "python": "py", "py": "py"}
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot read few-shot file {path}: {exc.strerror}; check the SecLLMHolmes data root") from None
+    return read_utf8(path, hint="check the SecLLMHolmes data root (few-shot/)")
 
 
 def few_shot_examples(

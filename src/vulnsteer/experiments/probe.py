@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vulnsteer.activations.layers import block_outputs
 from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
 from vulnsteer.evaluation.splits import CrossFit
@@ -20,7 +21,7 @@ class ProbeCurve:
 
 
 def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3) -> ProbeCurve:
-    X = samples.residuals[:, 1:].numpy()
+    X = block_outputs(samples.residuals).numpy()
     y = samples.labels.numpy()
     groups = [s.record.group for s in samples.samples]
     cwes = [s.record.cwe for s in samples.samples]
@@ -34,7 +35,7 @@ def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3)
 def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:
     """Per test sample: the probe's logit, from a probe fit on the training folds at the layer that scored
     best on the validation fold. Honest counterpart of the steering test rows (same folds)."""
-    X = samples.residuals[:, 1:].numpy()
+    X = block_outputs(samples.residuals).numpy()
     y = samples.labels.numpy()
     rows = []
     for f, (train, val, test) in enumerate(folds):

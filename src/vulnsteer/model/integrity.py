@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.sources import sha256_file
+from vulnsteer.io import sha256_file
 
 TMP_INFIX = ".tmp-"  # a conversion writes <weights_dir>.tmp-<pid>, then renames it into place
 

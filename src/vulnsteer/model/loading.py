@@ -34,6 +34,7 @@ from vulnsteer.model.integrity import (
     weight_checksums,
 )
 from vulnsteer.model.precision import DEFAULT_PRECISION, Device, Precision, parse_precision, resolve_device, to_precision
+from vulnsteer.io import sha256_file
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
     TINY_PREFIX,
@@ -42,7 +43,6 @@ from vulnsteer.model.sources import (
     hf_dir_hash,
     join_parts,
     resolve_source,
-    sha256_file,
 )
 
 CACHE_FORMAT = 1  # bump when the cached layout or conversion changes; older cache dirs are rebuilt

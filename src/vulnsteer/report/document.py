@@ -95,7 +95,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         raise DataError(f"{run_dir}: not a run folder; pass the folder a vulnsteer command wrote")
     sections = build_sections(run_dir)
     cfg = Run(run_dir).json(schema.CONFIG)
-    model = next((cfg[k] for k in ("model", "model_id", "model_name") if k in cfg), None) if isinstance(cfg, dict) else None
+    model = cfg.get("model") if isinstance(cfg, dict) else None
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
     if (why := unfinished(cfg)) is not None:
         title = f"UNFINISHED RUN ({why}) - {title}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
+from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
 from vulnsteer.report.tables import (
     CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data,
@@ -71,8 +72,9 @@ class Run:
         path = self.dir / rel
         if rel not in self._cache:
             try:
-                self._cache[rel] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-            except (UnicodeDecodeError, ValueError, RecursionError) as e:
+                text = read_utf8(path, hint="rerun the stage that writes it") if path.is_file() else None
+                self._cache[rel] = None if text is None else json.loads(text)
+            except (ValueError, RecursionError) as e:
                 raise DataError(f"{path}: not valid JSON ({type(e).__name__}); rerun the stage that writes it") from None
         return self._cache[rel]
 
@@ -81,10 +83,7 @@ class Run:
         if not path.is_file():
             return None
         rows = []
-        try:
-            lines = path.read_text(encoding="utf-8").split("\n")
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not UTF-8; rerun the stage that writes it") from None
+        lines = read_utf8(path, hint="rerun the stage that writes it").split("\n")
         for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
