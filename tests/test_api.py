@@ -48,3 +48,23 @@ def test_quickstart_example_runs(tiny_dirs, data_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "the reloaded vector gives the same steered score" in proc.stdout
     assert len(list((tmp_path / "out").glob("caa-block*.safetensors"))) == 1
+
+
+def test_a_vector_vulnsteer_run_saved_applies_in_two_lines_as_the_experiment_scored_it(data_root, tmp_path, monkeypatch):
+    import json
+
+    from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+
+    monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
+    cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787", "CWE-89", "CWE-22"), generate=False, n_boot=100),
+                    steer=SteerConfig(layers=(1, 2), methods=("caa",), k_folds=3, n_random=1),
+                    n_side_by_side=0, n_fluency=1)
+    run_dir = vs.run(cfg, model="tiny-qwen2", out=tmp_path / "run", cache_dir=tmp_path / "cache")
+    row = next(json.loads(line) for line in (run_dir / "steer" / "test.jsonl").read_text().splitlines()
+               if json.loads(line)["fold"] == 0)
+    lm = vs.load_model("tiny-qwen2")
+    record = next(r for r in vs.load_records(["hand-crafted"], cwes=["CWE-787", "CWE-89", "CWE-22"]) if r.id == row["id"])
+    with vs.SteeringVector.load(run_dir / "steer" / "vectors" / "fold0-pooled").apply(lm):
+        steered = vs.answer_score(lm, record)
+    assert abs(steered - row["steered"]) < 1e-4, (steered, row["steered"])
+    assert abs(vs.answer_score(lm, record) - row["baseline"]) < 1e-4 and abs(row["steered"] - row["baseline"]) > 1e-4
