@@ -15,16 +15,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.preflight import preflight
-from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import Method
-from vulnsteer.vectors.steering_vector import SteeringVector
+
+if TYPE_CHECKING:  # torch-free at import: the command line imports this module before any option check
+    from vulnsteer.model.loading import LoadedModel
+    from vulnsteer.vectors.steering_vector import SteeringVector
 
 
 def load_model(
@@ -132,13 +134,14 @@ def run(
 
     Checks before anything slow: the data (and folds against its groups), then the layers and answer
     length against the model's shape read from its config or GGUF header, then the weights load."""
+    t0 = time.time()
+    root, records = preflight(cfg, model, data, out, force, command)  # before torch is imported
+
     from vulnsteer.experiments.context import open_context
-    from vulnsteer.experiments.run_folder import RunDir
     from vulnsteer.experiments.run import run_all
+    from vulnsteer.experiments.run_folder import RunDir
     from vulnsteer.report.document import write_report
 
-    t0 = time.time()
-    root, records = preflight(cfg, model, data, out, force, command)
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
                        records=records, dtype=cfg.dtype.value, device=cfg.device)
     if "steer" in cfg.stages:

@@ -126,12 +126,9 @@ def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, 
 
 def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_dir: Path | None,
              cache_dir: Path | None, trust_remote_code: bool, force: bool = False) -> None:
-    from vulnsteer.experiments.preflight import preflight
+    from vulnsteer.api import run  # torch-free: run's preflight checks everything before torch is imported
 
     t0 = time.time()
-    preflight(cfg, model, data, out_dir, force, command)  # every check that needs no weights, before torch is imported
-
-    from vulnsteer.api import run
     from vulnsteer.experiments import schema
     from vulnsteer.report.tables import baseline_table, headline_table
 

@@ -86,6 +86,17 @@ def sha256_file(path: Path, memo_dir: Path | None = None) -> str:
     return sha
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (a lock or temporary it left is stale when it does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
 def read_utf8(path: Path, hint: str = "check that the file exists and is readable", utf8_hint: str = "") -> str:
     """A UTF-8 file's text; one-line DataError naming the file when unreadable or not UTF-8."""
     path = Path(path)

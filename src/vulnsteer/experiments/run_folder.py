@@ -27,7 +27,7 @@ from typing import Any
 from vulnsteer import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
-from vulnsteer.io import atomic_write_text
+from vulnsteer.io import atomic_write_text, pid_alive
 
 LOCK = ".lock"
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -59,16 +59,6 @@ def read_config(path: Path) -> dict[str, Any] | None:
     return cfg if isinstance(cfg, dict) and "command" in cfg else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def holder(path: Path) -> dict[str, Any] | None:
     """Who holds the folder's lock, when a live process on this host does (a dead holder's lock is stale)."""
     try:
@@ -77,7 +67,7 @@ def holder(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(info, dict) or not isinstance(info.get("pid"), int):
         return None
-    if info.get("host") == socket.gethostname() and not _alive(info["pid"]):
+    if info.get("host") == socket.gethostname() and not pid_alive(info["pid"]):
         return None
     return info
 
@@ -85,7 +75,7 @@ def holder(path: Path) -> dict[str, Any] | None:
 def is_stale(cfg: dict[str, Any]) -> bool:
     """A folder left "running" by a process that no longer runs on this host."""
     return (cfg.get("status") == "running" and cfg.get("host") == socket.gethostname()
-            and isinstance(cfg.get("pid"), int) and not _alive(cfg["pid"]))
+            and isinstance(cfg.get("pid"), int) and not pid_alive(cfg["pid"]))
 
 
 @dataclass

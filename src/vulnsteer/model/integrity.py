@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from vulnsteer.errors import ModelError
-from vulnsteer.io import sha256_file
+from vulnsteer.io import pid_alive, sha256_file
 
 TMP_INFIX = ".tmp-"  # a conversion writes <weights_dir>.tmp-<pid>, then renames it into place
 
@@ -66,16 +66,6 @@ def cache_problem(weights_dir: Path, marker: dict, memo_dir: Path | None) -> str
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    return True
-
-
 def clean_stale_temporaries(weights_dir: Path) -> None:
     """Remove conversion temporaries left by processes that died (killed mid-way, power cut).
 
@@ -87,7 +77,7 @@ def clean_stale_temporaries(weights_dir: Path) -> None:
         return
     for tmp in weights_dir.parent.glob(prefix + "*"):
         pid = tmp.name[len(prefix) :]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
