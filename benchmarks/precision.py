@@ -1,6 +1,6 @@
 """Fidelity of each precision against float32 on the real default model; prints a markdown table.
 
-    python benchmarks/precision.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--precisions float32,bfloat16,int8]
+    python benchmarks/precision.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--precisions float32,bf16-mixed,bfloat16,int8]
 
 On the hand-crafted SecLLMHolmes files under prompt S1, per precision against float32: per-file answer
 score Spearman / Pearson / largest absolute difference, verdict agreement, baseline AUROC, the per-layer
@@ -75,7 +75,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
     ap.add_argument("--prompts", type=int, default=48)
-    ap.add_argument("--precisions", default="float32,bfloat16,int8")
+    ap.add_argument("--precisions", default="float32,bf16-mixed,bfloat16,int8")
     args = ap.parse_args()
 
     ctx = open_context(args.model, None, None, ["hand-crafted"], dtype="float32")

@@ -84,7 +84,10 @@ class Precision(Choice):
     """What the forward passes compute in (model/precision.py); stored residuals stay float32 whatever this is."""
 
     FLOAT32 = "float32"
-    BFLOAT16 = "bfloat16"
+    # bfloat16 weights and matmul inputs in the blocks' Linear layers; the residual stream, norms,
+    # attention, biases and the unembedding stay float32 (model/precision.py says why).
+    BF16_MIXED = "bf16-mixed"
+    BFLOAT16 = "bfloat16"  # everything in bfloat16
 
 
 class Device(Choice):
