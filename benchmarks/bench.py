@@ -1,7 +1,7 @@
 """Speed of the parts a sweep depends on, measured in one run on this machine; prints ratios.
 
     python benchmarks/bench.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--skip-cold]
-                               [--dtype D] [--precisions float32,bfloat16] [--run-wall]
+                               [--dtype D] [--precisions float32,bf16-mixed,bfloat16] [--run-wall]
 
 (1) all-layer extraction / plain forward  (2) 24 layers x 6 strengths sweep / one baseline pass
 (3) the naive sweep (one full forward per configuration), estimated from measured forward time
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=48)
     ap.add_argument("--skip-cold", action="store_true", help="skip (4): a cold load dequantises the GGUF (minutes)")
     ap.add_argument("--dtype", default=DEFAULT_PRECISION.value, help="precision of (1)-(5)")
-    ap.add_argument("--precisions", default="float32,bfloat16", help="comma list for (6) and (7); int8 needs torchao")
+    ap.add_argument("--precisions", default="float32,bf16-mixed,bfloat16", help="comma list for (6) and (7); int8 needs torchao")
     ap.add_argument("--run-wall", action="store_true", help="(7): time `vulnsteer run` per precision (long)")
     args = ap.parse_args()
 
@@ -144,7 +144,8 @@ def matmul_peak(name: str, d: int, ff: int, tokens: int = 256, repeats: int = 20
         quantize_(layer, Int8DynamicActivationInt8WeightConfig())
         fn = lambda: layer(x)  # noqa: E731
     else:
-        dtype = TORCH_DTYPES[Precision(name)]
+        # bf16-mixed multiplies in bfloat16 (its residual stream, TORCH_DTYPES, is float32)
+        dtype = torch.bfloat16 if Precision(name) is Precision.BF16_MIXED else TORCH_DTYPES[Precision(name)]
         a, w = x.to(dtype), torch.randn(d, ff).to(dtype)
         fn = lambda: a @ w  # noqa: E731
     with torch.inference_mode():

@@ -42,8 +42,11 @@ def _words(tokenizer) -> AnswerWords:
     return AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
 
 
-def _bf16(arch: str, device: torch.device):
-    return to_precision(tiny_model(arch), "bfloat16").to(device)
+LOW = ["bfloat16", "bf16-mixed"]  # the precisions below float32 that vulnsteer offers
+
+
+def _bf16(arch: str, device: torch.device, dtype: str = "bfloat16"):
+    return to_precision(tiny_model(arch), dtype).to(device)
 
 
 def _interventions(parts) -> list[Intervention]:
@@ -81,17 +84,22 @@ def test_parse_precision():
     assert parse_precision("bfloat16") is Precision.BFLOAT16 and parse_precision(Precision.FLOAT32) is Precision.FLOAT32
     with pytest.raises(ModelError, match="int8 failed the fidelity bar"):
         parse_precision("int8")
-    with pytest.raises(ModelError, match="unknown dtype 'fp16'; use one of float32, bfloat16"):
+    with pytest.raises(ModelError, match="unknown dtype 'fp16'; use one of float32, bf16-mixed, bfloat16"):
         parse_precision("fp16")
     assert precision.DEFAULT_PRECISION in Precision
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float32", *LOW])
 def test_load_model_at_a_precision_on_an_explicit_device(dtype, device, tmp_path, tokenizer):
     model_dir = save_tiny("qwen2", tmp_path / "tiny")
     for asked in (device, str(device)):
         loaded = load_model(str(model_dir), cache_dir=tmp_path / "cache", dtype=dtype, device=asked)
-        assert {p.dtype for p in loaded.model.parameters()} == {getattr(torch, dtype)}
+        if dtype == "bf16-mixed":  # only the blocks' Linear weights are bfloat16
+            for name, p in loaded.model.named_parameters():
+                linear = name.endswith("proj.weight") and ".layers." in name
+                assert p.dtype == (torch.bfloat16 if linear else torch.float32), name
+        else:
+            assert {p.dtype for p in loaded.model.parameters()} == {getattr(torch, dtype)}
         assert {p.device.type for p in loaded.model.parameters()} == {device.type}
         assert loaded.dtype == dtype and torch.device(loaded.device).type == device.type
     # inputs built on the CPU are moved to the model's device by the pass; results come back to the CPU
@@ -137,8 +145,9 @@ def test_operators_project_in_float32_and_keep_the_model_dtype():
         assert (got.float() - ref).abs().max() <= ref.abs().max() * 2**-8
 
 
-def test_bf16_sweep_equals_full_steered_forwards(arch, tokenizer, device):
-    model = _bf16(arch, device)
+@pytest.mark.parametrize("dtype", LOW)
+def test_bf16_sweep_equals_full_steered_forwards(arch, tokenizer, device, dtype):
+    model = _bf16(arch, device, dtype)
     parts = model_parts(model)
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids.to(device)
     words = _words(tokenizer)
@@ -154,8 +163,9 @@ def test_bf16_sweep_equals_full_steered_forwards(arch, tokenizer, device):
     assert scores.std() > 5 * BF16_VS_FP32, "the interventions must move the score by more than the tolerance"
 
 
-def test_bf16_all_position_resume_equals_full_steered_forward(tokenizer, device):
-    model = _bf16("qwen2", device)
+@pytest.mark.parametrize("dtype", LOW)
+def test_bf16_all_position_resume_equals_full_steered_forward(tokenizer, device, dtype):
+    model = _bf16("qwen2", device, dtype)
     parts = model_parts(model)
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids.to(device)
     iv = Intervention(1, "add", torch.randn(parts.d_model), 2.0)
@@ -168,8 +178,9 @@ def test_bf16_all_position_resume_equals_full_steered_forward(tokenizer, device)
     assert abs(float(rows[0] - words.score(ref))) <= RESUME_TOL
 
 
-def test_bf16_decoding_from_prefixes_equals_generate(arch, tokenizer, device):
-    model = _bf16(arch, device)
+@pytest.mark.parametrize("dtype", LOW)
+def test_bf16_decoding_from_prefixes_equals_generate(arch, tokenizer, device, dtype):
+    model = _bf16(arch, device, dtype)
     texts = ["int main", "Answer yes or no: is strcpy(buf, argv[1]) safe?"]
     prompts = [tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False, add_generation_prompt=True)
                for t in texts]
@@ -184,3 +195,23 @@ def test_bf16_decoding_from_prefixes_equals_generate(arch, tokenizer, device):
 
     for g, r in zip(got, reference):
         assert g.text[:1] == r.text[:1] and difflib.SequenceMatcher(None, g.text, r.text).ratio() >= 0.6, (g, r)
+
+
+def test_bf16_mixed_keeps_the_residual_stream_and_unembedding_in_float32(tokenizer):
+    """bf16-mixed rounds only the Linear matmuls: the residuals it passes between blocks are float32, the
+    unembedding is untouched, and each Linear equals a float32 matmul of bfloat16-rounded operands up to
+    the rounding of its output."""
+    fp32 = tiny_model("qwen2")
+    model = to_precision(tiny_model("qwen2"), "bf16-mixed")
+    assert model.lm_head.weight.dtype == torch.float32 and model.model.embed_tokens.weight.dtype == torch.float32
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out = model(ids, output_hidden_states=True)
+        ref = fp32(ids, output_hidden_states=True)
+    assert all(h.dtype == torch.float32 for h in out.hidden_states) and out.logits.dtype == torch.float32
+    assert not torch.equal(out.logits, ref.logits), "the Linear layers must actually compute in bfloat16"
+    assert (out.logits - ref.logits).abs().max() <= 0.05 * ref.logits.abs().max()
+    lin, lin32 = model.model.layers[0].mlp.up_proj, fp32.model.layers[0].mlp.up_proj
+    x = torch.randn(5, lin.in_features)
+    want = x.bfloat16().float() @ lin32.weight.bfloat16().float().T
+    assert ((lin(x) - want).abs() <= want.abs() * 2**-8 + 1e-6).all()

@@ -69,7 +69,8 @@ UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strengt
 ScopeOpt = Annotated[str, typer.Option(
     "--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
 DtypeOpt = Annotated[str, typer.Option(
-    "--dtype", help="Forward-pass precision: float32 or bfloat16 (stored residuals stay float32; docs/BENCHMARKS.md).")]
+    "--dtype", help="Forward-pass precision: float32, bf16-mixed (bfloat16 matmuls, float32 residuals) or "
+    "bfloat16 (stored residuals stay float32; docs/BENCHMARKS.md).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the run already in --out (never a folder that is not a run).")]
 RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]

@@ -85,7 +85,7 @@ def load_model(
 ) -> LoadedModel:
     """Load a built-in name, tiny-<arch>, .gguf file, HF directory or hub id (`org/name`) in eval mode.
 
-    `dtype` is a `Precision` (float32, bfloat16); `device` auto, cpu, cuda[:n], mps or a torch.device.
+    `dtype` is a `Precision` (float32, bf16-mixed, bfloat16); `device` auto, cpu, cuda[:n], mps or a torch.device.
     Whether re-entering the block stack is exact is not checked here (that needs the steering stage):
     `vulnsteer.load_model` and every command check it (`steering.reentry.checked`).
     """

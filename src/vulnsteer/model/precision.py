@@ -91,7 +91,8 @@ class MixedLinear(nn.Linear):
 
 
 def _output_linears(model: nn.Module) -> set[int]:
-    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    getter = getattr(model, "get_output_embeddings", None)
+    out = getter() if callable(getter) else None
     return {id(out)} if isinstance(out, nn.Linear) else set()
 
 
