@@ -58,7 +58,7 @@ def main() -> None:
     ctx = open_context(args.model, None, None, ["hand-crafted"], dtype=args.dtype)
     model, parts = ctx.loaded.model, ctx.loaded.parts
     samples = build_samples(ctx.records, ctx.loaded, "S1", ctx.cwe_names, ctx.data_root)[: args.prompts]
-    ids = [s.input_ids for s in samples]
+    ids = [w.input_ids for s in samples for w in s.windows]  # hand-crafted files: one window each
     n_tokens = sum(int(x.shape[1]) for x in ids)
     print(f"machine: {platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}, "
           f"model {ctx.loaded.model_id} ({ctx.loaded.dtype}), {len(ids)} prompts, {n_tokens} tokens")

@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 from vulnsteer.evaluation.probes import layer_probes
 from vulnsteer.experiments.context import open_context
 from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.experiments.windows import pool_scores
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 from vulnsteer.model.precision import to_precision
 from vulnsteer.steering.sweep import score_interventions
@@ -67,7 +68,9 @@ def measure(loaded: LoadedModel, ctx, n: int) -> Measured:
     for layer in range(parts.n_layers):  # the same random directions for every precision
         v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
         ivs += [iv for a in STRENGTHS for iv in v.interventions(a, "add")]
-    sweep = torch.stack([score_interventions(parts, st, ivs, ctx.words) for st in sset.states])  # type: ignore[union-attr]
+    # Each sample's windows steered alike and pooled, as the steering experiment scores them.
+    sweep = torch.stack([pool_scores(torch.stack([score_interventions(parts, st, ivs, ctx.words) for st in states]))
+                         for states in sset.states or []])
     return Measured(sset.labels.numpy(), sset.scores.numpy(), probes.auroc, sweep.numpy())
 
 

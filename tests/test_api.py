@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 import vulnsteer as vs
@@ -35,10 +36,23 @@ def test_steered_answer_score_equals_the_sweeps_re_entry(tiny_dirs, data_root, m
         steered = vs.answer_score(lm, records[5])
     assert vs.answer_score(lm, records[5]) == plain, "the model is restored on exit"
     (sample,) = _build(lm, [records[5]], "S1")
-    state = run_prompt(lm.model, lm.parts, sample.input_ids)
+    (window,) = sample.windows
+    state = run_prompt(lm.model, lm.parts, window.input_ids)
     ref = score_interventions(lm.parts, state, one.interventions(6.0, "add", "sigma"), _words(lm))
     torch.testing.assert_close(torch.tensor(steered), ref[0], atol=1e-4, rtol=1e-4)
     assert abs(steered - plain) > 1e-4
+
+
+def test_a_long_file_is_scored_by_the_max_over_its_windows(tiny_dirs, data_root, monkeypatch):
+    monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
+    lm = vs.load_model(str(tiny_dirs["qwen2"]))
+    record = vs.load_records(["real-world"], data=data_root)[0]
+    (sample,) = _build(lm, [record], "S1")
+    assert len(sample.windows) > 1  # over the default budget of 1536 code tokens
+    scores = [float(_words(lm).score(run_prompt(lm.model, lm.parts, w.input_ids).answer_logits)) for w in sample.windows]
+    assert vs.answer_score(lm, record) == pytest.approx(max(scores), abs=1e-5)
+    answer = vs.generate_answer(lm, record, max_new_tokens=2)
+    assert answer.count("===== window ") == len(sample.windows)
 
 
 def test_quickstart_example_runs(tiny_dirs, data_root, tmp_path):

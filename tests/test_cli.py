@@ -95,6 +95,29 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
 
 
 
+def test_run_with_files_read_in_windows_names_the_policy_in_every_section_it_shapes(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787,CWE-89,CWE-22",
+        "--max-code-tokens", "200", "--max-new-tokens", "2", "--layers", "1", "--methods", "caa", "--n-boot", "100",
+        "--folds", "3", "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
+    n_long = sum(r["n_windows"] > 1 for r in rows)
+    assert n_long and not any(r["skipped"] for r in rows)
+    line = f"Long files (--long-files windows, budget 200 code tokens): of 18 files, {n_long} read in more than one window"
+    sections = {s.split("\n", 1)[0]: s for s in (out / "report.md").read_text().split("\n## ")[1:]}
+    for title in ("Headline: held-out results", "Verdict", "Baseline (no steering)", "Probe curve", "Flip rates",
+                  "Generations side by side"):
+        assert line in sections[title], title
+    assert line not in sections["How to read this"]
+    side = [json.loads(x) for x in (out / "steer" / "generations.jsonl").read_text().splitlines()]
+    by_id = {r["id"]: r for r in rows}
+    for r in side:  # a side-by-side answer holds one answer per window, as the baseline's does
+        assert r["unsteered"].count("===== window ") == (by_id[r["id"]]["n_windows"] if by_id[r["id"]]["n_windows"] > 1 else 0)
+
+
 def test_missing_data_root(tmp_path):
     line = one_line_error(invoke("data", "--data", tmp_path / "nowhere"))
     assert "nowhere" in line
@@ -199,6 +222,8 @@ sys.exit(code)
     (["run", "--max-new-tokens", "1000000000"], "does not fit the model's context"),
     (["baseline", "--template", "Z9"], "unknown prompt template 'Z9'"),
     (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
+    # the old name of diff-centred is gone, not an alias: one way each
+    (["run", "--long-files", "truncate"], "unknown longfiles 'truncate'; use one of windows, diff-centred, skip"),
 ])
 def test_every_option_is_checked_before_torch_loads(data_root, tmp_path, args, message):
     """The default (real) model is named but never loaded: shape checks read its known depth and context."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from vulnsteer.data.fitting import changed_lines, count_tokens, fit_code, omission_marker
+from vulnsteer.data.fitting import POLICIES, WINDOW_OVERLAP, changed_lines, count_tokens, fit_code, omission_marker
 from vulnsteer.errors import VulnsteerError
 
 OMITTED = re.compile(r"^(?:/\*|#) \.\.\. (\d+) lines? omitted \.\.\.(?: \*/)?$")
@@ -39,25 +39,28 @@ def test_changed_lines_replacement_and_insertion():
 
 def test_fits_unchanged(tokenizer):
     code = "int main(void) {\n    return 0;\n}\n"
-    r = fit_code(code, tokenizer, 1000, "truncate", [2])
-    assert (r.code, r.truncated, r.skipped) == (code, False, False)
-    assert r.original_tokens == r.kept_tokens == count_tokens(code, tokenizer)
-    assert r.kept_line_range == (1, 3)
+    for policy in POLICIES:
+        r = fit_code(code, tokenizer, 1000, policy, [2])
+        (w,) = r.windows
+        assert (w.code, r.truncated, r.skipped, r.note) == (code, False, False, "")
+        assert r.original_tokens == w.n_tokens == count_tokens(code, tokenizer)
+        assert w.line_range == (1, 3)
 
 
 @pytest.mark.parametrize("budget", [150, 400, 1200])
-def test_truncate_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget):
+def test_diff_centred_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget):
     vuln, patch = pair
     focus, _ = changed_lines(vuln, patch)
     assert focus
     original = vuln.splitlines(keepends=True)
-    r = fit_code(vuln, tokenizer, budget, "truncate", focus)
+    r = fit_code(vuln, tokenizer, budget, "diff-centred", focus)
     assert r.truncated and not r.skipped and r.focus_kept
+    (w,) = r.windows
     assert r.original_tokens == count_tokens(vuln, tokenizer) > budget
-    assert r.kept_tokens == count_tokens(r.code, tokenizer) <= budget
-    lo, hi = r.kept_line_range
+    assert w.n_tokens == count_tokens(w.code, tokenizer) <= budget
+    lo, hi = w.line_range
     assert lo <= min(focus) and max(focus) <= hi
-    above, kept, below = split_kept(r.code)
+    above, kept, below = split_kept(w.code)
     assert kept == original[lo - 1 : hi]  # whole original lines, in order, nothing altered
     assert (above, below) == (lo - 1, len(original) - hi)
     assert above > 0 and below > 0  # the change sits mid-file, so both ends are cut and marked
@@ -66,52 +69,83 @@ def test_truncate_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget):
 def test_bigger_budget_keeps_more(pair, tokenizer):
     vuln, patch = pair
     focus, _ = changed_lines(vuln, patch)
-    small, big = (fit_code(vuln, tokenizer, b, "truncate", focus) for b in (300, 900))
-    assert small.kept_line_range[0] >= big.kept_line_range[0] and small.kept_line_range[1] <= big.kept_line_range[1]
-    assert big.kept_tokens > small.kept_tokens
+    (small,), (big,) = (fit_code(vuln, tokenizer, b, "diff-centred", focus).windows for b in (300, 900))
+    assert small.line_range[0] >= big.line_range[0] and small.line_range[1] <= big.line_range[1]
+    assert big.n_tokens > small.n_tokens
 
 
 def test_no_focus_keeps_head(pair, tokenizer):
     vuln, _ = pair
-    r = fit_code(vuln, tokenizer, 300, "truncate")
-    above, kept, below = split_kept(r.code)
-    assert above == 0 and r.kept_line_range[0] == 1 and below > 0
-    assert r.code.startswith(vuln.splitlines(keepends=True)[0])
-    assert r.kept_tokens <= 300
+    (w,) = fit_code(vuln, tokenizer, 300, "diff-centred").windows
+    above, kept, below = split_kept(w.code)
+    assert above == 0 and w.line_range[0] == 1 and below > 0
+    assert w.code.startswith(vuln.splitlines(keepends=True)[0])
+    assert w.n_tokens <= 300
 
 
 def test_python_marker(tokenizer):
     code = "".join(f"x{i} = {i}\n" for i in range(200))
-    r = fit_code(code, tokenizer, 80, "truncate", [100], language="python")
-    assert r.code.splitlines()[0].startswith("# ... ") and "x99 = 99\n" in r.code
+    (w,) = fit_code(code, tokenizer, 80, "diff-centred", [100], language="python").windows
+    assert w.code.splitlines()[0].startswith("# ... ") and "x99 = 99\n" in w.code
     assert omission_marker(1, "c") == "/* ... 1 line omitted ... */"
 
 
 def test_skip_policy(pair, tokenizer):
     vuln, _ = pair
     r = fit_code(vuln, tokenizer, 300, "skip", [10])
-    assert r.skipped and not r.truncated and r.code == "" and r.kept_tokens == 0
-    assert r.kept_line_range is None and "300" in r.note
+    assert r.skipped and not r.truncated and r.windows == ()
+    assert "300" in r.note
 
 
 def test_spread_focus_reported(tokenizer):
     code = "".join(f"line_{i} = compute({i});\n" for i in range(300))
-    r = fit_code(code, tokenizer, 120, "truncate", [20, 280])
+    r = fit_code(code, tokenizer, 120, "diff-centred", [20, 280])
     assert r.truncated and not r.focus_kept and "focus" in r.note
-    assert r.kept_line_range[0] <= 20 <= r.kept_line_range[1] and "line_19 " in r.code
-    assert r.kept_tokens <= 120
+    (w,) = r.windows
+    assert w.line_range[0] <= 20 <= w.line_range[1] and "line_19 " in w.code
+    assert w.n_tokens <= 120
 
 
 def test_single_line_over_budget_is_skipped_not_cut(tokenizer):
     code = "short\n" + "x" * 5000 + "\nshort\n"
-    r = fit_code(code, tokenizer, 50, "truncate", [2])
-    assert r.skipped and r.code == "" and "focus line" in r.note
+    r = fit_code(code, tokenizer, 50, "diff-centred", [2])
+    assert r.skipped and r.windows == () and "focus line" in r.note
+    r = fit_code(code, tokenizer, 50, "windows")
+    assert r.skipped and r.windows == () and "single line" in r.note
 
 
 def test_bad_arguments(tokenizer):
     with pytest.raises(VulnsteerError, match="policy"):
-        fit_code("a\n", tokenizer, 10, "cut")  # type: ignore[arg-type]
+        fit_code("a\n", tokenizer, 10, "truncate")  # type: ignore[arg-type]  # renamed diff-centred
     with pytest.raises(VulnsteerError, match="positive"):
-        fit_code("a\n", tokenizer, 0, "truncate")
+        fit_code("a\n", tokenizer, 0, "diff-centred")
     with pytest.raises(VulnsteerError, match="outside"):
-        fit_code("a\nb\n", tokenizer, 10, "truncate", [3])
+        fit_code("a\nb\n", tokenizer, 10, "diff-centred", [3])
+
+
+@pytest.mark.parametrize("budget", [150, 400, 1200])
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_windows_cover_every_line_in_whole_lines_within_budget(pair, tokenizer, budget, language):
+    vuln, _ = pair
+    original = vuln.splitlines(keepends=True)
+    r = fit_code(vuln, tokenizer, budget, "windows", language=language)
+    assert not r.skipped and not r.truncated and len(r.windows) > 1 and f"{len(r.windows)} windows" in r.note
+    covered: set[int] = set()
+    for k, w in enumerate(r.windows):
+        assert w.n_tokens == count_tokens(w.code, tokenizer) <= budget
+        lo, hi = w.line_range
+        above, kept, below = split_kept(w.code)
+        assert kept == original[lo - 1 : hi]  # whole original lines, in order, nothing altered
+        assert (above, below) == (lo - 1, len(original) - hi)  # every cut end marked with its line count
+        covered |= set(range(lo, hi + 1))
+        if k:  # consecutive: each window starts inside the one before, sharing at most WINDOW_OVERLAP lines
+            prev_hi = r.windows[k - 1].line_range[1]
+            assert r.windows[k - 1].line_range[0] < lo <= prev_hi + 1 and prev_hi - lo + 1 <= WINDOW_OVERLAP
+    assert covered == set(range(1, len(original) + 1))
+    assert r.windows[0].line_range[0] == 1 and r.windows[-1].line_range[1] == len(original)
+
+
+def test_windows_need_no_focus_and_ignore_one(pair, tokenizer):
+    vuln, patch = pair
+    focus, _ = changed_lines(vuln, patch)
+    assert fit_code(vuln, tokenizer, 300, "windows", focus) == fit_code(vuln, tokenizer, 300, "windows")

@@ -23,9 +23,10 @@ def test_code_span_covers_exactly_the_code(data_root, tokenizer):
     records = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe == "CWE-787"][:2]
     samples = build_samples(records, _loaded(tokenizer), "S1", cwe_names(data_root), data_root)
     for s in samples:
-        assert s.record.cwe == "CWE-787" and "out-of-bounds write" in s.prompt
-        start, end = s.code_span
-        decoded = tokenizer.decode(s.input_ids[0, start:end])
+        (w,) = s.windows
+        assert s.record.cwe == "CWE-787" and "out-of-bounds write" in w.prompt
+        start, end = w.code_span
+        decoded = tokenizer.decode(w.input_ids[0, start:end])
         assert s.record.code.strip()[:20] in decoded and s.record.code.strip()[-20:] in decoded
         assert not s.fit.truncated
 
@@ -33,12 +34,64 @@ def test_code_span_covers_exactly_the_code(data_root, tokenizer):
 def test_long_files_are_recorded_not_dropped(data_root, tokenizer):
     records = load_secllmholmes(data_root, ["real-world"])[:4]
     loaded = _loaded(tokenizer)
-    skipped = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=64, policy="skip")
-    assert len(skipped) == 4 and all(s.fit.skipped for s in skipped)
-    cut = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=64, policy="truncate")
+    names = cwe_names(data_root)
+    skipped = build_samples(records, loaded, "S1", names, data_root, max_code_tokens=64, policy="skip")
+    assert len(skipped) == 4 and all(s.fit.skipped and s.windows == () for s in skipped)
+    cut = build_samples(records, loaded, "S1", names, data_root, max_code_tokens=200, policy="diff-centred")
     assert len(cut) == 4
-    assert all((s.fit.truncated and s.fit.kept_tokens <= 64) or s.fit.skipped for s in cut)
+    assert all((s.fit.truncated and len(s.windows) == 1 and s.windows[0].code.n_tokens <= 200) or s.fit.skipped
+               for s in cut)
     assert any(s.fit.truncated for s in cut) and all(s.fit.note for s in cut)
+    windowed = build_samples(records[:2], loaded, "S1", names, data_root, max_code_tokens=1536)  # the default policy
+    for s in windowed:
+        assert s.fit.policy == "windows" and len(s.windows) > 1 and not s.fit.truncated
+        assert [w.code for w in s.windows] == list(s.fit.windows)
+        for w in s.windows:  # each window's code sits whole in its own prompt, its span on exactly that code
+            start, end = w.code_span
+            assert w.code.code in w.prompt and w.code.code.strip()[-20:] in tokenizer.decode(w.input_ids[0, start:end])
+
+
+def test_a_file_that_fits_is_one_window_scored_as_without_windows(data_root, tokenizer):
+    """Bit-identical to the whole-file prompt run once, whatever the policy."""
+    from vulnsteer.activations.passes import run_prompt
+    from vulnsteer.data.prompts import build_messages, render_prompt
+
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    names = cwe_names(data_root)
+    records = load_secllmholmes(data_root, ["hand-crafted"])[:3]
+    sets = {p: run_samples(build_samples(records, loaded, "S1", names, data_root, policy=p), loaded, words)
+            for p in ("windows", "diff-centred", "skip")}
+    add_special = not bool(getattr(tokenizer, "chat_template", None))
+    for i, r in enumerate(records):
+        prompt = render_prompt(build_messages(r, "S1", names[r.cwe]), tokenizer)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=add_special)["input_ids"]
+        for sset in sets.values():
+            (w,) = sset.samples[i].windows
+            assert w.prompt == prompt and torch.equal(w.input_ids, ids) and w.code.code == r.code
+        state = run_prompt(loaded.model, loaded.parts, ids, span=sets["windows"].samples[i].windows[0].code_span)
+        for sset in sets.values():
+            assert torch.equal(sset.scores[i], words.score(state.answer_logits))
+            assert torch.equal(sset.residuals[i], state.answer_residuals)
+            assert torch.equal(sset.span_means[i], state.span_mean)
+
+
+def test_windows_pool_the_score_by_max_and_readouts_by_mean(data_root, tokenizer):
+    from vulnsteer.activations.passes import run_prompt
+
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    records = load_secllmholmes(data_root, ["hand-crafted"])[:2]
+    samples = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=160)
+    sset = run_samples(samples, loaded, words, keep_states=True)
+    for i, s in enumerate(sset.samples):
+        assert len(s.windows) > 1 and len(sset.states[i]) == len(s.windows)
+        passes = [run_prompt(loaded.model, loaded.parts, w.input_ids, span=w.code_span) for w in s.windows]
+        scores = [float(words.score(p.answer_logits)) for p in passes]
+        assert len(set(scores)) > 1, "windows must read differently for the pooling to be tested"
+        assert float(sset.scores[i]) == max(scores)
+        torch.testing.assert_close(sset.residuals[i], sum(p.answer_residuals for p in passes) / len(passes))
+        torch.testing.assert_close(sset.span_means[i], sum(p.span_mean for p in passes) / len(passes))
 
 
 def test_run_samples_uses_the_cache_and_matches_a_fresh_pass(data_root, tokenizer, tmp_path):
@@ -66,9 +119,9 @@ def test_step_by_step_templates_read_the_step_by_step_reasoning(data_root, token
     loaded = _loaded(tokenizer)
     for template in ("R4", "R5", "R6", "D4", "D5"):
         (s,) = build_samples([record], loaded, template, cwe_names(data_root), data_root)
-        assert step[:200] in s.prompt and plain[:200] not in s.prompt, template
+        assert step[:200] in s.windows[0].prompt and plain[:200] not in s.windows[0].prompt, template
     (s,) = build_samples([record], loaded, "S5", cwe_names(data_root), data_root)
-    assert plain[:200] in s.prompt and step[:200] not in s.prompt
+    assert plain[:200] in s.windows[0].prompt and step[:200] not in s.windows[0].prompt
 
 
 def test_skipped_samples_are_dropped_from_the_tensors(data_root, tokenizer):
@@ -82,3 +135,17 @@ def test_skipped_samples_are_dropped_from_the_tensors(data_root, tokenizer):
     assert 0 < n_live < 4 and len(sset.samples) == n_live == sset.residuals.shape[0] == sset.scores.shape[0]
     assert len(sset.skipped) == 4 - n_live and torch.isfinite(sset.scores).all()
     assert all(not s.fit.skipped for s in sset.samples)
+
+
+def test_each_window_is_its_own_cache_entry(data_root, tokenizer, tmp_path):
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    records = load_secllmholmes(data_root, ["hand-crafted"])[:2]
+    samples = build_samples(records, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=200)
+    cache = ActivationCache(tmp_path)
+    first = run_samples(samples, loaded, words, cache)
+    n_windows = sum(len(s.windows) for s in samples)
+    assert n_windows > len(samples) and len(list(tmp_path.rglob("*.safetensors"))) == n_windows
+    loaded.model.forward = None  # every window is served from the cache
+    second = run_samples(samples, loaded, words, cache)
+    assert torch.equal(first.scores, second.scores) and torch.equal(first.residuals, second.residuals)

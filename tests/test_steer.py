@@ -66,3 +66,34 @@ def test_choice_is_the_best_validation_configuration(setup):
     choice = _choose(sweep, 0, main, val, SteerConfig())
     assert (choice.layer, choice.operator, choice.alpha) == (1, Operator.ADD, -1.0)
     assert choice.val_metrics["balanced_accuracy"] == 1.0
+
+
+@pytest.mark.parametrize("scope", ["answer", "all"])
+def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, scope):
+    """The sweep's steered score of a file read in windows is the max over full steered forwards of its windows."""
+    import torch
+
+    from vulnsteer.model.tiny import tiny_tokenizer
+    from vulnsteer.steering.sweep import score_full_forwards
+
+    tok = tiny_tokenizer()
+    m = tiny_model("qwen2")
+    loaded = LoadedModel(m, tok, "tiny", "1" * 64, model_parts(m), "hf_dir", "tiny", None)  # type: ignore[arg-type]
+    words = AnswerWords(*map(tuple, answer_token_ids(tok)))
+    recs = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe in CWES]
+    main = run_samples(build_samples(recs, loaded, "S1", cwe_names(data_root), data_root, max_code_tokens=200),
+                       loaded, words, keep_states=True)
+    long = {i for i, s in enumerate(main.samples) if len(s.windows) > 1}
+    assert len(long) > len(main.samples) // 2
+    cfg = SteerConfig(layers=(1,), methods=("caa",), add_alphas=(-8.0, 8.0), amplify_alphas=(), ablate=False,
+                      k_folds=3, n_random=1, scope=scope)
+    result = run_steering(loaded.parts, main, words, cfg, model=m)
+    for row in [r for r in result.test if r.index in long][:4]:
+        windows = main.samples[row.index].windows
+        ivs = result.vectors[row.fold][row.vector_cwe].interventions()
+        per_window = [float(score_full_forwards(m, w.input_ids, ivs, words, scope)[0]) for w in windows]
+        assert len(set(per_window)) > 1
+        assert row.steered == pytest.approx(max(per_window), abs=1e-4)
+        with torch.inference_mode():
+            plain = [float(words.score(m(input_ids=w.input_ids).logits[0, -1].float())) for w in windows]
+        assert row.baseline == pytest.approx(max(plain), abs=1e-4)  # the unsteered score is pooled the same way

@@ -79,24 +79,35 @@ def _words(lm: LoadedModel) -> Any:
 def answer_score(lm: LoadedModel, record: Record, template: str = "S1") -> float:
     """log P(yes) - log P(no) at the answer position for one record under `template` (> 0 means "vulnerable").
 
-    One plain forward of the whole prompt, so a surrounding `vector.apply(lm, scope="answer")` steers
-    exactly the last prompt token."""
+    One plain forward of each rendered prompt, so a surrounding `vector.apply(lm, scope="answer")` steers
+    exactly the last prompt token. A file over the token budget is read in windows and scored by the
+    maximum over them, as `vulnsteer run` does (docs/PROMPTS.md)."""
     import torch
+
+    from vulnsteer.experiments.windows import pool_scores
 
     (sample,) = _build(lm, [record], template)
     if sample.fit.skipped:
-        raise DataError(f"{record.id} is longer than the token budget; it was skipped")
+        raise DataError(f"{record.id}: {sample.fit.note}")
+    words = _words(lm)
     with torch.inference_mode():
-        logits = lm.model(input_ids=sample.input_ids, logits_to_keep=1).logits[0, -1]
-    return float(_words(lm).score(logits.float()))
+        scores = [words.score(lm.model(input_ids=w.input_ids, logits_to_keep=1).logits[0, -1].float())
+                  for w in sample.windows]
+    return float(pool_scores(torch.stack(scores)))
 
 
 def generate_answer(lm: LoadedModel, record: Record, template: str = "S1", max_new_tokens: int = 128) -> str:
-    """The model's greedy answer to `record` under `template` (steered inside `vector.apply(lm)`)."""
+    """The model's greedy answer to `record` under `template` (steered inside `vector.apply(lm)`); a file read
+    in windows gets one answer per window, each under a header line naming its lines."""
     from vulnsteer.evaluation.generation import generate_answers
+    from vulnsteer.experiments.windows import pool_generations
 
     (sample,) = _build(lm, [record], template)
-    return generate_answers(lm.model, lm.tokenizer, [sample.prompt], max_new_tokens, 1)[0].text
+    if sample.fit.skipped:
+        raise DataError(f"{record.id}: {sample.fit.note}")
+    generations = generate_answers(lm.model, lm.tokenizer, [w.prompt for w in sample.windows], max_new_tokens, 1,
+                                   sort_by_length=False)
+    return pool_generations(generations, sample.windows).text
 
 
 def train_steering_vector(

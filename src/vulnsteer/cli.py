@@ -55,7 +55,9 @@ NewTokensOpt = Annotated[int, typer.Option(help="Tokens generated per answer.")]
 BatchOpt = Annotated[int, typer.Option(help="Prompts decoded together in generation.")]
 CodeTokensOpt = Annotated[int, typer.Option(help="Longer files follow --long-files.")]
 LongOpt = Annotated[str, typer.Option(
-    help=f"Files over --max-code-tokens: {_choices(LongFiles)} (truncate cuts around the changed lines).")]
+    help=f"Files over --max-code-tokens: {_choices(LongFiles)}. windows reads the whole file in windows of whole "
+    "lines (answer score: max over windows; residuals: mean); diff-centred keeps one window around the lines "
+    "that differ from the patched twin (knowledge of where the bug is); skip leaves the file out.")]
 BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")]
 LayersOpt = Annotated[list[str] | None, typer.Option(
     "--layers", help="Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default all).")]

@@ -66,9 +66,11 @@ class StrengthUnit(Choice):
 
 
 class LongFiles(Choice):
-    """What happens to a file longer than the token budget (data/fitting.py)."""
+    """What happens to a file longer than the token budget (data/fitting.py): read in consecutive windows and
+    pooled, cut to one window around the lines that differ from its patched twin (oracle knowledge), or skipped."""
 
-    TRUNCATE = "truncate"
+    WINDOWS = "windows"
+    DIFF_CENTRED = "diff-centred"
     SKIP = "skip"
 
 

@@ -2,7 +2,8 @@
 same prompts does no forward pass.
 
 Key: model source hash, template id, sha256 of the exact rendered prompt, and the positions stored. The
-prompt hash covers the record's code, the template text and any truncation, so stale entries cannot match.
+prompt hash covers the code as shown (each window of a long file is its own prompt, its own entry) and the
+template text, so stale entries cannot match.
 
 Durability: an entry is written to a temporary file, fsynced, renamed into place, and its folder fsynced,
 so a crash leaves either the old state or the whole entry. A power loss can still leave a file of the right

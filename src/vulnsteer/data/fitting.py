@@ -1,9 +1,14 @@
 """The long-file policy: fit a code sample into a token budget by keeping whole lines, or skip it.
 
-"truncate" keeps one window of whole lines around the focus lines (the lines a patch changes) and marks
-each cut with a comment saying how many lines were omitted; with no focus lines it keeps the head.
-"skip" refuses the sample. Either way the `FitResult` says what happened, and the caller records it
-per sample: nothing is dropped or shortened silently.
+"windows" (the default) cuts the whole file into consecutive windows of whole lines, each within the
+budget, neighbours sharing `WINDOW_OVERLAP` lines; the model reads every window and the caller pools the
+readings (experiments/windows.py). It needs nothing but the file.
+"diff-centred" keeps one window of whole lines around the focus lines (the lines a patch changes, so it
+needs the file's patched twin: knowledge of where the bug is that no user scanning unknown code has);
+with no focus lines it keeps the head.
+"skip" refuses the sample.
+Each window marks every cut with a comment saying how many lines were omitted. The `FitResult` says what
+happened, and the caller records it per sample: nothing is dropped or shortened silently.
 """
 
 from __future__ import annotations
@@ -14,22 +19,36 @@ from typing import Any, Literal, Sequence
 
 from vulnsteer.errors import VulnsteerError
 
-Policy = Literal["truncate", "skip"]
-POLICIES: tuple[str, ...] = ("truncate", "skip")
+Policy = Literal["windows", "diff-centred", "skip"]
+POLICIES: tuple[str, ...] = ("windows", "diff-centred", "skip")
+# Consecutive windows share this many lines, so a statement that uses what the line before a boundary set
+# up is seen next to it in at least one window.
+WINDOW_OVERLAP = 3
+
+
+@dataclass(frozen=True)
+class CodeWindow:
+    """One stretch of whole lines of a file as the prompt shows it. Lines are 1-based and inclusive."""
+
+    code: str  # the kept lines, each cut end replaced by an omission comment
+    line_range: tuple[int, int]
+    n_tokens: int  # tokens of `code`, omission comments included
 
 
 @dataclass(frozen=True)
 class FitResult:
-    """What `fit_code` kept. Line numbers are 1-based and inclusive, in the original file."""
+    """What `fit_code` made of a file: the windows the model reads (one for a file that fits; none if skipped)."""
 
-    code: str  # the code to put in the prompt; "" when skipped
-    truncated: bool
-    skipped: bool
+    policy: str
+    windows: tuple[CodeWindow, ...]
     original_tokens: int
-    kept_tokens: int  # tokens of `code`, omission comments included
-    kept_line_range: tuple[int, int] | None  # None when skipped
-    focus_kept: bool = True  # every focus line lies inside kept_line_range
+    truncated: bool = False  # diff-centred: lines were cut that no window shows
+    focus_kept: bool = True  # diff-centred: every focus line lies inside the kept window
     note: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return not self.windows
 
 
 def count_tokens(text: str, tokenizer: Any) -> int:
@@ -80,7 +99,9 @@ def fit_code(
     focus_lines: Sequence[int] = (),
     language: str = "c",
 ) -> FitResult:
-    """Fit `code` into `max_code_tokens` tokens under `policy` (see the module docstring)."""
+    """Fit `code` into `max_code_tokens` tokens under `policy` (see the module docstring).
+
+    `focus_lines` (1-based) are read by "diff-centred" only."""
     if policy not in POLICIES:
         raise VulnsteerError(f"unknown long-file policy {policy!r}; choose one of: {', '.join(POLICIES)}")
     if max_code_tokens < 1:
@@ -91,51 +112,92 @@ def fit_code(
         raise VulnsteerError(f"focus lines {bad} are outside the code's {len(lines)} lines")
     original = count_tokens(code, tokenizer)
     if original <= max_code_tokens:
-        return FitResult(code, False, False, original, original, (1, max(len(lines), 1)))
-
-    def refuse(note: str) -> FitResult:
-        return FitResult("", False, True, original, 0, None, focus_kept=not focus_lines, note=note)
-
+        return FitResult(policy, (CodeWindow(code, (1, max(len(lines), 1)), original),), original)
     over = f"{original} tokens > budget {max_code_tokens}"
     if policy == "skip":
-        return refuse(f"skipped: {over}")
-
-    focus = sorted({f - 1 for f in focus_lines})
+        return FitResult(policy, (), original, focus_kept=not focus_lines, note=f"skipped: {over}")
     counts = [len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"]]
     marker = count_tokens(omission_marker(len(lines), language) + "\n", tokenizer)
-    n = len(lines)
+    fit = _Fitter(lines, counts, marker, max_code_tokens, language, tokenizer)
+    if policy == "windows":
+        windows = fit.windows()
+        if windows is None:
+            return FitResult(policy, (), original, note=f"skipped: {over} and a single line does not fit a window")
+        return FitResult(policy, windows, original,
+                         note=f"windows: {over}; {len(windows)} windows of whole lines, {WINDOW_OVERLAP} lines shared")
+    return fit.diff_centred(policy, original, over, sorted({f - 1 for f in focus_lines}))
 
-    def estimate(lo: int, hi: int, body: int) -> int:
-        return body + marker * ((lo > 0) + (hi < n))
 
-    seed = (focus[0], focus[-1] + 1) if focus else (0, 1)
-    if focus and estimate(*seed, sum(counts[seed[0]:seed[1]])) > max_code_tokens:
-        seed = (focus[0], focus[0] + 1)  # the focus span alone is too long: centre on its first line
-    lo, hi = seed
-    body = sum(counts[lo:hi])
-    while True:
-        up = (lo - 1, hi, body + counts[lo - 1]) if focus and lo > 0 else None  # no focus: keep the head
-        down = (lo, hi + 1, body + counts[hi]) if hi < n else None
-        # Grow the side with fewer kept lines first so the window stays centred on the focus.
-        order = (up, down) if seed[0] - lo <= hi - seed[1] else (down, up)
-        grown = next((w for w in order if w is not None and estimate(*w) <= max_code_tokens), None)
-        if grown is None:
-            break
-        lo, hi, body = grown
-    text = _assemble(lines, lo, hi, language)
-    kept = count_tokens(text, tokenizer)
-    while kept > max_code_tokens and (lo, hi) != seed:
-        # Per-line counts can underestimate the joined text; shrink from the longer side.
-        if lo < seed[0] and (seed[0] - lo >= hi - seed[1] or hi == seed[1]):
-            lo += 1
-        else:
-            hi -= 1
-        text = _assemble(lines, lo, hi, language)
-        kept = count_tokens(text, tokenizer)
-    if kept > max_code_tokens:
-        return refuse(f"skipped: {over} and the focus line alone does not fit")
-    focus_kept = all(lo <= f < hi for f in focus)
-    note = f"truncated: {over}; kept lines {lo + 1}-{hi}"
-    if not focus_kept:
-        note += "; not every focus line fits"
-    return FitResult(text, True, False, original, kept, (lo + 1, hi), focus_kept=focus_kept, note=note)
+@dataclass
+class _Fitter:
+    """Windows of whole lines within the budget, built from per-line token counts and checked exactly."""
+
+    lines: list[str]
+    counts: list[int]
+    marker: int  # tokens of one omission comment (at most)
+    budget: int
+    language: str
+    tokenizer: Any
+
+    def estimate(self, lo: int, hi: int, body: int) -> int:
+        return body + self.marker * ((lo > 0) + (hi < len(self.lines)))
+
+    def exact(self, lo: int, hi: int) -> tuple[str, int]:
+        text = _assemble(self.lines, lo, hi, self.language)
+        return text, count_tokens(text, self.tokenizer)
+
+    def windows(self) -> tuple[CodeWindow, ...] | None:
+        """Consecutive windows covering every line; None if some line alone (with its comments) is over."""
+        n, lo, out = len(self.lines), 0, []
+        while True:
+            hi, body = lo, 0
+            while hi < n and self.estimate(lo, hi + 1, body + self.counts[hi]) <= self.budget:
+                body += self.counts[hi]
+                hi += 1
+            hi = max(hi, lo + 1)  # the estimate can be pessimistic for one line: let the exact count decide
+            text, kept = self.exact(lo, hi)
+            while kept > self.budget and hi > lo + 1:
+                # Per-line counts can underestimate the joined text; shrink from the end.
+                hi -= 1
+                text, kept = self.exact(lo, hi)
+            if kept > self.budget:
+                return None
+            out.append(CodeWindow(text, (lo + 1, hi), kept))
+            if hi == n:
+                return tuple(out)
+            lo = max(hi - WINDOW_OVERLAP, lo + 1)
+
+    def diff_centred(self, policy: str, original: int, over: str, focus: list[int]) -> FitResult:
+        """One window grown around the focus lines (0-based), the head of the file without them."""
+        n, counts = len(self.lines), self.counts
+        seed = (focus[0], focus[-1] + 1) if focus else (0, 1)
+        if focus and self.estimate(*seed, sum(counts[seed[0]:seed[1]])) > self.budget:
+            seed = (focus[0], focus[0] + 1)  # the focus span alone is too long: centre on its first line
+        lo, hi = seed
+        body = sum(counts[lo:hi])
+        while True:
+            up = (lo - 1, hi, body + counts[lo - 1]) if focus and lo > 0 else None  # no focus: keep the head
+            down = (lo, hi + 1, body + counts[hi]) if hi < n else None
+            # Grow the side with fewer kept lines first so the window stays centred on the focus.
+            order = (up, down) if seed[0] - lo <= hi - seed[1] else (down, up)
+            grown = next((w for w in order if w is not None and self.estimate(*w) <= self.budget), None)
+            if grown is None:
+                break
+            lo, hi, body = grown
+        text, kept = self.exact(lo, hi)
+        while kept > self.budget and (lo, hi) != seed:
+            # Per-line counts can underestimate the joined text; shrink from the longer side.
+            if lo < seed[0] and (seed[0] - lo >= hi - seed[1] or hi == seed[1]):
+                lo += 1
+            else:
+                hi -= 1
+            text, kept = self.exact(lo, hi)
+        if kept > self.budget:
+            return FitResult(policy, (), original, focus_kept=not focus,
+                             note=f"skipped: {over} and the focus line alone does not fit")
+        focus_kept = all(lo <= f < hi for f in focus)
+        note = f"diff-centred: {over}; kept lines {lo + 1}-{hi}"
+        if not focus_kept:
+            note += "; not every focus line fits"
+        return FitResult(policy, (CodeWindow(text, (lo + 1, hi), kept),), original, truncated=True,
+                         focus_kept=focus_kept, note=note)

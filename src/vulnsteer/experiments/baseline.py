@@ -10,14 +10,15 @@ from pathlib import Path
 
 from vulnsteer.experiments import schema
 from vulnsteer.data.published import load_published, published_missing, published_table
-from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
+from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
-from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.experiments.windows import FileAnswer, flatten, pool_generations, regroup
+from vulnsteer.options import LongFiles
 from vulnsteer.progress import log
 
 
@@ -57,27 +58,70 @@ def published_summary(root: Path, template: str, subsets: Sequence[str], cwes: S
     return None
 
 
-def _row(s: Sample, score: float | None, g: Generation | None) -> dict:
+def _row(s: Sample, score: float | None, answer: FileAnswer | None) -> dict:
     r = s.record
     skipped = score is None
     return dict(
         id=r.id, subset=r.subset, cwe=r.cwe, language=r.language, label=r.label, group=r.group,
-        pair_id=r.pair_id, flags=list(r.flags), template=s.template_id, n_tokens=int(s.input_ids.shape[1]),
+        pair_id=r.pair_id, flags=list(r.flags), template=s.template_id,
+        n_tokens=sum(int(w.input_ids.shape[1]) for w in s.windows), n_windows=len(s.windows),
         truncated=s.fit.truncated, skipped=skipped, score=float("nan") if score is None else score,
         score_verdict=None if score is None else verdict(score),
-        generation=None if g is None else g.text,
-        generation_verdict=None if g is None else parse_answer(g.text),
-        generation_tokens=None if g is None else g.n_new_tokens,
-        hit_limit=None if g is None else g.hit_limit,
+        generation=None if answer is None else answer.text,
+        generation_verdict=None if answer is None else answer.verdict,
+        generation_tokens=None if answer is None else answer.n_new_tokens,
+        hit_limit=None if answer is None else answer.hit_limit,
     )
 
 
-def sample_rows(sset: SampleSet, generations: Sequence[Generation] | None, order: Sequence[str]) -> list[dict]:
+def sample_rows(sset: SampleSet, answers: Sequence[FileAnswer] | None, order: Sequence[str]) -> list[dict]:
     """One row per record in `order` (record ids): evaluated samples with their readings, skipped ones marked."""
-    rows = {s.record.id: _row(s, float(sset.scores[i]), None if generations is None else generations[i])
+    rows = {s.record.id: _row(s, float(sset.scores[i]), None if answers is None else answers[i])
             for i, s in enumerate(sset.samples)}
     rows.update({s.record.id: _row(s, None, None) for s in sset.skipped})
     return [rows[rid] for rid in order if rid in rows]
+
+
+def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer]:
+    """Each sample's generated answer: every window generated, pooled per file (experiments/windows.py)."""
+    windows, sizes = flatten([s.windows for s in sset.samples])
+    states, _ = flatten(sset.states or [])
+    ids = [w.input_ids for w in windows]
+    if len(states) == len(ids) and can_decode_from_passes(states):
+        generations = generate_from_passes(
+            ctx.loaded.model, ctx.loaded.tokenizer, states, ids,
+            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
+        )
+    else:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
+        generations = generate_answers(
+            ctx.loaded.model, ctx.loaded.tokenizer, [w.prompt for w in windows],
+            max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
+        )
+    return [pool_generations(g, s.windows) for g, s in zip(regroup(generations, sizes), sset.samples)]
+
+
+def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
+    """What the long-file policy did, each note naming it, for config.json's notes (the report shows them)."""
+    budget, n, policy = cfg.max_code_tokens, len(rows), f"--long-files {cfg.long_files.value}"
+    windowed = [r["n_windows"] for r in rows if r["n_windows"] > 1]
+    cut = sum(bool(r["truncated"]) for r in rows)
+    skipped = [r["id"] for r in rows if r["skipped"]]
+    notes = []
+    if windowed:
+        notes.append(f"{policy}: {len(windowed)} of {n} files were longer than {budget} code tokens and were read "
+                     f"in windows of whole lines ({sum(windowed)} windows, at most {max(windowed)} per file); a "
+                     "file's answer score is the maximum over its windows, its residuals the mean, its generated "
+                     "verdict 'yes' if any window says yes")
+    if cut:
+        notes.append(f"{policy}: {cut} of {n} files were longer than {budget} code tokens and were cut to one "
+                     "window of whole lines around the lines that differ from their vulnerable/patched twin: that "
+                     "window uses knowledge of where the change is, which a user scanning unknown code does not have")
+    if skipped:
+        why = ("were longer than" if cfg.long_files is LongFiles.SKIP
+               else "have a line that, with the omission comments, alone exceeds")
+        notes.append(f"{policy}: {len(skipped)} of {n} files {why} {budget} code tokens and were skipped: "
+                     f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    return notes
 
 
 def run_baseline(
@@ -104,26 +148,15 @@ def run_baseline(
     keep = keep_states or cfg.generate
     sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep, description="baseline passes")
     run.stage("baseline_forward", time.time() - t0)
-    generations = None
+    answers = None
     if cfg.generate and sset.samples:
         t0 = time.time()
-        states = [st for st in sset.states or [] if st is not None]
-        ids = [s.input_ids for s in sset.samples]
-        if len(states) == len(ids) and can_decode_from_passes(states):
-            generations = generate_from_passes(
-                ctx.loaded.model, ctx.loaded.tokenizer, states, ids,
-                max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-            )
-        else:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
-            generations = generate_answers(
-                ctx.loaded.model, ctx.loaded.tokenizer, [s.prompt for s in sset.samples],
-                max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
-            )
+        answers = generate_files(ctx, cfg, sset)
         run.stage("baseline_generation", time.time() - t0)
-    rows = sample_rows(sset, generations, [r.id for r in ctx.records])
+    rows = sample_rows(sset, answers, [r.id for r in ctx.records])
     run.write_jsonl(schema.BASELINE_SAMPLES, rows)
     summary = {"score": summarise(rows, "score", "score_verdict", cfg.n_boot, cfg.seed)}
-    if generations is not None:
+    if answers is not None:
         summary["generation"] = summarise(rows, None, "generation_verdict", cfg.n_boot, cfg.seed)
     run.write_json(schema.BASELINE_SUMMARY, summary)
     run.write_csv(schema.BASELINE_SUMMARY_CSV, [
@@ -135,15 +168,7 @@ def run_baseline(
         run.write_json(schema.PUBLISHED, published)
     elif (why := published_missing(ctx.data_root)) is not None:
         run.note(why)
-    cut = [r["id"] for r in rows if r["truncated"]]
-    if cut:
-        run.note(f"{len(cut)} of {len(rows)} files were longer than {cfg.max_code_tokens} code tokens and were cut "
-                 "to a window of whole lines around the lines that differ from their vulnerable/patched twin "
-                 "(--long-files truncate): that window uses knowledge of where the change is, which a user "
-                 "scanning unknown code does not have")
-    skipped = [r["id"] for r in rows if r["skipped"]]
-    if skipped:
-        run.note(f"{len(skipped)} file(s) longer than {cfg.max_code_tokens} code tokens were skipped "
-                 f"(--long-files skip): {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    for note in long_file_notes(rows, cfg):
+        run.note(note)
     run.done("baseline")
     return sset, rows

@@ -30,7 +30,7 @@ class BaselineConfig:
     max_new_tokens: int = 256
     batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
     max_code_tokens: int = 1536
-    long_files: LongFiles = LongFiles.TRUNCATE
+    long_files: LongFiles = LongFiles.WINDOWS
     n_boot: int = 1000
     seed: int = 0
 

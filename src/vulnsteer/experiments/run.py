@@ -13,7 +13,6 @@ from vulnsteer.experiments import schema
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.activations.scoring import verdict
-from vulnsteer.evaluation.parser import parse_answer
 from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
@@ -21,6 +20,7 @@ from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
+from vulnsteer.experiments.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
@@ -65,29 +65,30 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
     rows = []
     for vector_cwe in sorted({r.vector_cwe for r in picks}):
         idx = [r.index for r in picks if r.vector_cwe == vector_cwe]
-        states = [st for i in idx if (st := (main.states or [])[i]) is not None]
-        ids = [main.samples[i].input_ids for i in idx]
-        prompts = [main.samples[i].prompt for i in idx]
-        n = cfg.side_by_side_tokens
-        cached = len(states) == len(idx) and can_decode_from_passes(states)  # no prefix caches where re-entry is inexact
+        # Every window of a file is generated, as in the baseline; the rows are windows, pooled per file below.
+        windows, sizes = flatten([main.samples[i].windows for i in idx])
+        states, _ = flatten([main.states[i] for i in idx] if main.states is not None else [])
+        ids, prompts = [w.input_ids for w in windows], [w.prompt for w in windows]
+        n, rows_n = cfg.side_by_side_tokens, len(windows)
+        cached = len(states) == rows_n and can_decode_from_passes(states)  # no prefix caches where re-entry is inexact
         if cached:
-            plain = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: unsteered")
+            plain = generate_from_passes(model, tok, states, ids, n, rows_n, "side by side: unsteered")
         else:
-            plain = generate_answers(model, tok, prompts, n, len(idx), "side by side: unsteered", sort_by_length=False)
+            plain = generate_answers(model, tok, prompts, n, rows_n, "side by side: unsteered", sort_by_length=False)
         ivs = _chosen(result, 0, vector_cwe).interventions()
         if cfg.steer.scope is SweepScope.ANSWER and cached:
-            steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", ivs)
+            steered = generate_from_passes(model, tok, states, ids, n, rows_n, "side by side: steered", ivs)
         else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
             lengths = torch.tensor([int(x.shape[1]) for x in ids])
             with steer(model, ivs, scope=cfg.steer.scope.value, prompt_len=lengths):
-                steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
-        rows += [
-            dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
-                 config=result.choices[0].label(), vector_cwe=vector_cwe, unsteered=a.text, steered=b.text,
-                 unsteered_verdict=parse_answer(a.text), steered_verdict=parse_answer(b.text),
-                 identical=a.text == b.text, score_verdict_flipped=i in flipped)
-            for i, a, b in zip(idx, plain, steered)
-        ]
+                steered = generate_answers(model, tok, prompts, n, rows_n, "side by side: steered", sort_by_length=False)
+        for i, a, b in zip(idx, regroup(plain, sizes), regroup(steered, sizes)):
+            rec, own = main.samples[i].record, main.samples[i].windows
+            before, after = pool_generations(a, own), pool_generations(b, own)
+            rows.append(dict(id=rec.id, cwe=rec.cwe, label=rec.label, config=result.choices[0].label(),
+                             vector_cwe=vector_cwe, unsteered=before.text, steered=after.text,
+                             unsteered_verdict=before.verdict, steered_verdict=after.verdict,
+                             identical=before.text == after.text, score_verdict_flipped=i in flipped))
     return rows
 
 

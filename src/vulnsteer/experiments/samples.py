@@ -1,4 +1,5 @@
-"""Records -> rendered prompts -> one pass each: the shared front half of every experiment."""
+"""Records -> rendered prompts (one per window of the code) -> one pass each, pooled per record: the shared
+front half of every experiment."""
 
 from __future__ import annotations
 
@@ -10,37 +11,37 @@ import torch
 
 from vulnsteer.activations.cache import ActivationCache, CachedActivations, prompt_key
 from vulnsteer.activations.passes import PromptPass, run_prompt
-from vulnsteer.data.fitting import FitResult, changed_lines, fit_code
+from vulnsteer.data.fitting import CodeWindow, FitResult, changed_lines, fit_code
 from vulnsteer.data.prompts import TEMPLATES, build_messages, few_shot_examples, render_prompt
 from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import LongFiles
+from vulnsteer.experiments.windows import PromptWindow, pool_readouts, pool_scores
 from vulnsteer.progress import progress_bar
 
 
 @dataclass
 class Sample:
-    """One record rendered for one template: the exact text and tokens the model sees."""
+    """One record rendered for one template: the windows of its code the model reads (data/fitting.py)."""
 
     record: Record
     template_id: str
-    prompt: str
-    input_ids: torch.Tensor  # [1, T]
-    code_span: tuple[int, int] | None  # token range of the code inside the prompt
+    windows: tuple[PromptWindow, ...]  # one for a file that fits; none when the long-file policy skipped it
     fit: FitResult
 
 
 @dataclass
 class SampleSet:
-    """Samples with the results of their unsteered pass (stacked in sample order)."""
+    """Samples with the results of their unsteered passes (stacked in sample order), pooled over each sample's
+    windows (experiments/windows.py): the score by the maximum, the readouts by the mean."""
 
     samples: list[Sample]
     scores: torch.Tensor  # [n] log P(yes) - log P(no)
     residuals: torch.Tensor  # [n, n_layers + 1, d] at the answer position
     span_means: torch.Tensor | None  # [n, n_layers + 1, d] mean over code tokens
-    states: list[PromptPass | None] | None  # resumable passes, when kept for a steering sweep
+    states: list[tuple[PromptPass, ...]] | None  # per sample, one resumable pass per window, for a steering sweep
     # Samples the long-file policy skipped: never run, kept out of every tensor above (so nothing averages
     # in a placeholder), listed so reports can count them.
     skipped: list[Sample] = field(default_factory=list)
@@ -91,32 +92,38 @@ def build_samples(
     cwe_names: dict[str, str],
     data_root: Path | None,
     max_code_tokens: int = 1536,
-    policy: LongFiles | str = LongFiles.TRUNCATE,
+    policy: LongFiles | str = LongFiles.WINDOWS,
 ) -> list[Sample]:
-    """Render every record; long files are truncated around the changed lines or skipped, as recorded."""
+    """Render every record; a long file is read in windows, cut around the lines that differ from its twin,
+    or skipped (`policy`), as each sample's FitResult records."""
     tok = loaded.tokenizer
-    twins = _twins(records)
-    template = TEMPLATES[template_id]
+    policy = LongFiles(policy)
+    # Only diff-centred looks at the twin: the other policies use nothing a user scanning one file lacks.
+    twins = _twins(records) if policy is LongFiles.DIFF_CENTRED else {}
     add_special = not bool(getattr(tok, "chat_template", None))
     samples: list[Sample] = []
     for record in records:
         twin = twins.get(record.id)
         focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
-        fit = fit_code(record.code, tok, max_code_tokens, LongFiles(policy).value, focus, language=record.language)
-        if fit.skipped:
-            samples.append(Sample(record, template_id, "", torch.empty(1, 0, dtype=torch.long), None, fit))
-            continue
-        shown = replace(record, code=fit.code)
-        examples = (
-            few_shot_examples(data_root, record.cwe, record.language, template.reasoning_dir)
-            if template.few_shot and data_root else ()
-        )
-        definition = cwe_definition(data_root, record.cwe) if template.needs_definition and data_root else ""
-        messages = build_messages(shown, template_id, cwe_names.get(record.cwe, record.cwe), examples, definition)
-        prompt = render_prompt(messages, tok)
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=add_special)["input_ids"]
-        samples.append(Sample(record, template_id, prompt, ids, _code_span(tok, prompt, fit.code, add_special), fit))
+        fit = fit_code(record.code, tok, max_code_tokens, policy.value, focus, language=record.language)
+        samples.append(Sample(record, template_id, tuple(
+            _render(record, w, template_id, cwe_names, data_root, tok, add_special) for w in fit.windows), fit))
     return samples
+
+
+def _render(record: Record, window: CodeWindow, template_id: str, cwe_names: dict[str, str],
+            data_root: Path | None, tok, add_special: bool) -> PromptWindow:
+    template = TEMPLATES[template_id]
+    examples = (
+        few_shot_examples(data_root, record.cwe, record.language, template.reasoning_dir)
+        if template.few_shot and data_root else ()
+    )
+    definition = cwe_definition(data_root, record.cwe) if template.needs_definition and data_root else ""
+    shown = replace(record, code=window.code)
+    messages = build_messages(shown, template_id, cwe_names.get(record.cwe, record.cwe), examples, definition)
+    prompt = render_prompt(messages, tok)
+    ids = tok(prompt, return_tensors="pt", add_special_tokens=add_special)["input_ids"]
+    return PromptWindow(prompt, ids, _code_span(tok, prompt, window.code, add_special), window)
 
 
 def run_samples(
@@ -127,7 +134,8 @@ def run_samples(
     keep_states: bool = False,
     description: str = "forward passes",
 ) -> SampleSet:
-    """One unsteered pass per sample (served from the activation cache when possible).
+    """One unsteered pass per window of each sample (served from the activation cache when possible), pooled
+    per sample (experiments/windows.py).
 
     Samples the long-file policy skipped are not run: they go to `SampleSet.skipped`, out of the tensors.
     """
@@ -136,27 +144,31 @@ def run_samples(
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
     scores, residuals, spans, states = [], [], [], []
-    with progress_bar(description, total=len(live)) as advance:
+    with progress_bar(description, total=sum(len(s.windows) for s in live)) as advance:
         for s in live:
-            key = prompt_key(loaded.source_hash, s.template_id, s.prompt, rows.tolist())
-            hit = None if (cache is None or keep_states) else cache.get(key)
-            if hit is None:
-                state = run_prompt(loaded.model, parts, s.input_ids, span=s.code_span, keep_resume=keep_states)
-                hit = CachedActivations(
-                    answer_residuals=state.answer_residuals,
-                    span_mean=state.span_mean,
-                    answer_row_logits=state.answer_logits[rows],
-                    n_tokens=state.n_tokens,
-                )
-                if cache is not None:
-                    cache.put(key, hit)
-                states.append(state if keep_states else None)
-            else:
-                states.append(None)
-            scores.append(words.score_rows(hit.answer_row_logits))
-            residuals.append(hit.answer_residuals)
-            spans.append(hit.span_mean if hit.span_mean is not None else torch.full((n_res, parts.d_model), float("nan")))
-            advance(1)
+            hits, passes = [], []
+            for w in s.windows:
+                key = prompt_key(loaded.source_hash, s.template_id, w.prompt, rows.tolist())
+                hit = None if (cache is None or keep_states) else cache.get(key)
+                if hit is None:
+                    state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                    hit = CachedActivations(
+                        answer_residuals=state.answer_residuals,
+                        span_mean=state.span_mean,
+                        answer_row_logits=state.answer_logits[rows],
+                        n_tokens=state.n_tokens,
+                    )
+                    if cache is not None:
+                        cache.put(key, hit)
+                    passes.append(state)
+                hits.append(hit)
+                advance(1)
+            scores.append(pool_scores(torch.stack([words.score_rows(h.answer_row_logits) for h in hits])))
+            residuals.append(pool_readouts(torch.stack([h.answer_residuals for h in hits])))
+            with_span = [h.span_mean for h in hits if h.span_mean is not None]
+            spans.append(pool_readouts(torch.stack(with_span)) if with_span
+                         else torch.full((n_res, parts.d_model), float("nan")))
+            states.append(tuple(passes))
     empty = torch.empty(0, n_res, parts.d_model)
     return SampleSet(
         samples=live,

@@ -15,18 +15,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords, verdict
 from vulnsteer.data.records import Record
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.experiments.scorer import SampleScorer
+from vulnsteer.experiments.windows import pool_readouts
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.options import Method, Operator, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
-from vulnsteer.steering.resume import record_full
-from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
 from vulnsteer.vectors.training import POOLED, fit_per_cwe, fit_vectors, random_like
@@ -143,33 +142,6 @@ def _identity(layer: int, d_model: int) -> Intervention:
     return Intervention(layer, "add", torch.zeros(d_model), 0.0)
 
 
-@dataclass
-class _Scorer:
-    """Scores interventions on sample i in the configured scope; an "all" scope recording is kept for the
-    sample last asked about (the test rows ask twice per sample). Full forwards where re-entry is not exact."""
-
-    parts: ModelParts
-    main: SampleSet
-    words: AnswerWords
-    scope: SweepScope
-    model: nn.Module | None
-    _last: tuple[int, Recording] | None = None
-
-    def __call__(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> torch.Tensor:
-        if not self.parts.reentry_exact:
-            assert self.model is not None, "full-forward scoring needs the model"
-            ids = self.main.samples[i].input_ids
-            return score_full_forwards(self.model, ids, ivs, self.words, self.scope.value, full_vocab)
-        if self.scope is SweepScope.ANSWER:
-            state = self.main.states[i]  # type: ignore[index]
-            assert state is not None
-            return score_interventions(self.parts, state, ivs, self.words, full_vocab)
-        if self._last is None or self._last[0] != i:
-            assert self.model is not None, "the all-positions scope needs the model"
-            self._last = (i, record_full(self.model, self.parts, self.main.samples[i].input_ids))
-        return score_interventions_all_positions(self.parts, self._last[1], ivs, self.words, full_vocab)
-
-
 def _one(vector: SteeringVector, layer: int, op: Operator, alpha: float, unit: StrengthUnit) -> Intervention:
     return vector.at_layer(layer).interventions(alpha, op, unit)[0]
 
@@ -193,7 +165,7 @@ def run_steering(
     layers = cfg.check_layers(parts.n_layers)
     if (cfg.scope is SweepScope.ALL or not parts.reentry_exact) and model is None:
         raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
-    score = _Scorer(parts, main, words, cfg.scope, model)
+    score = SampleScorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
     result = SteerResult(folds=folds)
@@ -253,7 +225,7 @@ def _skip_draws(gen: torch.Generator, n: int, d_model: int) -> None:
 
 
 def _test_rows(
-    score: _Scorer, main: SampleSet, chosen: dict[str, SteeringVector], choice: Choice,
+    score: SampleScorer, main: SampleSet, chosen: dict[str, SteeringVector], choice: Choice,
     test: np.ndarray, cfg: SteerConfig, gen: torch.Generator,
 ) -> list[TestRow]:
     rows = []
@@ -266,9 +238,11 @@ def _test_rows(
         scores = score(int(i), ivs).tolist()
         # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
         # The unsteered row goes through the same re-entry, so both sides of the KL share one code path.
-        full = score(int(i), [_identity(choice.layer, vector.d_model), ivs[0], *ivs[2:3]], full_vocab=True).log_softmax(-1)
-        base_logp, steered_logp = full[0], full[1:]
-        kls = (base_logp.exp() * (base_logp - steered_logp)).sum(-1).tolist()
+        # A file read in several windows gets the mean of its windows' KLs: a cost, like the readouts, not a flag.
+        kls = pool_readouts(torch.stack([
+            _kl(full.log_softmax(-1))
+            for full in score.per_window(int(i), [_identity(choice.layer, vector.d_model), ivs[0], *ivs[2:3]], True)
+        ])).tolist()
         rows.append(TestRow(
             index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
             pair_id=rec.pair_id, config=choice.label(), vector_cwe=vector.cwe, baseline=float(main.scores[i]),
@@ -276,6 +250,11 @@ def _test_rows(
             kl_answer_random=kls[1] if randoms else float("nan"),
         ))
     return rows
+
+
+def _kl(logp: torch.Tensor) -> torch.Tensor:
+    """KL(row 0 || row k) for each later row k of next-token log-probabilities [rows, vocab]."""
+    return (logp[0].exp() * (logp[0] - logp[1:])).sum(-1)
 
 
 def with_controls(rows: list[TestRow], probe: dict[int, tuple[float, int]], calibrated: dict[int, float]) -> list[TestRow]:

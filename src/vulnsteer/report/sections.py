@@ -16,6 +16,7 @@ from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
+from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.tables import (
     CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data,
 )
@@ -224,7 +225,8 @@ def _baseline(run: Run) -> list[Block]:
     if summary is None:
         return _not_run(schema.BASELINE_SUMMARY)
     published = run.json(schema.PUBLISHED)
-    blocks: list[Block] = []
+    line = long_file_line(run.json(schema.CONFIG), run.jsonl(schema.BASELINE_SAMPLES), always=True)
+    blocks: list[Block] = [] if line is None else [Text(line)]
     for reading, what in (("score", "log P(yes) - log P(no) at the answer position"),
                           ("generation", "the verdict parsed from free generation")):
         if reading in summary and summary[reading]:
@@ -343,7 +345,19 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
         ("What was run", lambda: _config(run)),
     ]
-    return [Section(title, _guarded(run, title, build)) for title, build in builders]
+    return [Section(title, _labelled(run, title, _guarded(run, title, build))) for title, build in builders]
+
+
+# Sections whose numbers come from the files as the long-file policy showed them (the baseline says it always).
+_POLICY_SHAPED = ("Headline: held-out results", "Verdict", "Per CWE, beside published LLMs", "Probe curve",
+                  "Strength and layer curves (validation)", "Fluency cost", "Flip rates", "Generations side by side")
+
+
+def _labelled(run: Run, title: str, blocks: list[Block]) -> list[Block]:
+    """`blocks` led by the long-file line where the policy shaped this section's numbers and touched a file."""
+    ran = not (len(blocks) == 1 and isinstance(blocks[0], Text) and blocks[0].text.startswith("Not run"))
+    line = long_file_line(run.json(schema.CONFIG), run.jsonl(schema.BASELINE_SAMPLES)) if title in _POLICY_SHAPED else None
+    return [Text(line), *blocks] if line is not None and ran else blocks
 
 
 def _guarded(run: Run, title: str, build: Callable[[], list[Block]]) -> list[Block]:

@@ -1,0 +1,52 @@
+"""Steered answer scores of one sample in the steering experiment: every window of the sample steered alike,
+then pooled as its unsteered score is (experiments/windows.py), so steered and unsteered stay comparable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from vulnsteer.activations.recorder import Recording
+from vulnsteer.activations.scoring import AnswerWords
+from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.experiments.windows import pool_scores
+from vulnsteer.model.architecture import ModelParts
+from vulnsteer.options import SweepScope
+from vulnsteer.steering.resume import record_full
+from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
+from vulnsteer.vectors.operators import Intervention
+
+
+@dataclass
+class SampleScorer:
+    """Scores interventions on sample i in the configured scope; an "all" scope recording of each window is
+    kept for the sample last asked about (the test rows ask twice per sample). Full forwards where re-entry
+    is not exact."""
+
+    parts: ModelParts
+    main: SampleSet
+    words: AnswerWords
+    scope: SweepScope
+    model: nn.Module | None
+    _last: tuple[int, list[Recording]] | None = None
+
+    def __call__(self, i: int, ivs: list[Intervention]) -> torch.Tensor:
+        """[len(ivs)] steered answer scores of sample i, the maximum over its windows."""
+        return pool_scores(torch.stack(self.per_window(i, ivs)))
+
+    def per_window(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> list[torch.Tensor]:
+        """One [len(ivs)] (or [len(ivs), vocab] with full_vocab) tensor per window of sample i."""
+        windows = self.main.samples[i].windows
+        if not self.parts.reentry_exact:
+            assert self.model is not None, "full-forward scoring needs the model"
+            return [score_full_forwards(self.model, w.input_ids, ivs, self.words, self.scope.value, full_vocab)
+                    for w in windows]
+        if self.scope is SweepScope.ANSWER:
+            assert self.main.states is not None
+            return [score_interventions(self.parts, st, ivs, self.words, full_vocab) for st in self.main.states[i]]
+        if self._last is None or self._last[0] != i:
+            assert self.model is not None, "the all-positions scope needs the model"
+            self._last = (i, [record_full(self.model, self.parts, w.input_ids) for w in windows])
+        return [score_interventions_all_positions(self.parts, rec, ivs, self.words, full_vocab) for rec in self._last[1]]
