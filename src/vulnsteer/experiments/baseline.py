@@ -18,6 +18,7 @@ from vulnsteer.experiments.config import BaselineConfig
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.experiments.templates import write_template_table
 from vulnsteer.progress import log
 
 
@@ -145,5 +146,7 @@ def run_baseline(
     if skipped:
         run.note(f"{len(skipped)} file(s) longer than {cfg.max_code_tokens} code tokens were skipped "
                  f"(--long-files skip): {', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+    if cfg.all_templates:
+        write_template_table(ctx, cfg, run)
     run.done("baseline")
     return sset, rows
