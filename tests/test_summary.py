@@ -60,6 +60,9 @@ def test_verdict_text_says_no_when_steering_does_not_beat_the_control():
     vs = steered_minus_random(rows, n_boot=200, seed=0)
     text = verdict_text(conds, d, bias_only(d), vs)
     assert "did NOT" in text and "steered minus random" in text
+    mde = vs["balanced_accuracy"][3]
+    assert vs["balanced_accuracy"][1] <= 0 <= vs["balanced_accuracy"][2]
+    assert f"no effect larger than {mde:.3f} (80% power)" in text
 
 
 def test_steered_minus_random_is_paired_by_hand():

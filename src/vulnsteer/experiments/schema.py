@@ -3,7 +3,9 @@ the readers (`report/`), so neither guesses at the other's names (docs/RUN_FOLDE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # in config.json; bump when a file's meaning or layout changes
+# In config.json; bump when a file's meaning or layout changes. 3: deltas gain their MDE ([v, lo, hi, mde]),
+# flips and fluency become [v, lo, hi], choices.json gains the template (readers accept version 2 files).
+SCHEMA_VERSION = 3
 
 CONFIG = "config.json"
 BASELINE_SAMPLES = "baseline/samples.jsonl"

@@ -123,6 +123,9 @@ def verdict_text(conds: dict, delta: dict, bias: dict, vs_random: dict) -> str:
     else:
         parts.append("Steering did NOT reliably improve detection on held-out data (interval includes no gain "
                      "or it does not clear the random control).")
+    paired = vs_random["balanced_accuracy"]
+    if len(paired) > 3 and paired[3] == paired[3] and paired[1] is not None and paired[1] <= 0 <= paired[2]:
+        parts.append(f"Steered minus random, balanced accuracy: no effect larger than {paired[3]:.3f} (80% power).")
     return " ".join(parts)
 
 

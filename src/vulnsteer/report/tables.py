@@ -133,6 +133,7 @@ def published_models(published: Mapping | None) -> tuple[list[str], str]:
     ranked = sorted(models, key=lambda m: (-overall(m), m))
     where = ", ".join(f"{k} {published[k]}" for k in ("study", "prompt", "subset") if published.get(k))
     note = f"Published LLMs: accuracy on the same files ({where})." if where else "Published LLMs: accuracy."
+    note += " Their columns are point values: published.json keeps per-CWE counts, not per-file answers to resample."
     if len(ranked) > MAX_PUBLISHED:
         note += f" Top {KEEP_PUBLISHED} of {len(ranked)} shown; the rest are in published.json."
         ranked = ranked[:KEEP_PUBLISHED]
