@@ -94,6 +94,43 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
         assert any(i.startswith("augmented") for i in sv.record_ids), "--train augmented adds training records"
 
 
+def test_baseline_over_every_template_writes_the_per_template_table(data_root, tiny_dirs, tmp_path):
+    from vulnsteer.data.prompts import TEMPLATES
+
+    out = tmp_path / "run"
+    result = invoke("baseline", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787",
+                    "--template", "all", "--no-generate", "--n-boot", "100", "--out", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "baseline" / "templates.json").read_text())
+    assert [t["id"] for t in table["templates"]] == list(TEMPLATES)
+    rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
+    assert {r["template"] for r in rows} == {"S1"}, "the standard baseline files stay on S1"
+    md = (out / "report.md").read_text()
+    assert "Baseline per prompt template" in md and "| S5-yn |" in md
+    assert "Baseline per prompt template" in result.stdout
+
+
+def test_run_with_steer_template_auto_states_the_template_chosen_per_fold(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787,CWE-89,CWE-22",
+                    "--steer-template", "auto", "--folds", "3", "--layers", "1", "--methods", "caa", "--no-generate",
+                    "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    chosen = json.loads((out / "steer" / "templates.json").read_text())["folds"]
+    choices = json.loads((out / "steer" / "choices.json").read_text())
+    assert [c["template"] for c in choices] == [c["template"] for c in chosen] and len(chosen) == 3
+    for c in chosen:
+        bacc = c["val_balanced_accuracy"]
+        assert bacc[c["template"]] == max(bacc.values())
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+    for f, c in enumerate(choices):
+        assert SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled").template_id == c["template"]
+    test_rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in test_rows) == list(range(18))
+    assert "| fold | template | layer |" in (out / "report.md").read_text()
+
 
 def test_run_with_files_read_in_windows_names_the_policy_in_every_section_it_shapes(data_root, tiny_dirs, tmp_path):
     out = tmp_path / "run"
@@ -221,6 +258,8 @@ sys.exit(code)
     (["run", "--folds", "25"], "more than the 24 scenario groups"),
     (["run", "--max-new-tokens", "1000000000"], "does not fit the model's context"),
     (["baseline", "--template", "Z9"], "unknown prompt template 'Z9'"),
+    (["run", "--steer-template", "Z9"], "unknown prompt template 'Z9'"),
+    (["run", "--template", "all"], "only `vulnsteer baseline` scores every template"),
     (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
     # the old name of diff-centred is gone, not an alias: one way each
     (["run", "--long-files", "truncate"], "unknown longfiles 'truncate'; use one of windows, diff-centred, skip"),

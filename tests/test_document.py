@@ -44,6 +44,10 @@ def write_baseline(run: Path) -> None:
     models = {f"gpt-{i}": {c: {"accuracy": 0.4 + 0.1 * i, "tpr": 0.5, "tnr": 0.5, "na_rate": 0.1, "n": 12} for c in CWES}
               for i in range(3)}
     write(run / "published.json", {"study": "prompts", "prompt": "S1", "subset": "hand-crafted", "models": models})
+    write(run / "baseline" / "templates.json", {
+        "reading": "score", "templates": [{"id": t, "description": f"template {t}", "upstream": True,
+                                           "metrics": metrics(0.5 + 0.1 * i)} for i, t in enumerate(("S1", "S2"))],
+        "skipped": [{"id": "S5", "reason": "no few-shot example for CWE-22"}]})
 
 
 def write_steer(run: Path, steered_delta: float = 0.2) -> None:
@@ -54,9 +58,11 @@ def write_steer(run: Path, steered_delta: float = 0.2) -> None:
         "per_cwe_auroc": {"CWE-22": [0.6, 0.65, 0.7, 0.7]}, "best_layer": 2})
     write(run / "steer" / "summary.json", {
         "conditions": {c: {cwe: metrics(0.5 + 0.05 * i) for cwe in CWES} for i, c in enumerate(CONDITIONS)},
-        "deltas": {c: {"accuracy": ci(steered_delta if c == "steered" else 0.0, 0.05), "auroc": ci(0.0, 0.05)}
-                   for c in CONDITIONS[1:]},
-        "flips": {"steered": {"vuln_to_secure": 0.05, "secure_to_vuln": 0.25, "vuln_fixed": 0.0, "secure_fixed": 0.5},
+        # [value, low, high, MDE]; the AUROC deltas as runs before the MDE stored them (no fourth entry)
+        "deltas": {c: {"accuracy": ci(steered_delta if c == "steered" else 0.0, 0.05) + [0.14],
+                       "auroc": ci(0.0, 0.05)} for c in CONDITIONS[1:]},
+        "flips": {"steered": {"vuln_to_secure": ci(0.05, 0.05), "secure_to_vuln": 0.25, "vuln_fixed": 0.0,
+                              "secure_fixed": 0.5},
                   "random": {"vuln_to_secure": 0.01, "secure_to_vuln": 0.02}},
         "fluency": {"nll_base": 1.234, "nll_steered": 1.5, "nll_random": 1.25, "kl_answer_steered": 0.3,
                     "kl_answer_random": 0.01, "n_files": 16},
@@ -107,7 +113,17 @@ def test_full_report_sections_and_tables(full_run):
     assert "| template | secllmholmes-s1 |" in md and "| baseline.max_new_tokens | 64 |" in md
     assert "| mean token NLL (nats) | 1.234 | 1.500 | 1.250 |" in md
     # both directions of every flip: fixed and broken, for vulnerable and secure files
-    assert "| steered (chosen on validation) | 0.000 | 0.050 | 0.500 | 0.250 |" in md
+    assert "| steered (chosen on validation) | 0.000 | 0.050 [0.000, 0.100] | 0.500 | 0.250 |" in md
+    # every delta carries its minimal detectable effect; a null one says what it rules out
+    assert "0.20 [0.15, 0.25] MDE 0.14" in md
+    assert "| random-direction control − baseline | accuracy | 0.00 [-0.05, 0.05] | 0.14 | no effect larger than " \
+           "0.14 (80% power) |" in md
+    assert "| steered (chosen on validation) − baseline | accuracy | 0.20 [0.15, 0.25] | 0.14 | interval excludes 0 |" in md
+    assert "| AUROC | 0.00 [-0.05, 0.05] | n/a | interval includes 0; no minimal detectable effect recorded |" in md
+    # PrimeVul's P-C, named as such wherever pairs_both_right is shown
+    assert md.count("P-C (pairs both right)") >= 3
+    assert "| S2 | template S2 | 24 | 0.60 [0.50, 0.70] | 0.60 [0.50, 0.70] | 0.70 [0.60, 0.80] | 0.30 [0.20, 0.40] |" in md
+    assert "Skipped S5: no few-shot example for CWE-22" in md
     assert "steering beats the random direction" in md
     assert "3 more in steer/generations.jsonl" in md
     assert len(list((run / "figures").glob("*.png"))) == 4

@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from vulnsteer.errors import DataError
+from vulnsteer.evaluation.deltas import paired_delta_ci
 from vulnsteer.evaluation.metrics import (
     METRICS,
     MetricWithCI,
@@ -15,7 +16,6 @@ from vulnsteer.evaluation.metrics import (
     bootstrap_ci,
     detection_metrics,
     metrics_with_ci,
-    paired_delta_ci,
     Predictions,
     per_cwe,
 )

@@ -27,9 +27,10 @@ def _rows(steered, random=None):
 def test_flips_count_changed_verdicts_by_label():
     # baseline says yes to all; steered says no to secure files (odd i) and to one vulnerable file (i=0)
     steered = [-1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0]
-    f = flips(_rows(steered))["steered"]
-    assert f["vuln_to_secure"] == 0.25  # 1 of 4 vulnerable files
-    assert f["secure_to_vuln"] == 0.0  # baseline said yes to every secure file already
+    f = flips(_rows(steered), n_boot=200, seed=0)["steered"]
+    assert f["vuln_to_secure"][0] == 0.25  # 1 of 4 vulnerable files
+    assert f["vuln_to_secure"][1] <= 0.25 <= f["vuln_to_secure"][2]  # an interval over scenario groups
+    assert f["secure_to_vuln"] == [0.0, 0.0, 0.0]  # baseline said yes to every secure file already
 
 
 def test_bias_only_flags_accuracy_gain_without_auroc_gain():
@@ -59,6 +60,9 @@ def test_verdict_text_says_no_when_steering_does_not_beat_the_control():
     vs = steered_minus_random(rows, n_boot=200, seed=0)
     text = verdict_text(conds, d, bias_only(d), vs)
     assert "did NOT" in text and "steered minus random" in text
+    mde = vs["balanced_accuracy"][3]
+    assert vs["balanced_accuracy"][1] <= 0 <= vs["balanced_accuracy"][2]
+    assert f"no effect larger than {mde:.3f} (80% power)" in text
 
 
 def test_steered_minus_random_is_paired_by_hand():
@@ -66,7 +70,7 @@ def test_steered_minus_random_is_paired_by_hand():
     steered = [1.0 if i % 2 == 0 else -1.0 for i in range(8)]
     rows = _rows(steered, random=[[0.5, 0.7, 0.6]] * 8)
     vs = steered_minus_random(rows, n_boot=200, seed=0)
-    assert vs["accuracy"] == [0.5, 0.5, 0.5]
+    assert vs["accuracy"] == [0.5, 0.5, 0.5, 0.0]  # the same difference on every resample: SE and MDE 0
     assert vs["auroc"][0] == 0.5  # 1.0 minus a constant score's 0.5
 
 

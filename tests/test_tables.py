@@ -10,8 +10,8 @@ from rich.console import Console
 from vulnsteer.errors import DataError
 from vulnsteer.report.tables import (
     to_markdown, to_rich,
-    CONDITIONS, baseline_data, baseline_table, fmt, fmt_ci, headline_data,
-    headline_table, per_cwe_data, published_models,
+    CONDITIONS, PC_LABEL, baseline_data, baseline_table, comparisons_data, fmt, fmt_ci, fmt_delta, headline_data,
+    headline_table, per_cwe_data, published_models, templates_data,
 )
 
 NAN = float("nan")
@@ -44,7 +44,7 @@ def published(n_models: int = 3) -> dict:
 
 def steer_summary() -> dict:
     conditions = {c: summary_by_cwe(0.5 + 0.02 * i) for i, c in enumerate(CONDITIONS)}
-    deltas = {c: {"accuracy": [0.02 * i, 0.02 * i - 0.05, 0.02 * i + 0.05], "auroc": [NAN, NAN, NAN]}
+    deltas = {c: {"accuracy": [0.02 * i, 0.02 * i - 0.05, 0.02 * i + 0.05, 0.07], "auroc": [NAN, NAN, NAN, NAN]}
               for i, c in enumerate(CONDITIONS) if c != "baseline"}
     return {"conditions": conditions, "deltas": deltas, "bias_only": {"steered": True, "random": False},
             "verdict": "steering moved the bias only", "flips": {}, "fluency": {}}
@@ -93,7 +93,8 @@ def test_headline_rows_deltas_and_bias_flag():
     rows = {r[0]: r for r in data.rows}
     steered = rows[CONDITIONS["steered"]]
     assert steered[1] == "0.54 [0.42, 0.67]"  # accuracy
-    assert steered[data.columns.index("Δ accuracy")] == "0.04 [-0.01, 0.09]"
+    assert steered[data.columns.index("Δ accuracy")] == "0.04 [-0.01, 0.09] MDE 0.07"
+    assert PC_LABEL in data.columns and PC_LABEL == "P-C (pairs both right)"
     assert steered[data.columns.index("Δ AUROC")] == "n/a"
     assert steered[-1] == "yes" and rows[CONDITIONS["random"]][-1] == "no" and rows[CONDITIONS["probe"]][-1] == "n/a"
     assert rows["baseline"][data.columns.index("Δ accuracy")] == "—"
@@ -148,3 +149,38 @@ def test_console_tables_fit_100_columns_without_clipping():
     assert "…" not in text, "no cell may be clipped"
     assert max(len(line) for line in text.splitlines()) <= 100
     assert "report.md shows all" in " ".join(text.split())
+
+
+def test_fmt_delta_adds_the_mde_when_stored():
+    assert fmt_delta([0.02, -0.05, 0.09, 0.104]) == "0.02 [-0.05, 0.09] MDE 0.10"
+    assert fmt_delta([0.02, -0.05, 0.09]) == "0.02 [-0.05, 0.09]"  # runs written before the MDE was stored
+    assert fmt_delta([0.02, -0.05, 0.09, NAN]) == "0.02 [-0.05, 0.09]"
+    assert fmt_delta([NAN, NAN, NAN, 0.1]) == "n/a"
+
+
+def test_baseline_table_gives_every_metric_an_interval_and_names_p_c():
+    data = baseline_data({"score": summary_by_cwe(0.6)}, None)
+    assert PC_LABEL in data.columns
+    all_row = data.rows[-1]
+    assert all(re.fullmatch(r"-?\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", c) for c in all_row[2:]), all_row
+
+
+def test_comparisons_say_what_a_null_result_rules_out():
+    summary = steer_summary()
+    summary["steered_minus_random"] = {"accuracy": [0.2, 0.1, 0.3, 0.09], "auroc": [0.0, -0.1, 0.1, 0.15]}
+    rows = {(r[0], r[1]): r for r in comparisons_data(summary).rows}
+    steered = rows[("steered (chosen on validation) − baseline", "accuracy")]
+    assert steered[2:] == ["0.04 [-0.01, 0.09]", "0.07", "no effect larger than 0.07 (80% power)"]
+    paired = ("steered − random-direction control (paired)", "AUROC")
+    assert rows[paired][2:] == ["0.00 [-0.10, 0.10]", "0.15", "no effect larger than 0.15 (80% power)"]
+    assert rows[(paired[0], "accuracy")][-1] == "interval excludes 0"
+    assert rows[(paired[0], PC_LABEL)][-1] == "n/a"  # not stored: no reading rather than a guess
+
+
+def test_template_table_has_a_row_per_template_with_intervals():
+    table = {"reading": "score", "templates": [{"id": "S1", "description": "zero-shot", "metrics": metrics(0.5)},
+                                               {"id": "R2", "description": "steps", "metrics": metrics(0.7)}]}
+    data = templates_data(table)
+    assert data.columns == ["template", "description", "n", "accuracy", "balanced acc.", "AUROC", PC_LABEL]
+    assert data.rows[1] == ["R2", "steps", "20", "0.70 [0.58, 0.83]", "0.60 [0.50, 0.70]", "0.70 [0.60, 0.80]",
+                            "0.30 [0.10, 0.50]"]

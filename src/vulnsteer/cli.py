@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
 from vulnsteer.options import LongFiles, Method, Precision, StrengthUnit, SweepScope, Train, parse_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -46,6 +46,12 @@ CweOpt = Annotated[list[str] | None, typer.Option(
     "--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
 TemplateOpt = Annotated[str, typer.Option(
     "--template", "-t", help="Prompt template id (docs/PROMPTS.md), e.g. S1..S6, R1, R2, R4..R6, D1..D5.")]
+BaselineTemplateOpt = Annotated[str, typer.Option(
+    "--template", "-t", help="Prompt template id (docs/PROMPTS.md), or 'all': the standard baseline under S1 plus "
+    "baseline/templates.json, every implemented template on the same files (answer score only).")]
+SteerTemplateOpt = Annotated[str | None, typer.Option(
+    "--steer-template", help="Template steering uses: 'auto' (per fold, best unsteered validation balanced "
+    "accuracy; one extra pass per template and file) or an id (default: --template).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<time>-<command>).")]
 CacheOpt = Annotated[Path | None, typer.Option(
     "--cache-dir", help="Model and activation cache (default $VULNSTEER_CACHE or ~/.cache/vulnsteer).")]
@@ -118,12 +124,12 @@ def _names(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, n_random: int, per_cwe: bool,
-               strength_unit: str, scope: str, seed: int) -> SteerConfig:
+               strength_unit: str, scope: str, seed: int, template: str | None) -> SteerConfig:
     names = parse_list(methods)
     return SteerConfig(
         layers=parse_layers(layers), methods=tuple(Method(m) for m in names) if names else _S.methods,
         k_folds=folds, n_random=n_random, per_cwe=per_cwe, strength_unit=StrengthUnit(strength_unit),
-        scope=SweepScope(scope), seed=seed,
+        scope=SweepScope(scope), seed=seed, template=template,
     )
 
 
@@ -133,7 +139,7 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
 
     t0 = time.time()
     from vulnsteer.experiments import schema
-    from vulnsteer.report.tables import baseline_table, headline_table
+    from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
                command=command, force=force)
@@ -142,9 +148,12 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     published = json.loads(pub.read_text()) if pub.exists() else None
     for reading in summary:
         out.print(baseline_table(summary, published, reading=reading))
+    templates = path / schema.BASELINE_TEMPLATES
+    if templates.exists():
+        out.print(to_rich(templates_data(json.loads(templates.read_text()))))
     curve = path / schema.PROBE_CURVE
     if curve.exists():
-        from vulnsteer.report.sections import probe_conclusion
+        from vulnsteer.report.verdicts import probe_conclusion
 
         out.print(probe_conclusion(json.loads(curve.read_text())), highlight=False)
     steer_summary = path / schema.STEER_SUMMARY
@@ -200,7 +209,7 @@ def import_published_command(
 @guarded
 def baseline(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, generate: GenerateOpt = _B.generate,
+    template: BaselineTemplateOpt = _B.template, generate: GenerateOpt = _B.generate,
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
@@ -208,9 +217,11 @@ def baseline(
     device: DeviceOpt = _R.device,
 ) -> None:
     """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
-    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
+    every = template == ALL_TEMPLATES
+    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe),
+                       template=_B.template if every else template, generate=generate,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
-                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
+                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed, all_templates=every)
     cfg = RunConfig(baseline=b, stages=(), dtype=Precision(dtype), device=device)
     _execute("baseline", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
@@ -219,7 +230,8 @@ def baseline(
 @guarded
 def run(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, train: TrainOpt = None, layers: LayersOpt = None,
+    template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
+    layers: LayersOpt = None,
     methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, generate: GenerateOpt = _B.generate,
@@ -233,7 +245,7 @@ def run(
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
                        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
+    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     dtype=Precision(dtype), device=device)
     _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
@@ -259,7 +271,8 @@ def probe(
 @guarded
 def steer_command(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, train: TrainOpt = None, layers: LayersOpt = None,
+    template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
+    layers: LayersOpt = None,
     methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
@@ -270,7 +283,7 @@ def steer_command(
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
+    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     stages=("steer",), dtype=Precision(dtype), device=device)
     _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)

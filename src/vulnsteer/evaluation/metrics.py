@@ -196,7 +196,8 @@ def _pair_weights(d: _Data, w: np.ndarray, groups: Sequence[str]) -> np.ndarray:
     return w[:, d.pairs[:, 0]] if len(d.pairs) else np.zeros((len(w), 0))
 
 
-def _interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
+def percentile_interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The (1 - alpha) percentile interval of the finite entries of `samples` (NaN, NaN when none is)."""
     finite = samples[np.isfinite(samples)]
     if len(finite) == 0:
         return (float("nan"), float("nan"))
@@ -219,10 +220,8 @@ def bootstrap_ci(
     Resamples where a metric is undefined (e.g. no vulnerable file drawn, so no tpr) are left out of that
     metric's interval.
     """
-    d = _prepare(labels, scores, verdicts, pair_ids)
-    w = _group_weights(groups, len(d.y), n_boot, seed)
-    boot = _batched(d, w, _pair_weights(d, w, groups))
-    return {k: _interval(v, alpha) for k, v in boot.items()}
+    draws = metric_draws(labels, scores, verdicts, pair_ids, groups, n_boot, seed)
+    return {k: percentile_interval(v[1:], alpha) for k, v in draws.items()}
 
 
 def metrics_with_ci(
@@ -241,34 +240,23 @@ def metrics_with_ci(
     return {k: MetricWithCI(point[k], *ci[k]) for k in METRICS}
 
 
-def paired_delta_ci(
+def metric_draws(
     labels: Sequence[int],
-    base_scores: Sequence[float],
-    base_verdicts: Sequence[str],
-    new_scores: Sequence[float],
-    new_verdicts: Sequence[str],
+    scores: Sequence[float],
+    verdicts: Sequence[str],
     pair_ids: Sequence[str | None] | None,
     groups: Sequence[str],
     n_boot: int = 1000,
     seed: int = 0,
-    alpha: float = 0.05,
-) -> dict[str, MetricWithCI]:
-    """metric(new) - metric(base) on the same samples (e.g. steered minus baseline), with an interval of the
-    difference: both conditions are evaluated on the same group resample, so shared noise cancels."""
-    base = _prepare(labels, base_scores, base_verdicts, pair_ids)
-    new = _prepare(labels, new_scores, new_verdicts, pair_ids)
-    n = len(base.y)
-    ones = np.ones((1, n))
-    w = np.vstack([ones, _group_weights(groups, n, n_boot, seed)])
-    wpair = _pair_weights(base, w, groups)
-    b, a = _batched(base, w, wpair), _batched(new, w, wpair)
-    out = {}
-    for k in METRICS:
-        if k == "n":
-            continue
-        diff = a[k] - b[k]
-        out[k] = MetricWithCI(float(diff[0]), *_interval(diff[1:], alpha))
-    return out
+) -> dict[str, np.ndarray]:
+    """Every metric on all samples (entry 0) and on each of `n_boot` resamples of whole groups (entries 1..).
+
+    The resamples depend only on `groups`, `n_boot` and `seed`, so two conditions on the same samples drawn
+    with the same seed are evaluated on the same resamples: their difference per entry is a paired draw."""
+    d = _prepare(labels, scores, verdicts, pair_ids)
+    n = len(d.y)
+    w = np.vstack([np.ones((1, n)), _group_weights(groups, n, n_boot, seed)])
+    return _batched(d, w, _pair_weights(d, w, groups))
 
 
 @dataclass(frozen=True)
@@ -310,14 +298,6 @@ class Predictions:
     def with_scores(self, scores: Sequence[float], verdicts: Sequence[str] | None = None) -> Predictions:
         """The same samples under another condition."""
         return Predictions.of(self.labels, scores, self.pair_ids, self.groups, self.cwes, verdicts)
-
-
-def delta_ci(
-    base: Predictions, new: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
-) -> dict[str, MetricWithCI]:
-    """`paired_delta_ci` of two conditions on the same samples."""
-    return paired_delta_ci(base.labels, base.scores, base.verdicts, new.scores, new.verdicts, base.pair_ids,
-                           base.groups, n_boot=n_boot, seed=seed, alpha=alpha)
 
 
 def per_cwe(p: Predictions, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict[str, dict[str, MetricWithCI]]:

@@ -17,6 +17,7 @@ from vulnsteer.experiments.config import BaselineConfig
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.experiments.templates import write_template_table
 from vulnsteer.experiments.windows import FileAnswer, flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles
 from vulnsteer.progress import log
@@ -170,5 +171,7 @@ def run_baseline(
         run.note(why)
     for note in long_file_notes(rows, cfg):
         run.note(note)
+    if cfg.all_templates:
+        write_template_table(ctx, cfg, run)
     run.done("baseline")
     return sset, rows

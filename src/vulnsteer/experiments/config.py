@@ -19,6 +19,10 @@ from vulnsteer.options import (
 )
 
 
+ALL_TEMPLATES = "all"  # `vulnsteer baseline --template all`
+AUTO_TEMPLATE = "auto"  # `--steer-template auto`: chosen per fold on validation
+
+
 @dataclass(frozen=True)
 class BaselineConfig:
     """What the baseline reads and how."""
@@ -33,8 +37,13 @@ class BaselineConfig:
     long_files: LongFiles = LongFiles.WINDOWS
     n_boot: int = 1000
     seed: int = 0
+    # Also score every implemented template on the same files (answer score only): baseline/templates.json.
+    all_templates: bool = False
 
     def __post_init__(self) -> None:
+        if self.template == ALL_TEMPLATES:
+            raise VulnsteerError("--template all: only `vulnsteer baseline` scores every template (the steering "
+                                 "experiment picks its template per fold with --steer-template auto)")
         if not self.subsets:
             raise VulnsteerError("no --subset given; use e.g. --subset hand-crafted")
         object.__setattr__(self, "subsets", tuple(self.subsets))
@@ -74,6 +83,10 @@ class SteerConfig:
     strength_unit: StrengthUnit = StrengthUnit.SIGMA  # what an additive strength of 1 means
     scope: SweepScope = SweepScope.ANSWER  # the answer position only, or every prompt position (slower)
     seed: int = 0
+    # The prompt template steering uses: None = the baseline's (--template, default S1); "auto" = per fold, the
+    # template whose unsteered answer score has the best validation balanced accuracy (one extra pass per
+    # template and file); or a template id.
+    template: str | None = None
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -95,6 +108,8 @@ class SteerConfig:
             raise VulnsteerError(f"select {self.select!r}: use balanced_accuracy, accuracy or auroc")
         if not all(math.isfinite(a) for a in (*self.add_alphas, *self.amplify_alphas)):
             raise VulnsteerError("steering strengths must be finite numbers")
+        if self.template is not None and self.template != AUTO_TEMPLATE:
+            get_template(self.template)
 
     def settings(self) -> list[tuple[Operator, float]]:
         out = [(Operator.ADD, a) for a in self.add_alphas] + [(Operator.AMPLIFY, a) for a in self.amplify_alphas]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vulnsteer.activations.layers import block_outputs
-from vulnsteer.evaluation.metrics import auroc
+from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
 from vulnsteer.evaluation.splits import CrossFit
 from vulnsteer.experiments.samples import SampleSet
@@ -30,6 +30,20 @@ def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3)
     return ProbeCurve(result=result, control=control)
 
 
+
+def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000, seed: int = 0) -> dict[str, list]:
+    """Per layer, [low, high] 95% intervals of the out-of-fold AUROC and accuracy (at P = 0.5, as
+    `ProbeResult.accuracy`), from a bootstrap over scenario groups; the per-layer point values stay in
+    `result`. The out-of-fold scores are fixed here: the interval covers the choice of files, not refitting."""
+    labels = samples.labels.tolist()
+    groups = [s.record.group for s in samples.samples]
+    out: dict[str, list] = {"auroc_ci": [], "accuracy_ci": []}
+    for scores in result.scores:
+        verdicts = ["yes" if p >= 0.5 else "no" for p in scores.tolist()]
+        ci = bootstrap_ci(labels, scores.tolist(), verdicts, None, groups, n_boot=n_boot, seed=seed)
+        out["auroc_ci"].append(list(ci["auroc"]))
+        out["accuracy_ci"].append(list(ci["accuracy"]))
+    return out
 
 
 def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:

@@ -6,10 +6,10 @@ import json
 import time
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 from vulnsteer.experiments import schema
+from vulnsteer.evaluation.deltas import mean_ci
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.activations.scoring import verdict
@@ -18,7 +18,7 @@ from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
+from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
@@ -29,11 +29,26 @@ from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.experiments.checkpoint import RunFoldStore
+from vulnsteer.errors import VulnsteerError
+from vulnsteer.evaluation.splits import cross_fit
+from vulnsteer.experiments.template_choice import fold_templates, merge_results
+from vulnsteer.experiments.templates import template_samples
 from vulnsteer.progress import log, progress_bar
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.training import random_like
 
-def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet | None:
+def _steering_samples(ctx: Context, cfg: RunConfig, main: SampleSet, template: str) -> SampleSet:
+    """The baseline's files under another template, with the passes kept for the sweep; refused when the
+    long-file policy kept other files (the folds are over the baseline's files)."""
+    sset = template_samples(ctx, [s.record for s in main.samples], template, cfg.baseline.max_code_tokens,
+                            cfg.baseline.long_files, keep_states=True)
+    if [s.record.id for s in sset.samples] != [s.record.id for s in main.samples]:
+        raise VulnsteerError(f"--steer-template {template}: --long-files {cfg.baseline.long_files.value} keeps other "
+                             f"files under {template} than under {cfg.baseline.template}; use --long-files truncate")
+    return sset
+
+
+def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet, template: str) -> SampleSet | None:
     """Training-only samples: augmentations of the SecLLMHolmes scenarios and/or SVEN commits.
 
     Augmentations of a scenario under validation or test are dropped fold by fold (they share its group)."""
@@ -48,7 +63,7 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet) -> SampleSet |
     records = load_records(ctx.data_root, names, cwes)
     seen = {s.record.sha256 for s in main.samples}
     records = [r for r in records if r.sha256 not in seen]  # byte-identical copies of test files add nothing
-    samples = build_samples(records, ctx.loaded, cfg.baseline.template, ctx.cwe_names, ctx.data_root,
+    samples = build_samples(records, ctx.loaded, template, ctx.cwe_names, ctx.data_root,
                             cfg.baseline.max_code_tokens, LongFiles.SKIP)
     return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
 
@@ -99,7 +114,8 @@ def _chosen(result: SteerResult, fold: int, vector_cwe: str, random: bool = Fals
 
 
 def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> dict:
-    """Mean next-token NLL on held-out secure files' code: unsteered, steered (every position), random."""
+    """Mean next-token NLL on held-out secure files' code: unsteered, steered (every position), random; and
+    the KL at the answer over the test rows; each as [mean, low, high] with a bootstrap over scenario groups."""
     picks = [r for r in result.test if r.label == 0][: cfg.n_fluency]
     model, tok = ctx.loaded.model, ctx.loaded.tokenizer
     base, steered, rand = [], [], []
@@ -114,13 +130,16 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
             steered.append(nll_steered)
             rand.append(nll_random)
             advance(1)
-    nan = float("nan")
+
+    def ci(values: list[float], groups: list[str]) -> list[float]:
+        m = mean_ci(values, groups, cfg.baseline.n_boot, cfg.baseline.seed)
+        return [m.value, m.low, m.high]
+
+    files, tested = [r.group for r in picks], [r.group for r in result.test]
     return {
-        "nll_base": float(np.mean(base)) if base else nan,
-        "nll_steered": float(np.mean(steered)) if steered else nan,
-        "nll_random": float(np.mean(rand)) if rand else nan,
-        "kl_answer_steered": float(np.mean([r.kl_answer for r in result.test])),
-        "kl_answer_random": float(np.nanmean([r.kl_answer_random for r in result.test])),
+        "nll_base": ci(base, files), "nll_steered": ci(steered, files), "nll_random": ci(rand, files),
+        "kl_answer_steered": ci([r.kl_answer for r in result.test], tested),
+        "kl_answer_random": ci([r.kl_answer_random for r in result.test], tested),
         "n_files": len(picks),
     }
 
@@ -166,19 +185,35 @@ def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
+        **curve_intervals(main, res, cfg.baseline.n_boot, cfg.baseline.seed),
     })
     run.stage("probes", time.time() - t0)
 
 
 def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> dict:
     t0 = time.time()
-    extra = extra_training(ctx, cfg, main)
-    run.stage("extra_training_passes", time.time() - t0)
+    groups = [s.record.group for s in main.samples]
+    folds = cross_fit(groups, cfg.steer.k_folds, cfg.steer.seed, labels=main.labels.tolist())
+    plan = fold_templates(ctx, cfg, main, folds, run)
+    run.stage("template_choice", time.time() - t0)
 
     t0 = time.time()
-    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run))
-    probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
-    calib = {r["index"]: r["calibrated"] for r in calibrated_thresholds(main, result.folds)}
+    parts: list[SteerResult] = []
+    probe: dict[int, tuple[float, int]] = {}
+    calib: dict[int, float] = {}
+    for template in dict.fromkeys(plan):  # each chosen template steers its own folds, on its own prompts
+        own = {f for f, t in enumerate(plan) if t == template}
+        sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
+        extra = extra_training(ctx, cfg, sset, template)
+        part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, extra, ctx.loaded.model,
+                            RunFoldStore(run), only_folds=own)
+        probe |= {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(sset, folds, cfg.steer.seed)
+                  if r["fold"] in own}
+        calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}
+        if 0 in own:
+            main = sset  # side by side generates under fold 0's template, from its kept passes
+        parts.append(part)
+    result = merge_results(parts)
     result.test = with_controls(result.test, probe, calib)
     labels = main.labels.tolist()
     pair_ids = [s.record.pair_id for s in main.samples]
@@ -186,11 +221,11 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     summ_rows = sweep_summary(result.sweep, labels, pair_ids)
     run.write_csv(schema.STEER_SWEEP_SUMMARY, summ_rows)
     run.write_json(schema.STEER_CHOICES, [
-        dict(fold=c.fold, layer=c.layer, method=c.method.value, operator=c.operator.value, alpha=c.alpha,
-             val_metrics=c.val_metrics) for c in result.choices
+        dict(fold=c.fold, template=plan[c.fold], layer=c.layer, method=c.method.value, operator=c.operator.value,
+             alpha=c.alpha, val_metrics=c.val_metrics) for c in result.choices
     ])
     run.write_jsonl(schema.STEER_TEST, [asdict(r) for r in result.test])
-    save_chosen_vectors(ctx, run, cfg.baseline.template, result)
+    save_chosen_vectors(ctx, run, plan, result)
     run.write_json(schema.STEER_CURVES, curves(summ_rows))
     run.stage("steering_sweep", time.time() - t0)
 
@@ -199,7 +234,8 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     delta = deltas(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
     bias = bias_only(delta)
     vs_random = steered_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
-    summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random, "flips": flips(result.test),
+    summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random,
+               "flips": flips(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
                "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
                "verdict": verdict_text(conds, delta, bias, vs_random)}
     run.write_json(schema.STEER_SUMMARY, summary)

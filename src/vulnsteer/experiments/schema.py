@@ -3,17 +3,21 @@ the readers (`report/`), so neither guesses at the other's names (docs/RUN_FOLDE
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2  # in config.json; bump when a file's meaning or layout changes
+# In config.json; bump when a file's meaning or layout changes. 3: deltas gain their MDE ([v, lo, hi, mde]),
+# flips and fluency become [v, lo, hi], choices.json gains the template (readers accept version 2 files).
+SCHEMA_VERSION = 3
 
 CONFIG = "config.json"
 BASELINE_SAMPLES = "baseline/samples.jsonl"
 BASELINE_SUMMARY = "baseline/summary.json"
 BASELINE_SUMMARY_CSV = "baseline/summary.csv"
+BASELINE_TEMPLATES = "baseline/templates.json"  # vulnsteer baseline --template all
 PUBLISHED = "published.json"
 PROBE_CURVE = "probe/curve.json"
 STEER_SWEEP = "steer/sweep.csv"
 STEER_SWEEP_SUMMARY = "steer/sweep_summary.csv"
 STEER_CHOICES = "steer/choices.json"
+STEER_TEMPLATES = "steer/templates.json"  # --steer-template auto: the template chosen per fold
 STEER_TEST = "steer/test.jsonl"
 STEER_CURVES = "steer/curves.json"
 STEER_SUMMARY = "steer/summary.json"

@@ -154,12 +154,14 @@ def run_steering(
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
     store: FoldStore | None = None,
+    only_folds: set[int] | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
     `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use) and for
     models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
-    the random controls' generator is advanced past a reused fold's draws)."""
+    the random controls' generator is advanced past a reused fold's draws). `only_folds`: steer these folds
+    only (the others' draws are skipped alike), as `--steer-template auto` does per chosen template."""
     if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
@@ -175,6 +177,10 @@ def run_steering(
     with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
+            if only_folds is not None and f not in only_folds:
+                _skip_draws(gen, len(test) * cfg.n_random, parts.d_model)
+                advance(len(val) + len(test))
+                continue
             done = store.load(f) if store is not None else None
             if done is not None:
                 _skip_draws(gen, len(test) * cfg.n_random, parts.d_model)

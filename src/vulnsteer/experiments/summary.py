@@ -1,6 +1,6 @@
 """Turn the steering experiment's per-sample test rows into the numbers a reviewer asks for: every
-condition's metrics with intervals, paired deltas against the baseline, flip rates, and whether an
-improvement is more than a shift of the yes/no bias."""
+condition's metrics with intervals, paired deltas against the baseline with their minimal detectable effects,
+flip rates with intervals, and whether an improvement is more than a shift of the yes/no bias."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vulnsteer.activations.scoring import verdict
-from vulnsteer.evaluation.metrics import Predictions, delta_ci, detection_metrics, per_cwe
+from vulnsteer.evaluation.deltas import delta_ci, mean_ci
+from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.steer import TestRow
 
@@ -46,12 +47,13 @@ def condition_metrics(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[s
 
 
 def deltas(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
-    """Condition minus baseline on the same samples (the random control: its median score over draws)."""
+    """Condition minus baseline on the same samples (the random control: its median score over draws), per
+    metric as [value, low, high, minimal detectable effect] (`DeltaWithCI.stored`)."""
     base = predictions(rows, "baseline")
     out = {}
     for c in CONDITIONS[1:]:
         new = base.with_scores(_median_random(rows)) if c == "random" else predictions(rows, c)
-        out[c] = {k: [m.value, m.low, m.high] for k, m in delta_ci(base, new, n_boot, seed).items()}
+        out[c] = {k: m.stored() for k, m in delta_ci(base, new, n_boot, seed).items()}
     return out
 
 
@@ -60,12 +62,13 @@ def steered_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dic
     comparison that says whether the chosen direction matters or any push of that size would do."""
     steered = predictions(rows, "steered")
     d = delta_ci(steered.with_scores(_median_random(rows)), steered, n_boot, seed)
-    return {k: [m.value, m.low, m.high] for k, m in d.items()}
+    return {k: m.stored() for k, m in d.items()}
 
 
-def flips(rows: Sequence[TestRow]) -> dict[str, dict[str, float]]:
-    """Verdict changes against the baseline, both directions, for vulnerable and secure files alike:
-    a fix (secure file no longer called vulnerable) counts as much as a harm."""
+def flips(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict[str, list[float]]]:
+    """Verdict changes against the baseline, both directions, for vulnerable and secure files alike (a fix,
+    a secure file no longer called vulnerable, counts as much as a harm), as [rate, low, high] with a
+    bootstrap over scenario groups."""
     out = {}
     base = predictions(rows, "baseline")
     for c in CONDITIONS[1:]:
@@ -74,13 +77,16 @@ def flips(rows: Sequence[TestRow]) -> dict[str, dict[str, float]]:
             b = [verdict(r.baseline) for r in rows for _ in r.random]
         else:
             b = list(base.verdicts)
-        pairs = list(zip(p.labels, b, p.verdicts))
-        vul = [(x, y) for label, x, y in pairs if label == 1]
-        sec = [(x, y) for label, x, y in pairs if label == 0]
-        rate = lambda items, a, z: float(np.mean([x == a and y == z for x, y in items])) if items else float("nan")  # noqa: E731
+        items = list(zip(p.labels, b, p.verdicts, p.groups))
+
+        def rate(label: int, before: str, after: str, items: list = items) -> list[float]:
+            mine = [(x == before and y == after, g) for lab, x, y, g in items if lab == label]
+            m = mean_ci([float(f) for f, _ in mine], [g for _, g in mine], n_boot, seed)
+            return [m.value, m.low, m.high]
+
         out[c] = {
-            "vuln_to_secure": rate(vul, "yes", "no"), "vuln_fixed": rate(vul, "no", "yes"),
-            "secure_to_vuln": rate(sec, "no", "yes"), "secure_fixed": rate(sec, "yes", "no"),
+            "vuln_to_secure": rate(1, "yes", "no"), "vuln_fixed": rate(1, "no", "yes"),
+            "secure_to_vuln": rate(0, "no", "yes"), "secure_fixed": rate(0, "yes", "no"),
         }
     return out
 
@@ -117,6 +123,9 @@ def verdict_text(conds: dict, delta: dict, bias: dict, vs_random: dict) -> str:
     else:
         parts.append("Steering did NOT reliably improve detection on held-out data (interval includes no gain "
                      "or it does not clear the random control).")
+    paired = vs_random["balanced_accuracy"]
+    if len(paired) > 3 and paired[3] == paired[3] and paired[1] is not None and paired[1] <= 0 <= paired[2]:
+        parts.append(f"Steered minus random, balanced accuracy: no effect larger than {paired[3]:.3f} (80% power).")
     return " ".join(parts)
 
 

@@ -4,6 +4,7 @@ vectors where llama.cpp can apply them (additive, not block 0)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from vulnsteer.experiments.context import Context
@@ -12,14 +13,15 @@ from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.options import Operator
 
 
-def save_chosen_vectors(ctx: Context, run: RunDir, template_id: str, result: SteerResult) -> list[str]:
-    """Returns the written file stems, relative to the run folder. The record ids and dataset hash were set
-    when the vector was fit (vectors.training), from the fold's own training records."""
+def save_chosen_vectors(ctx: Context, run: RunDir, templates: Sequence[str], result: SteerResult) -> list[str]:
+    """`templates`: the prompt template each fold steered under. Returns the written file stems, relative to
+    the run folder. The record ids and dataset hash were set when the vector was fit (vectors.training), from
+    the fold's own training records."""
     written = []
     for f, (choice, chosen) in enumerate(zip(result.choices, result.vectors)):
         for key, vector in sorted(chosen.items()):
             sv = replace(
-                vector, model_id=ctx.loaded.model_id, model_hash=ctx.loaded.source_hash, template_id=template_id,
+                vector, model_id=ctx.loaded.model_id, model_hash=ctx.loaded.source_hash, template_id=templates[f],
                 record_ids=list(vector.record_ids),
                 extra={**vector.extra, "fold": f, "val_metrics": choice.val_metrics},
             )

@@ -6,7 +6,6 @@ whose file is missing says "not run" instead of failing.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,10 @@ from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
 from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data,
+    CONDITIONS, PC_LABEL, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data,
+    templates_data,
 )
+from vulnsteer.report.verdicts import probe_conclusion, versus_random
 
 MAX_GENERATIONS = 20
 HOW_TO_READ = [
@@ -31,6 +32,11 @@ HOW_TO_READ = [
     "Intervals are 95% cluster-bootstrap percentile intervals, resampling scenario groups; deltas are paired "
     "(condition minus baseline on the same samples). 'n/a' marks a metric that is undefined here, e.g. AUROC "
     "with a single class or pair metrics without complete pairs.",
+    "Each paired comparison also gives its minimal detectable effect (MDE, 80% power, two-sided 5% level, from "
+    "the bootstrap standard error over scenario groups): a comparison whose interval includes 0 rules out "
+    "only effects larger than its MDE, not every effect.",
+    f"{PC_LABEL} is PrimeVul's P-C metric (pair-wise correct): the share of vulnerable/patched pairs whose two "
+    "files are both classified correctly.",
     "The random-direction control replaces the chosen direction by a uniformly random one at the same layer, with "
     "the same scale, operator and strength; "
     "a steering effect is only interesting where it exceeds that control.",
@@ -149,51 +155,18 @@ def _headline(run: Run, figures: Path) -> list[Block]:
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
     choices = run.json(schema.STEER_CHOICES)
     if choices:
-        table = TableData("Configuration chosen on each validation fold", ["fold", "layer", "method", "operator",
-                                                                           "alpha", "val. balanced acc.", "val. AUROC"])
+        keys = ["fold", *(["template"] if any("template" in c for c in choices) else []),
+                "layer", "method", "operator", "alpha"]
+        table = TableData("Configuration chosen on each validation fold",
+                          [*keys, "val. balanced acc.", "val. AUROC"])
+        table.note = ("Validation numbers chose the configuration (the best of many), so they carry no interval: "
+                      "they are optimistic by construction; the held-out table above is the estimate.")
         for c in choices:
             val = c.get("val_metrics") or {}
-            table.rows.append([str(c.get(k, "n/a")) for k in ("fold", "layer", "method", "operator", "alpha")]
+            table.rows.append([str(c.get(k, "n/a")) for k in keys]
                               + [fmt(val.get("balanced_accuracy")), fmt(val.get("auroc"))])
         blocks.append(table)
     return blocks
-
-
-def _interval(x: Any) -> tuple[float, float, float] | None:
-    if not isinstance(x, list) or len(x) < 3 or any(v is None or math.isnan(float(v)) for v in x[:3]):
-        return None
-    return float(x[0]), float(x[1]), float(x[2])
-
-
-def versus_random(summary: dict) -> list[str]:
-    """Plain sentences: does the steered delta's interval clear the random-direction control's?"""
-    deltas = summary.get("deltas", {})
-    paired = summary.get("steered_minus_random")
-    out = []
-    for metric, name in (("accuracy", "accuracy"), ("auroc", "AUROC")):
-        if paired is not None and _interval(paired.get(metric)) is not None:
-            lo, hi = _interval(paired[metric])[1:]  # type: ignore[index]
-            where = ("lies above 0: the chosen direction beats a random one" if lo > 0 else
-                     "lies below 0: a random direction does better" if hi < 0 else
-                     "includes 0: not distinguishable from a random direction at this sample size")
-            out.append(f"steered minus random-direction control, {name} (paired): {fmt_ci(paired[metric])}; "
-                       f"the interval {where}.")
-            continue
-        s_raw, r_raw = deltas.get("steered", {}).get(metric), deltas.get("random", {}).get(metric)
-        s, r = _interval(s_raw), _interval(r_raw)
-        if s is None or r is None:
-            out.append(f"Δ {name}: steered vs random control cannot be compared (an interval is n/a).")
-            continue
-        versus = f"steered Δ {name} {fmt_ci(s_raw)} vs random-direction Δ {fmt_ci(r_raw)}"
-        if s[1] > r[2]:
-            verdict = "the steered interval lies entirely above the control's: steering beats the random direction"
-        elif s[2] < r[1]:
-            verdict = "the steered interval lies entirely below the control's: steering does worse than a random direction"
-        else:
-            verdict = "the intervals overlap: not distinguishable from a random direction at this sample size"
-        zero = "excludes 0" if s[1] > 0 or s[2] < 0 else "includes 0"
-        out.append(f"{versus}; {verdict} (the steered interval {zero}).")
-    return out
 
 
 def _verdict(run: Run) -> list[Block]:
@@ -209,6 +182,22 @@ def _verdict(run: Run) -> list[Block]:
         blocks.append(Text("Overlap of two intervals is a conservative comparison; this run has no paired "
                            "steered-minus-random interval."))
     return blocks
+
+
+def _comparisons(run: Run) -> list[Block]:
+    summary = run.json(schema.STEER_SUMMARY)
+    if summary is None:
+        return _not_run(schema.STEER_SUMMARY)
+    return [comparisons_data(summary)]
+
+
+def _templates(run: Run) -> list[Block]:
+    table = run.json(schema.BASELINE_TEMPLATES)
+    if table is None:
+        return [Text(f"Not run ({schema.BASELINE_TEMPLATES} is not in this run folder; "
+                     "`vulnsteer baseline --template all` writes it).")]
+    blocks: list[Block] = [templates_data(table)]
+    return blocks + [Text(f"Skipped {s.get('id')}: {s.get('reason')}") for s in table.get("skipped") or []]
 
 
 def _per_cwe(run: Run) -> list[Block]:
@@ -236,31 +225,6 @@ def _baseline(run: Run) -> list[Block]:
     return blocks
 
 
-def probe_conclusion(curve: dict) -> str:
-    """What the probe curve supports, judged against the shuffled-label control over ALL layers: picking the
-    best of many layers inflates the probe's peak, and the control's own peak shows by how much."""
-    try:
-        layers, auroc = list(curve["layers"]), [float("nan") if v is None else float(v) for v in curve["auroc"]]
-        ctrl_max = [float("nan") if v is None else float(v) for v in curve["control_auroc_max"]]
-        ctrl_mean = [float("nan") if v is None else float(v) for v in curve["control_auroc_mean"]]
-    except (KeyError, TypeError, ValueError):
-        return "The probe curve is incomplete; no conclusion drawn."
-    finite = [i for i, v in enumerate(auroc) if v == v]
-    if not finite:
-        return "The probe AUROC is undefined at every layer (one class only?); no conclusion drawn."
-    i = max(finite, key=lambda k: auroc[k])
-    peak_ctrl = max((v for v in ctrl_max if v == v), default=float("nan"))
-    at = f"at layer {layers[i]}" if i < len(layers) else ""
-    head = (f"Best layer probe AUROC {auroc[i]:.3f} {at}; the shuffled-label control averages "
-            f"{ctrl_mean[i]:.3f} there and reaches {peak_ctrl:.3f} at its best layer over all layers.")
-    if peak_ctrl == peak_ctrl and auroc[i] > peak_ctrl:
-        return head + (" The probe's peak is above everything the label-shuffled probes reached: a linear signal "
-                       "about the label is present in the residuals (a peak chosen over layers, so read its size "
-                       "against the control's peak, not against 0.5).")
-    return head + (" The shuffled-label control reaches as high as the probe: at this sample size the probe signal "
-                   "is not clearly above chance.")
-
-
 def _probe(run: Run, figures: Path) -> list[Block]:
     curve = run.json(schema.PROBE_CURVE)
     if curve is None:
@@ -269,8 +233,13 @@ def _probe(run: Run, figures: Path) -> list[Block]:
     best = curve.get("best_layer")
     if best is not None and best in curve.get("layers", []):
         i = curve["layers"].index(best)
-        blocks.append(Text(f"Best layer {best}: AUROC {fmt(curve['auroc'][i])}, accuracy "
-                           f"{fmt(curve.get('accuracy', [None] * (i + 1))[i])}; shuffled-label control AUROC mean "
+        def with_ci(name: str) -> str:
+            value = (curve.get(name) or [None] * (i + 1))[i]
+            bounds = (curve.get(f"{name}_ci") or [[None, None]] * (i + 1))[i]
+            return fmt_ci([value, *bounds])
+
+        blocks.append(Text(f"Best layer {best}: AUROC {with_ci('auroc')}, accuracy {with_ci('accuracy')} "
+                           "(out-of-fold, 95% interval over scenario groups); shuffled-label control AUROC mean "
                            f"{fmt(curve['control_auroc_mean'][i])}, max {fmt(curve['control_auroc_max'][i])}."))
     blocks.append(Text(probe_conclusion(curve)))
     return blocks
@@ -299,10 +268,10 @@ def _fluency(run: Run) -> list[Block]:
     table.note = ("The NLL row steers every position of the code, the harshest case; the experiment steered "
                   + ("the answer position only, which the KL row measures." if scope == "answer"
                      else "every prompt position, as this row does."))
-    table.rows = [["mean token NLL (nats)", fmt(f.get("nll_base"), 3), fmt(f.get("nll_steered"), 3),
-                   fmt(f.get("nll_random"), 3)],
-                  ["KL at the answer position vs unsteered", "—", fmt(f.get("kl_answer_steered"), 3),
-                   fmt(f.get("kl_answer_random"), 3)]]
+    table.rows = [["mean token NLL (nats)", fmt_ci(f.get("nll_base"), 3), fmt_ci(f.get("nll_steered"), 3),
+                   fmt_ci(f.get("nll_random"), 3)],
+                  ["KL at the answer position vs unsteered", "—", fmt_ci(f.get("kl_answer_steered"), 3),
+                   fmt_ci(f.get("kl_answer_random"), 3)]]
     return [table]
 
 
@@ -313,8 +282,8 @@ def _flips(run: Run) -> list[Block]:
     table = TableData("Share of held-out verdicts flipped vs baseline, both ways (fixed = now right, broken = now wrong)",
                       ["condition", "vulnerable: fixed (no → yes)", "vulnerable: broken (yes → no)",
                        "secure: fixed (yes → no)", "secure: broken (no → yes)"])
-    table.rows = [[CONDITIONS.get(name, name), fmt(v.get("vuln_fixed"), 3), fmt(v.get("vuln_to_secure"), 3),
-                   fmt(v.get("secure_fixed"), 3), fmt(v.get("secure_to_vuln"), 3)]
+    table.rows = [[CONDITIONS.get(name, name), *(fmt_ci(v.get(k), 3) for k in
+                                                  ("vuln_fixed", "vuln_to_secure", "secure_fixed", "secure_to_vuln"))]
                   for name, v in summary["flips"].items()]
     return [table]
 
@@ -335,8 +304,10 @@ def build_sections(run_dir: Path) -> list[Section]:
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
         ("Headline: held-out results", lambda: _headline(run, figures)),
         ("Verdict", lambda: _verdict(run)),
+        ("Paired comparisons: what each rules out", lambda: _comparisons(run)),
         ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
         ("Baseline (no steering)", lambda: _baseline(run)),
+        ("Baseline per prompt template (answer score)", lambda: _templates(run)),
         ("Probe curve", lambda: _probe(run, figures)),
         ("Strength and layer curves (validation)", lambda: _curves(run, figures)),
         ("Fluency cost", lambda: _fluency(run)),

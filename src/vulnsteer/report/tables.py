@@ -27,12 +27,19 @@ CONDITIONS: dict[str, str] = {
     "opposite": "opposite sign",
     "probe": "probe (layer chosen on validation)",
 }
+# pairs_both_right is PrimeVul's P-C (pair-wise correct: a vulnerable file and its patched twin both
+# classified correctly); the label says so, so readers can set it beside PrimeVul's numbers.
+PC_LABEL = "P-C (pairs both right)"
 HEADLINE_METRICS = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
     "auroc": "AUROC",
-    "pairs_both_right": "pairs both right",
+    "pairs_both_right": PC_LABEL,
 }
+# The paired comparisons a run reports, with the metrics their MDE is reported for.
+COMPARISON_METRICS = HEADLINE_METRICS
+TEMPLATE_METRICS = ("accuracy", "balanced_accuracy", "auroc", "pairs_both_right")
+POWER_PERCENT = 80
 
 
 @dataclass
@@ -79,6 +86,29 @@ def fmt_ci(x: Any, digits: int = 2) -> str:
     return f"{point} [{NA}]" if NA in (lo, hi) else f"{point} [{lo}, {hi}]"
 
 
+def fmt_delta(x: Any, digits: int = 2) -> str:
+    """[0.02, -0.05, 0.09, 0.10] -> '0.02 [-0.05, 0.09] MDE 0.10'; without a stored MDE, as `fmt_ci`."""
+    text = fmt_ci(x, digits)
+    mde = x[3] if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else None
+    return text if text == NA or fmt(mde, digits) == NA else f"{text} MDE {fmt(mde, digits)}"
+
+
+def includes_zero(x: Any) -> bool | None:
+    """Whether a stored [value, low, high, ...] interval includes 0; None when it is missing or NaN."""
+    if not (isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 3):
+        return None
+    lo, hi = _number(x[1]), _number(x[2])
+    return None if lo is None or hi is None else lo <= 0 <= hi
+
+
+def no_effect_sentence(x: Any, digits: int = 2) -> str:
+    """What a delta whose interval includes 0 rules out: 'no effect larger than <MDE> (80% power)'."""
+    mde = fmt(x[3], digits) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
+    if mde == NA:  # runs from before the MDE was stored, or too few resamples for a standard error
+        return "interval includes 0; no minimal detectable effect recorded"
+    return f"no effect larger than {mde} ({POWER_PERCENT}% power)"
+
+
 def fmt_count(x: Any) -> str:
     v = _number(x)
     return NA if v is None else str(int(round(v)))
@@ -103,6 +133,7 @@ def published_models(published: Mapping | None) -> tuple[list[str], str]:
     ranked = sorted(models, key=lambda m: (-overall(m), m))
     where = ", ".join(f"{k} {published[k]}" for k in ("study", "prompt", "subset") if published.get(k))
     note = f"Published LLMs: accuracy on the same files ({where})." if where else "Published LLMs: accuracy."
+    note += " Their columns are point values: published.json keeps per-CWE counts, not per-file answers to resample."
     if len(ranked) > MAX_PUBLISHED:
         note += f" Top {KEEP_PUBLISHED} of {len(ranked)} shown; the rest are in published.json."
         ranked = ranked[:KEEP_PUBLISHED]
@@ -118,13 +149,13 @@ def baseline_data(summary: Mapping, published: Mapping | None, reading: str = "s
         raise DataError(f"baseline summary has no {reading!r} reading; expected one of {sorted(summary)}")
     per_cwe = summary[reading]
     models, note = published_models(published)
-    cols = ["CWE", "n", "accuracy", "TPR", "TNR", "balanced acc.", "AUROC", "pairs both right", "unknown rate"]
+    shown = {"accuracy": "accuracy", "tpr": "TPR", "tnr": "TNR", "balanced_accuracy": "balanced acc.",
+             "auroc": "AUROC", "pairs_both_right": PC_LABEL, "unknown_rate": "unknown rate"}
+    cols = ["CWE", "n", *shown.values()]
     data = TableData(f"Baseline ({reading} reading)", cols + [f"pub: {m}" for m in models], note=note)
     for cwe in cwe_order(list(per_cwe)):
         m = per_cwe[cwe]
-        row = [cwe, fmt_count(m.get("n")), fmt_ci(m.get("accuracy")), fmt(m.get("tpr")), fmt(m.get("tnr")),
-               fmt(m.get("balanced_accuracy")), fmt_ci(m.get("auroc")), fmt(m.get("pairs_both_right")),
-               fmt(m.get("unknown_rate"))]
+        row = [cwe, fmt_count(m.get("n")), *(fmt_ci(m.get(k)) for k in shown)]
         data.rows.append(row + [_published_cell(published, p, cwe) for p in models])  # type: ignore[arg-type]
     return data
 
@@ -135,13 +166,15 @@ def headline_data(steer_summary: Mapping) -> TableData:
     bias = steer_summary.get("bias_only", {})
     cols = ["condition", *HEADLINE_METRICS.values(), "Δ accuracy", "Δ AUROC", "bias only?"]
     data = TableData("Held-out results (cross-fitted test folds)", cols)
-    data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval. "
+    data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval and "
+                 f"the minimal detectable effect (MDE) at {POWER_PERCENT}% power, two-sided 5% level. "
+                 f"{PC_LABEL}: PrimeVul's pair-wise correct metric. "
                  "Bias only: accuracy rose but AUROC did not (re-thresholding, not better ranking).")
     for name, label in CONDITIONS.items():
         m = conditions.get(name, {}).get("all", {})
         d = deltas.get(name, {})
         row = [label, *(fmt_ci(m.get(k)) for k in HEADLINE_METRICS)]
-        row += ["—", "—"] if name == "baseline" else [fmt_ci(d.get("accuracy")), fmt_ci(d.get("auroc"))]
+        row += ["—", "—"] if name == "baseline" else [fmt_delta(d.get("accuracy")), fmt_delta(d.get("auroc"))]
         flag = bias.get(name)
         row.append(NA if flag is None else ("yes" if flag else "no"))
         data.rows.append(row)
@@ -162,6 +195,41 @@ def per_cwe_data(steer_summary: Mapping, published: Mapping | None) -> TableData
     return data
 
 
+def comparisons_data(steer_summary: Mapping) -> TableData:
+    """Every paired comparison the run reports (each condition minus the baseline, steered minus the random
+    control) with its minimal detectable effect, and what a comparison whose interval includes 0 rules out."""
+    deltas = steer_summary.get("deltas", {})
+    compared = [(f"{CONDITIONS.get(c, c)} − baseline", d) for c, d in deltas.items()]
+    if steer_summary.get("steered_minus_random") is not None:
+        compared.append(("steered − random-direction control (paired)", steer_summary["steered_minus_random"]))
+    data = TableData("Paired comparisons and their minimal detectable effects",
+                     ["comparison", "metric", "Δ [95% interval]", f"MDE ({POWER_PERCENT}% power)", "reading"])
+    data.note = ("MDE = (z(0.975) + z(0.8)) × SE, SE the standard deviation of the paired difference over the "
+                 "scenario-group bootstrap (normal approximation): the smallest true change this comparison "
+                 f"detects {POWER_PERCENT}% of the time at the two-sided 5% level with this many groups.")
+    for name, d in compared:
+        for key, label in COMPARISON_METRICS.items():
+            x = d.get(key)
+            zero = includes_zero(x)
+            mde = fmt(x[3]) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
+            reading = (NA if zero is None else no_effect_sentence(x) if zero else "interval excludes 0")
+            data.rows.append([name, label, fmt_ci(x), mde, reading])
+    return data
+
+
+def templates_data(table: Mapping) -> TableData:
+    """One row per prompt template the baseline scored (`vulnsteer baseline --template all`), same files."""
+    cols = ["template", "description", "n", *(HEADLINE_METRICS[k] for k in TEMPLATE_METRICS)]
+    data = TableData(f"Baseline per prompt template ({table.get('reading', 'score')} reading, same files)", cols)
+    data.note = ("Answer score only: generating an answer under every template would cost one generation pass "
+                 "per template. 95% intervals from a bootstrap over scenario groups.")
+    for t in table.get("templates") or []:
+        m = t.get("metrics") or {}
+        data.rows.append([str(t.get("id")), str(t.get("description")), fmt_count(m.get("n")),
+                          *(fmt_ci(m.get(k)) for k in TEMPLATE_METRICS)])
+    return data
+
+
 CONSOLE_PUBLISHED = 2  # published-model columns the terminal shows; report.md has them all
 
 
@@ -179,7 +247,7 @@ def to_rich(data: TableData) -> Table:
         col = data.columns[i].removeprefix("pub: ")
         table.add_column(col, justify="right" if numeric[i] else "left", overflow="fold")
     for row in data.rows:
-        table.add_row(*(row[i].replace(" [", "\n[") for i in keep))
+        table.add_row(*(row[i].replace(" [", "\n[").replace(" MDE ", "\nMDE ") for i in keep))
     return table
 
 

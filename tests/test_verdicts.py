@@ -1,10 +1,10 @@
-"""Report sections: the plain-language comparison of steering with its random-direction control."""
+"""Report verdicts: the plain-language comparison of steering with its random-direction control."""
 
 from __future__ import annotations
 
 import pytest
 
-from vulnsteer.report.sections import versus_random
+from vulnsteer.report.verdicts import versus_random
 
 
 def ci(v: float | None, w: float = 0.1) -> list:
@@ -34,7 +34,7 @@ def test_versus_random_prefers_the_paired_interval(paired, expected):
 
 
 def test_probe_conclusion_judges_against_the_control_over_all_layers():
-    from vulnsteer.report.sections import probe_conclusion
+    from vulnsteer.report.verdicts import probe_conclusion
 
     curve = {"layers": [0, 1, 2], "auroc": [0.55, 0.673, 0.6], "control_auroc_mean": [0.5, 0.548, 0.5],
              "control_auroc_max": [0.693, 0.6, 0.55]}
