@@ -44,7 +44,7 @@ def _steering_samples(ctx: Context, cfg: RunConfig, main: SampleSet, template: s
                             cfg.baseline.long_files, keep_states=True)
     if [s.record.id for s in sset.samples] != [s.record.id for s in main.samples]:
         raise VulnsteerError(f"--steer-template {template}: --long-files {cfg.baseline.long_files.value} keeps other "
-                             f"files under {template} than under {cfg.baseline.template}; use --long-files truncate")
+                             f"files under {template} than under {cfg.baseline.template}; use --long-files windows")
     return sset
 
 
