@@ -82,3 +82,52 @@ def test_skipped_samples_are_dropped_from_the_tensors(data_root, tokenizer):
     assert 0 < n_live < 4 and len(sset.samples) == n_live == sset.residuals.shape[0] == sset.scores.shape[0]
     assert len(sset.skipped) == 4 - n_live and torch.isfinite(sset.scores).all()
     assert all(not s.fit.skipped for s in sset.samples)
+
+
+def test_each_readout_equals_hand_computed_positions_of_a_plain_forward(data_root, tokenizer, tmp_path):
+    """answer = the last prompt token; code-mean = the mean over the code's tokens; code-last = its last token;
+    from the passes, and again from the activation cache."""
+    from vulnsteer.options import Readout
+
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    samples = build_samples(load_secllmholmes(data_root, ["hand-crafted"])[:3], loaded, "S1", cwe_names(data_root),
+                            data_root)
+    cache = ActivationCache(tmp_path)
+    fresh = run_samples(samples, loaded, words, cache)
+    loaded.model.forward = None  # the second run reads every readout from the cache
+    cached = run_samples(samples, loaded, words, cache)
+    model = tiny_model("qwen2")  # the same seeded weights, with its forward intact
+    for i, s in enumerate(samples):
+        with torch.inference_mode():
+            hidden = model(s.input_ids, output_hidden_states=True).hidden_states[:-1]  # the last one is normed
+        start, end = s.code_span
+        want = {Readout.ANSWER: torch.stack([h[0, -1] for h in hidden]),
+                Readout.CODE_MEAN: torch.stack([h[0, start:end].mean(0) for h in hidden]),
+                Readout.CODE_LAST: torch.stack([h[0, end - 1] for h in hidden])}
+        for readout, expected in want.items():
+            for sset in (fresh, cached):
+                got = sset.readout(readout)[i, : len(hidden)]
+                torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fresh.readout(Readout.CODE_MEAN), fresh.readout(Readout.CODE_LAST))
+    torch.testing.assert_close(fresh.subset([2, 0]).readout(Readout.CODE_LAST), fresh.span_lasts[[2, 0]])
+
+
+def test_a_code_readout_without_a_code_span_is_refused_in_one_line(data_root, tokenizer):
+    from dataclasses import replace
+
+    import pytest
+
+    from vulnsteer.errors import DataError
+    from vulnsteer.options import Readout
+
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    samples = build_samples(load_secllmholmes(data_root, ["hand-crafted"])[:2], loaded, "S1", cwe_names(data_root),
+                            data_root)
+    samples[1] = replace(samples[1], code_span=None)
+    sset = run_samples(samples, loaded, words)
+    assert sset.readout(Readout.ANSWER).isfinite().all()
+    for readout in (Readout.CODE_MEAN, Readout.CODE_LAST):
+        with pytest.raises(DataError, match=samples[1].record.id):
+            sset.readout(readout)

@@ -23,7 +23,7 @@ from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, p
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
-from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
+from vulnsteer.experiments.steer import SteerResult, code_span, run_steering, with_controls
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
@@ -79,7 +79,8 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
             steered = generate_from_passes(model, tok, states, ids, n, len(idx), "side by side: steered", ivs)
         else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
             lengths = torch.tensor([int(x.shape[1]) for x in ids])
-            with steer(model, ivs, scope=cfg.steer.scope.value, prompt_len=lengths):
+            spans = [code_span(main, i) for i in idx] if cfg.steer.scope is SweepScope.CODE else None
+            with steer(model, ivs, scope=cfg.steer.scope.hook_scope.value, prompt_len=lengths, span=spans):
                 steered = generate_answers(model, tok, prompts, n, len(idx), "side by side: steered", sort_by_length=False)
         rows += [
             dict(id=main.samples[i].record.id, cwe=main.samples[i].record.cwe, label=main.samples[i].record.label,
@@ -159,12 +160,13 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
 
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
     t0 = time.time()
-    curve = probe_curve(main, seed=cfg.steer.seed)
+    curve = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout)
     res = curve.result
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
+        "readout": cfg.readout.value,
     })
     run.stage("probes", time.time() - t0)
 
@@ -175,8 +177,10 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
     run.stage("extra_training_passes", time.time() - t0)
 
     t0 = time.time()
-    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run))
-    probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
+    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run),
+                          cfg.readout)
+    crossfit = crossfit_probe(main, result.folds, cfg.steer.seed, cfg.readout)
+    probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit}
     calib = {r["index"]: r["calibrated"] for r in calibrated_thresholds(main, result.folds)}
     result.test = with_controls(result.test, probe, calib)
     labels = main.labels.tolist()

@@ -16,7 +16,8 @@ from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
-from vulnsteer.options import LongFiles
+from vulnsteer.errors import DataError
+from vulnsteer.options import LongFiles, Readout
 from vulnsteer.progress import progress_bar
 
 
@@ -44,6 +45,22 @@ class SampleSet:
     # Samples the long-file policy skipped: never run, kept out of every tensor above (so nothing averages
     # in a placeholder), listed so reports can count them.
     skipped: list[Sample] = field(default_factory=list)
+    span_lasts: torch.Tensor | None = None  # [n, n_layers + 1, d] at the last code token
+
+    def readout(self, which: Readout) -> torch.Tensor:
+        """[n, n_layers + 1, d] residuals read at `which`: what probes and steering vectors are fit on."""
+        which = Readout(which)
+        if which is Readout.ANSWER:
+            return self.residuals
+        x = self.span_means if which is Readout.CODE_MEAN else self.span_lasts
+        if x is None:
+            x = torch.full_like(self.residuals, float("nan"))
+        missing = [s.record.id for i, s in enumerate(self.samples) if not bool(x[i].isfinite().all())]
+        if missing:
+            raise DataError(f"readout {which.value}: no code token span for {len(missing)} prompt(s), e.g. "
+                            f"{missing[0]} (the code was not found in the prompt or the tokenizer has no "
+                            "offsets); use --readout answer")
+        return x
 
     @property
     def labels(self) -> torch.Tensor:
@@ -56,6 +73,7 @@ class SampleSet:
             scores=self.scores[index],
             residuals=self.residuals[index],
             span_means=None if self.span_means is None else self.span_means[index],
+            span_lasts=None if self.span_lasts is None else self.span_lasts[index],
             states=None if self.states is None else [self.states[i] for i in idx],
             skipped=list(self.skipped),
         )
@@ -135,7 +153,7 @@ def run_samples(
     n_res = parts.n_layers + 1
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
-    scores, residuals, spans, states = [], [], [], []
+    scores, residuals, spans, lasts, states = [], [], [], [], []
     with progress_bar(description, total=len(live)) as advance:
         for s in live:
             key = prompt_key(loaded.source_hash, s.template_id, s.prompt, rows.tolist())
@@ -145,6 +163,7 @@ def run_samples(
                 hit = CachedActivations(
                     answer_residuals=state.answer_residuals,
                     span_mean=state.span_mean,
+                    span_last=state.span_last,
                     answer_row_logits=state.answer_logits[rows],
                     n_tokens=state.n_tokens,
                 )
@@ -155,7 +174,9 @@ def run_samples(
                 states.append(None)
             scores.append(words.score_rows(hit.answer_row_logits))
             residuals.append(hit.answer_residuals)
-            spans.append(hit.span_mean if hit.span_mean is not None else torch.full((n_res, parts.d_model), float("nan")))
+            nan = torch.full((n_res, parts.d_model), float("nan"))  # no code span: SampleSet.readout refuses it
+            spans.append(hit.span_mean if hit.span_mean is not None else nan)
+            lasts.append(hit.span_last if hit.span_last is not None else nan)
             advance(1)
     empty = torch.empty(0, n_res, parts.d_model)
     return SampleSet(
@@ -165,4 +186,5 @@ def run_samples(
         span_means=torch.stack(spans) if spans else empty,
         states=states if keep_states else None,
         skipped=[s for s in samples if s.fit.skipped],
+        span_lasts=torch.stack(lasts) if lasts else empty,
     )

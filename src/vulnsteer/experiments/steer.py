@@ -23,7 +23,8 @@ from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.options import Method, Operator, StrengthUnit, SweepScope
+from vulnsteer.errors import DataError
+from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.steering.resume import record_full
 from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
@@ -125,15 +126,16 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
 
 
 def training_set(
-    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray
+    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout = Readout.ANSWER
 ) -> tuple[torch.Tensor, list[Record]]:
-    """Residuals and records a fold's vectors are fit on: its training samples, plus the extra (training-only)
-    samples whose scenario group is not among the `held` (validation and test) samples' groups."""
-    residuals, records = [main.residuals[train]], [main.samples[i].record for i in train]
+    """Residuals (read at `readout`) and records a fold's vectors are fit on: its training samples, plus the
+    extra (training-only) samples whose scenario group is not among the `held` (validation and test) samples'
+    groups."""
+    residuals, records = [main.readout(readout)[train]], [main.samples[i].record for i in train]
     if extra is not None:
         held_groups = {main.samples[i].record.group for i in held}
         keep = [i for i, s in enumerate(extra.samples) if s.record.group not in held_groups]
-        residuals.append(extra.residuals[keep])
+        residuals.append(extra.subset(keep).readout(readout))
         records += [extra.samples[i].record for i in keep]
     return torch.cat(residuals), records
 
@@ -143,10 +145,20 @@ def _identity(layer: int, d_model: int) -> Intervention:
     return Intervention(layer, "add", torch.zeros(d_model), 0.0)
 
 
+def code_span(main: SampleSet, i: int) -> tuple[int, int]:
+    """The token range of sample i's code, which the code scope steers; one-line error where it is unknown."""
+    span = main.samples[i].code_span
+    if span is None:
+        raise DataError(f"--scope code: no code token span for {main.samples[i].record.id} (the code was not "
+                        "found in the prompt or the tokenizer has no offsets); use --scope answer or all")
+    return span
+
+
 @dataclass
 class _Scorer:
-    """Scores interventions on sample i in the configured scope; an "all" scope recording is kept for the
-    sample last asked about (the test rows ask twice per sample). Full forwards where re-entry is not exact."""
+    """Scores interventions on sample i in the configured scope; a full-prompt recording (code and all
+    scopes) is kept for the sample last asked about (the test rows ask twice per sample). Full forwards
+    where re-entry is not exact."""
 
     parts: ModelParts
     main: SampleSet
@@ -156,18 +168,19 @@ class _Scorer:
     _last: tuple[int, Recording] | None = None
 
     def __call__(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> torch.Tensor:
+        span = code_span(self.main, i) if self.scope is SweepScope.CODE else None
         if not self.parts.reentry_exact:
             assert self.model is not None, "full-forward scoring needs the model"
             ids = self.main.samples[i].input_ids
-            return score_full_forwards(self.model, ids, ivs, self.words, self.scope.value, full_vocab)
+            return score_full_forwards(self.model, ids, ivs, self.words, self.scope.hook_scope.value, full_vocab, span)
         if self.scope is SweepScope.ANSWER:
             state = self.main.states[i]  # type: ignore[index]
             assert state is not None
             return score_interventions(self.parts, state, ivs, self.words, full_vocab)
         if self._last is None or self._last[0] != i:
-            assert self.model is not None, "the all-positions scope needs the model"
+            assert self.model is not None, "the code and all scopes need the model"
             self._last = (i, record_full(self.model, self.parts, self.main.samples[i].input_ids))
-        return score_interventions_all_positions(self.parts, self._last[1], ivs, self.words, full_vocab)
+        return score_interventions_all_positions(self.parts, self._last[1], ivs, self.words, full_vocab, span=span)
 
 
 def _one(vector: SteeringVector, layer: int, op: Operator, alpha: float, unit: StrengthUnit) -> Intervention:
@@ -182,17 +195,22 @@ def run_steering(
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
     store: FoldStore | None = None,
+    readout: Readout = Readout.ANSWER,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
-    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use) and for
+    Vectors are fit on the residuals read at `readout`.
+    `model` is needed for the code and all scopes (each sample's full prompt is recorded once per use) and for
     models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
     the random controls' generator is advanced past a reused fold's draws)."""
     if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
-    if (cfg.scope is SweepScope.ALL or not parts.reentry_exact) and model is None:
-        raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
+    if (cfg.scope.wide or not parts.reentry_exact) and model is None:
+        raise ValueError("the code and all scopes, and models without exact re-entry, need the model")
+    if cfg.scope is SweepScope.CODE:
+        for i in range(len(main.samples)):
+            code_span(main, i)  # refuse before any fold runs, not halfway
     score = _Scorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
@@ -213,9 +231,9 @@ def run_steering(
                 advance(len(val) + len(test))
                 continue
             n_sweep = len(result.sweep)
-            x, recs = training_set(main, extra, train, np.concatenate([val, test]))
-            vecs = (fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe
-                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods)})
+            x, recs = training_set(main, extra, train, np.concatenate([val, test]), readout)
+            vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout.value) if cfg.per_cwe
+                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout.value)})
             per_key = {key: [_one(v[m], layer, op, a, cfg.strength_unit) for layer, m, op, a in configs]
                        for key, v in vecs.items()}
             for i in val:
@@ -232,8 +250,7 @@ def run_steering(
             result.choices.append(choice)
             chosen = {
                 cwe: v[choice.method].at_layer(choice.layer).with_application(
-                    choice.operator.value, choice.alpha, cfg.strength_unit.value,
-                    "answer" if cfg.scope is SweepScope.ANSWER else "all")
+                    choice.operator.value, choice.alpha, cfg.strength_unit.value, cfg.scope.hook_scope.value)
                 for cwe, v in vecs.items()
             }
             result.vectors.append(chosen)
