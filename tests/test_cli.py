@@ -175,6 +175,33 @@ def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp
     assert any(abs(r["steered"] - r["baseline"]) > 1e-4 for r in rows)
 
 
+def test_steer_on_the_code_with_code_last_vectors_records_both(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "steer", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787,CWE-89,CWE-22", "--layers", "1",
+        "--methods", "caa", "--scope", "code", "--readout", "code-last", "--folds", "3", "--n-random", "1",
+        "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["readout"] == "code-last" and config["steer"]["scope"] == "code"
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+    vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled")
+    assert vector.position == "code-last" and vector.scope == "span"
+    report = (out / "report.md").read_text()
+    assert "readout code-last, scope code" in report and "from the code-last readout, code scope steered" in report
+
+
+def test_probe_on_code_mean_names_the_readout(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("probe", "--model", tiny_dirs["gpt_bigcode"], "--data", data_root, "--cwe", "CWE-787,CWE-89",
+                    "--readout", "code-mean", "--out", out, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "probe" / "curve.json").read_text())["readout"] == "code-mean"
+    assert "Probe curve (readout code-mean)" in (out / "report.md").read_text()
+
+
 _PROBE_TORCH = """
 import runpy, sys
 sys.argv = ["vulnsteer", *sys.argv[1:]]
@@ -189,6 +216,9 @@ sys.exit(code)
 
 @pytest.mark.parametrize("args, message", [
     (["run", "--scope", "middle"], "unknown sweepscope 'middle'"),
+    (["run", "--readout", "middle"], "unknown readout 'middle'"),
+    (["probe", "--readout", "code"], "unknown readout 'code'"),
+    (["steer", "--readout", "last", "--scope", "code"], "unknown readout 'last'"),
     (["run", "--methods", "caa,magic"], "unknown method 'magic'"),
     (["steer", "--strength-unit", "furlongs"], "unknown strengthunit 'furlongs'"),
     (["run", "--train", "everything"], "unknown train 'everything'"),

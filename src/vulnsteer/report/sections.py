@@ -140,6 +140,15 @@ def _config(run: Run) -> list[Block]:
     return [*notes, settings] + ([wall] if wall.rows else [])
 
 
+def readout_and_scope(run: Run) -> tuple[str, str]:
+    """Where the probes and vectors read the residuals, and which positions were steered (config.json); a run
+    from before either was a choice read the answer position and steered it."""
+    read = run.json(schema.CONFIG)
+    cfg: dict = read if isinstance(read, dict) else {}
+    steer: dict = cfg["steer"] if isinstance(cfg.get("steer"), dict) else {}
+    return str(cfg.get("readout") or "answer"), str(steer.get("scope") or "answer")
+
+
 def _headline(run: Run, figures: Path) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
@@ -148,8 +157,10 @@ def _headline(run: Run, figures: Path) -> list[Block]:
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
     choices = run.json(schema.STEER_CHOICES)
     if choices:
-        table = TableData("Configuration chosen on each validation fold", ["fold", "layer", "method", "operator",
-                                                                           "alpha", "val. balanced acc.", "val. AUROC"])
+        readout, scope = readout_and_scope(run)
+        table = TableData(f"Configuration chosen on each validation fold (vectors from the {readout} readout, "
+                          f"{scope} scope steered)",
+                          ["fold", "layer", "method", "operator", "alpha", "val. balanced acc.", "val. AUROC"])
         for c in choices:
             val = c.get("val_metrics") or {}
             table.rows.append([str(c.get(k, "n/a")) for k in ("fold", "layer", "method", "operator", "alpha")]
@@ -290,13 +301,12 @@ def _fluency(run: Run) -> list[Block]:
     if summary is None or not summary.get("fluency"):
         return _not_run("steer/summary.json fluency")
     f = summary["fluency"]
-    cfg = run.json(schema.CONFIG)
-    scope = (cfg.get("steer") or {}).get("scope", "answer") if isinstance(cfg, dict) else "answer"
+    scope = readout_and_scope(run)[1]
     table = TableData(f"Fluency cost ({f.get('n_files', 'n/a')} code files)", ["measure", "unsteered", "steered",
                                                                                 "random control"])
     table.note = ("The NLL row steers every position of the code, the harshest case; the experiment steered "
-                  + ("the answer position only, which the KL row measures." if scope == "answer"
-                     else "every prompt position, as this row does."))
+                  + {"answer": "the answer position only, which the KL row measures.",
+                     "code": "every token of the code, as this row does."}.get(scope, "every prompt position, as this row does."))
     table.rows = [["mean token NLL (nats)", fmt(f.get("nll_base"), 3), fmt(f.get("nll_steered"), 3),
                    fmt(f.get("nll_random"), 3)],
                   ["KL at the answer position vs unsteered", "—", fmt(f.get("kl_answer_steered"), 3),
@@ -330,12 +340,13 @@ def _generations(run: Run) -> list[Block]:
 def build_sections(run_dir: Path) -> list[Section]:
     run = Run(run_dir)
     figures = run.dir / schema.FIGURES
+    readout, scope = readout_and_scope(run)
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
-        ("Headline: held-out results", lambda: _headline(run, figures)),
+        (f"Headline: held-out results (readout {readout}, scope {scope})", lambda: _headline(run, figures)),
         ("Verdict", lambda: _verdict(run)),
         ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
         ("Baseline (no steering)", lambda: _baseline(run)),
-        ("Probe curve", lambda: _probe(run, figures)),
+        (f"Probe curve (readout {readout})", lambda: _probe(run, figures)),
         ("Strength and layer curves (validation)", lambda: _curves(run, figures)),
         ("Fluency cost", lambda: _fluency(run)),
         ("Flip rates", lambda: _flips(run)),
