@@ -37,7 +37,7 @@ def root_without_few_shot(data_root, tmp_path):
 
 def test_one_row_per_implemented_template(data_root, tmp_path):
     ctx = context(data_root, tmp_path)
-    scored, skipped = score_templates(ctx, ctx.records, 1536, LongFiles.TRUNCATE)
+    scored, skipped = score_templates(ctx, ctx.records, 1536, LongFiles.WINDOWS)
     table = template_table(scored, skipped, n_boot=100, seed=0)
     assert [t["id"] for t in table["templates"]] == list(TEMPLATES) and not table["skipped"]
     ids = {t.ids for t in scored}
@@ -54,7 +54,7 @@ def test_one_row_per_implemented_template(data_root, tmp_path):
 
 def test_templates_whose_inputs_are_missing_are_skipped_with_the_reason(root_without_few_shot, tmp_path):
     ctx = context(root_without_few_shot, tmp_path)
-    scored, skipped = score_templates(ctx, ctx.records, 1536, LongFiles.TRUNCATE)
+    scored, skipped = score_templates(ctx, ctx.records, 1536, LongFiles.WINDOWS)
     few_shot = [t for t, tpl in TEMPLATES.items() if tpl.few_shot]
     assert [s.template for s in skipped] == few_shot
     assert all("few-shot" in s.reason for s in skipped)
