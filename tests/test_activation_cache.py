@@ -17,7 +17,8 @@ KEY = prompt_key("h", "S1", "prompt", [1, 2])
 
 def _value() -> CachedActivations:
     gen = torch.Generator().manual_seed(0)
-    return CachedActivations(torch.randn(3, 4, generator=gen), torch.randn(3, 4, generator=gen), torch.randn(2), 17)
+    return CachedActivations(torch.randn(3, 4, generator=gen), torch.randn(3, 4, generator=gen),
+                             torch.randn(3, 4, generator=gen), torch.randn(2), 17)
 
 
 def _entry(tmp_path: Path) -> tuple[ActivationCache, Path]:
@@ -81,10 +82,11 @@ def test_damaged_entry_is_a_miss_and_is_removed_then_rewritten(tmp_path, damage)
 
 def test_round_trip_without_span_mean(tmp_path):
     cache = ActivationCache(tmp_path)
-    value = CachedActivations(torch.ones(2, 3, dtype=torch.bfloat16), None, torch.zeros(2), 5)
+    value = CachedActivations(torch.ones(2, 3, dtype=torch.bfloat16), None, None, torch.zeros(2), 5)
     cache.put(KEY, value)
     got = cache.get(KEY)
-    assert got is not None and got.span_mean is None and torch.equal(got.answer_residuals, value.answer_residuals)
+    assert got is not None and got.span_mean is None and got.span_last is None
+    assert torch.equal(got.answer_residuals, value.answer_residuals)
 
 
 def test_put_fsyncs_the_file_before_the_rename(tmp_path, monkeypatch):

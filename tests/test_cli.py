@@ -132,12 +132,15 @@ def test_run_with_steer_template_auto_states_the_template_chosen_per_fold(data_r
     assert "| fold | template | layer |" in (out / "report.md").read_text()
 
 
-def test_run_with_files_read_in_windows_names_the_policy_in_every_section_it_shapes(data_root, tiny_dirs, tmp_path):
+@pytest.mark.parametrize("scope, readout", [("answer", "answer"), ("code", "code-last")])
+def test_run_with_files_read_in_windows_names_the_policy_in_every_section_it_shapes(data_root, tiny_dirs, tmp_path,
+                                                                                      scope, readout):
+    """Also with the code scope, whose side-by-side generations steer each window on its own code span."""
     out = tmp_path / "run"
     result = invoke(
         "run", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787,CWE-89,CWE-22",
         "--max-code-tokens", "200", "--max-new-tokens", "2", "--layers", "1", "--methods", "caa", "--n-boot", "100",
-        "--folds", "3", "--out", out, "--cache-dir", tmp_path / "cache",
+        "--folds", "3", "--scope", scope, "--readout", readout, "--out", out, "--cache-dir", tmp_path / "cache",
     )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
@@ -145,8 +148,8 @@ def test_run_with_files_read_in_windows_names_the_policy_in_every_section_it_sha
     assert n_long and not any(r["skipped"] for r in rows)
     line = f"Long files (--long-files windows, budget 200 code tokens): of 18 files, {n_long} read in more than one window"
     sections = {s.split("\n", 1)[0]: s for s in (out / "report.md").read_text().split("\n## ")[1:]}
-    for title in ("Headline: held-out results", "Verdict", "Baseline (no steering)", "Probe curve", "Flip rates",
-                  "Generations side by side"):
+    for title in (f"Headline: held-out results (readout {readout}, scope {scope})", "Verdict", "Baseline (no steering)",
+                  f"Probe curve (readout {readout})", "Flip rates", "Generations side by side"):
         assert line in sections[title], title
     assert line not in sections["How to read this"]
     side = [json.loads(x) for x in (out / "steer" / "generations.jsonl").read_text().splitlines()]
@@ -235,6 +238,33 @@ def test_steer_with_every_position_scope_on_tiny_model(data_root, tiny_dirs, tmp
     assert any(abs(r["steered"] - r["baseline"]) > 1e-4 for r in rows)
 
 
+def test_steer_on_the_code_with_code_last_vectors_records_both(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "steer", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787,CWE-89,CWE-22", "--layers", "1",
+        "--methods", "caa", "--scope", "code", "--readout", "code-last", "--folds", "3", "--n-random", "1",
+        "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["readout"] == "code-last" and config["steer"]["scope"] == "code"
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+    vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled")
+    assert vector.position == "code-last" and vector.scope == "span"
+    report = (out / "report.md").read_text()
+    assert "readout code-last, scope code" in report and "from the code-last readout, code scope steered" in report
+
+
+def test_probe_on_code_mean_names_the_readout(data_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("probe", "--model", tiny_dirs["gpt_bigcode"], "--data", data_root, "--cwe", "CWE-787,CWE-89",
+                    "--readout", "code-mean", "--out", out, "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "probe" / "curve.json").read_text())["readout"] == "code-mean"
+    assert "Probe curve (readout code-mean)" in (out / "report.md").read_text()
+
+
 _PROBE_TORCH = """
 import runpy, sys
 sys.argv = ["vulnsteer", *sys.argv[1:]]
@@ -249,6 +279,9 @@ sys.exit(code)
 
 @pytest.mark.parametrize("args, message", [
     (["run", "--scope", "middle"], "unknown sweepscope 'middle'"),
+    (["run", "--readout", "middle"], "unknown readout 'middle'"),
+    (["probe", "--readout", "code"], "unknown readout 'code'"),
+    (["steer", "--readout", "last", "--scope", "code"], "unknown readout 'last'"),
     (["run", "--methods", "caa,magic"], "unknown method 'magic'"),
     (["steer", "--strength-unit", "furlongs"], "unknown strengthunit 'furlongs'"),
     (["run", "--train", "everything"], "unknown train 'everything'"),

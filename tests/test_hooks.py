@@ -92,6 +92,49 @@ def test_answer_scope_changes_only_last_prompt_position(model):
     assert not nxt[: PROMPT_LEN - 1].any() and nxt[PROMPT_LEN - 1 :].all()
 
 
+def test_span_scope_changes_only_the_span(model):
+    v, (start, end) = _direction(), (2, 5)
+    with torch.no_grad():
+        with capture_residuals(model, [LAYER]) as plain:
+            model(IDS)
+        with steer(model, [Intervention(LAYER, "add", v, ALPHA)], "span", span=(start, end)):
+            with capture_residuals(model, [LAYER]) as steered:
+                model(IDS)
+    changed = (steered[LAYER][0] - plain[LAYER][0]).abs().amax(-1)[0] > 0
+    assert changed.tolist() == [start <= i < end for i in range(IDS.shape[1])]
+    torch.testing.assert_close(steered[LAYER][0][0, start:end], plain[LAYER][0][0, start:end] + ALPHA * v)
+
+
+def test_span_scope_with_per_row_spans_in_a_left_padded_batch(model):
+    """Spans are absolute positions within each row: left padding shifts the columns, not the span."""
+    long, short = IDS[:, :PROMPT_LEN], IDS[:, 2:PROMPT_LEN]
+    batch = torch.cat([long, torch.cat([torch.zeros(1, 2, dtype=torch.long), short], 1)])
+    mask = torch.tensor([[1] * PROMPT_LEN, [0, 0] + [1] * (PROMPT_LEN - 2)])
+    spans = [(1, 3), (0, 2)]
+    iv = [Intervention(LAYER, "add", _direction(), ALPHA)]
+    with torch.no_grad():  # generate: it derives each row's position ids from the mask
+        with steer(model, iv, "span", span=spans):
+            together = _generate(model, batch, attention_mask=mask).logits
+        for row, ids in enumerate((long, short)):
+            with steer(model, iv, "span", span=spans[row]):
+                alone = _generate(model, ids).logits
+            for got, want in zip(together, alone):
+                torch.testing.assert_close(got[row], want[0], atol=1e-4, rtol=1e-4)
+            assert not torch.allclose(alone[0], _generate(model, ids).logits[0])
+    assert scope_mask("span", token_positions(4, 0, torch.tensor([1, 0])), torch.tensor([3, 4]),
+                      torch.tensor(spans)).tolist() == [[False, False, True, True], [True, True, False, False]]
+
+
+def test_span_scope_needs_a_valid_span(model):
+    iv = [Intervention(LAYER, "add", _direction(), ALPHA)]
+    for scope, span, message in (("span", None, "needs it"), ("answer", (1, 2), "goes with")):
+        with pytest.raises(VulnsteerError, match=message), steer(model, iv, scope, span=span):
+            pass
+    for span, message in (((3, 3), "start < end"), ([(0, 2), (0, 2), (0, 2)], "rows")):
+        with pytest.raises(VulnsteerError, match=message), steer(model, iv, "span", span=span):
+            model(IDS)
+
+
 def _greedy_full_recompute(model, ids: torch.Tensor, steps: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Greedy decoding with a full forward per step: no cache, so positions are plain column indices."""
     logits = []

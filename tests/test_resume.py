@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
 
 from vulnsteer.activations.passes import run_prompt
@@ -37,6 +40,25 @@ def test_prompt_pass_matches_plain_forward(model, tokenizer):
     for k in range(len(hidden) - 1):
         torch.testing.assert_close(state.answer_residuals[k], hidden[k][0, -1], atol=1e-5, rtol=1e-5)
     assert state.span_mean is not None and state.span_mean.shape == state.answer_residuals.shape
+
+
+@pytest.mark.parametrize("reentry_exact", [True, False])
+def test_span_readouts_equal_hand_computed_means_and_positions(model, tokenizer, reentry_exact):
+    """The span's mean and last-token residuals, from the split pass and from the one-forward fallback, equal
+    those read off `output_hidden_states`; a span reaching the answer token stops before it."""
+    ids = _ids(tokenizer)
+    parts = replace(model_parts(model), reentry_exact=reentry_exact)
+    with torch.inference_mode():
+        hidden = model(ids, output_hidden_states=True).hidden_states[:-1]  # the last one is normed
+    n = ids.shape[1]
+    for span, (start, end) in (((2, 8), (2, 8)), ((3, n + 4), (3, n - 1))):
+        state = run_prompt(model, parts, ids, span=span, keep_resume=False)
+        assert state.span_mean is not None and state.span_last is not None
+        for k, h in enumerate(hidden):
+            torch.testing.assert_close(state.span_mean[k], h[0, start:end].mean(0), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(state.span_last[k], h[0, end - 1], atol=1e-5, rtol=1e-5)
+    empty = run_prompt(model, parts, ids, span=(n - 1, n), keep_resume=False)
+    assert empty.span_mean is None and empty.span_last is None
 
 
 def test_answer_scope_resume_equals_full_steered_forward(model, tokenizer):

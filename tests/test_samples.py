@@ -12,6 +12,7 @@ from vulnsteer.experiments.samples import build_samples, run_samples
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
+from vulnsteer.options import Readout
 
 
 def _loaded(tokenizer) -> LoadedModel:
@@ -74,6 +75,7 @@ def test_a_file_that_fits_is_one_window_scored_as_without_windows(data_root, tok
             assert torch.equal(sset.scores[i], words.score(state.answer_logits))
             assert torch.equal(sset.residuals[i], state.answer_residuals)
             assert torch.equal(sset.span_means[i], state.span_mean)
+            assert torch.equal(sset.span_lasts[i], state.span_last)
 
 
 def test_windows_pool_the_score_by_max_and_readouts_by_mean(data_root, tokenizer):
@@ -92,6 +94,8 @@ def test_windows_pool_the_score_by_max_and_readouts_by_mean(data_root, tokenizer
         assert float(sset.scores[i]) == max(scores)
         torch.testing.assert_close(sset.residuals[i], sum(p.answer_residuals for p in passes) / len(passes))
         torch.testing.assert_close(sset.span_means[i], sum(p.span_mean for p in passes) / len(passes))
+        torch.testing.assert_close(sset.span_lasts[i], sum(p.span_last for p in passes) / len(passes))
+    assert torch.equal(sset.readout(Readout.CODE_LAST), sset.span_lasts)  # the pooled rows are what probes read
 
 
 def test_run_samples_uses_the_cache_and_matches_a_fresh_pass(data_root, tokenizer, tmp_path):
@@ -149,3 +153,51 @@ def test_each_window_is_its_own_cache_entry(data_root, tokenizer, tmp_path):
     loaded.model.forward = None  # every window is served from the cache
     second = run_samples(samples, loaded, words, cache)
     assert torch.equal(first.scores, second.scores) and torch.equal(first.residuals, second.residuals)
+    assert torch.equal(first.span_lasts, second.span_lasts)  # each window's code-last readout, cached
+
+
+def test_each_readout_equals_hand_computed_positions_of_a_plain_forward(data_root, tokenizer, tmp_path):
+    """answer = the last prompt token; code-mean = the mean over the code's tokens; code-last = its last token;
+    from the passes, and again from the activation cache."""
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    samples = build_samples(load_secllmholmes(data_root, ["hand-crafted"])[:3], loaded, "S1", cwe_names(data_root),
+                            data_root)
+    cache = ActivationCache(tmp_path)
+    fresh = run_samples(samples, loaded, words, cache)
+    loaded.model.forward = None  # the second run reads every readout from the cache
+    cached = run_samples(samples, loaded, words, cache)
+    model = tiny_model("qwen2")  # the same seeded weights, with its forward intact
+    for i, s in enumerate(samples):
+        (w,) = s.windows
+        with torch.inference_mode():
+            hidden = model(w.input_ids, output_hidden_states=True).hidden_states[:-1]  # the last one is normed
+        start, end = w.code_span
+        want = {Readout.ANSWER: torch.stack([h[0, -1] for h in hidden]),
+                Readout.CODE_MEAN: torch.stack([h[0, start:end].mean(0) for h in hidden]),
+                Readout.CODE_LAST: torch.stack([h[0, end - 1] for h in hidden])}
+        for readout, expected in want.items():
+            for sset in (fresh, cached):
+                got = sset.readout(readout)[i, : len(hidden)]
+                torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(fresh.readout(Readout.CODE_MEAN), fresh.readout(Readout.CODE_LAST))
+    torch.testing.assert_close(fresh.subset([2, 0]).readout(Readout.CODE_LAST), fresh.span_lasts[[2, 0]])
+
+
+def test_a_code_readout_without_a_code_span_is_refused_in_one_line(data_root, tokenizer):
+    from dataclasses import replace
+
+    import pytest
+
+    from vulnsteer.errors import DataError
+
+    loaded = _loaded(tokenizer)
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    samples = build_samples(load_secllmholmes(data_root, ["hand-crafted"])[:2], loaded, "S1", cwe_names(data_root),
+                            data_root)
+    samples[1] = replace(samples[1], windows=tuple(replace(w, code_span=None) for w in samples[1].windows))
+    sset = run_samples(samples, loaded, words)
+    assert sset.readout(Readout.ANSWER).isfinite().all()
+    for readout in (Readout.CODE_MEAN, Readout.CODE_LAST):
+        with pytest.raises(DataError, match=samples[1].record.id):
+            sset.readout(readout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
@@ -13,7 +14,9 @@ from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, trai
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
-from vulnsteer.options import Operator
+from vulnsteer.options import Operator, Readout
+from vulnsteer.steering.sweep import score_full_forwards
+from vulnsteer.vectors.training import POOLED
 
 CWES = ("CWE-787", "CWE-89", "CWE-22")
 
@@ -68,13 +71,11 @@ def test_choice_is_the_best_validation_configuration(setup):
     assert choice.val_metrics["balanced_accuracy"] == 1.0
 
 
-@pytest.mark.parametrize("scope", ["answer", "all"])
-def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, scope):
-    """The sweep's steered score of a file read in windows is the max over full steered forwards of its windows."""
-    import torch
-
+@pytest.mark.parametrize("scope, readout", [("answer", "answer"), ("all", "answer"), ("code", "code-last")])
+def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, scope, readout):
+    """The sweep's steered score of a file read in windows is the max over full steered forwards of its windows
+    (in the code scope, each window steered on its own code's tokens, with vectors from pooled code-last rows)."""
     from vulnsteer.model.tiny import tiny_tokenizer
-    from vulnsteer.steering.sweep import score_full_forwards
 
     tok = tiny_tokenizer()
     m = tiny_model("qwen2")
@@ -86,14 +87,60 @@ def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, sco
     long = {i for i, s in enumerate(main.samples) if len(s.windows) > 1}
     assert len(long) > len(main.samples) // 2
     cfg = SteerConfig(layers=(1,), methods=("caa",), add_alphas=(-8.0, 8.0), amplify_alphas=(), ablate=False,
-                      k_folds=3, n_random=1, scope=scope)
-    result = run_steering(loaded.parts, main, words, cfg, model=m)
+                      wide_add_alphas=(-8.0, 8.0), wide_amplify_alphas=(), k_folds=3, n_random=1, scope=scope)
+    result = run_steering(loaded.parts, main, words, cfg, model=m, readout=Readout(readout))
+    assert all(v.position == readout for fold in result.vectors for v in fold.values())
+    hook_scope = "span" if scope == "code" else scope
     for row in [r for r in result.test if r.index in long][:4]:
         windows = main.samples[row.index].windows
         ivs = result.vectors[row.fold][row.vector_cwe].interventions()
-        per_window = [float(score_full_forwards(m, w.input_ids, ivs, words, scope)[0]) for w in windows]
+        per_window = [float(score_full_forwards(m, w.input_ids, ivs, words, hook_scope,
+                                                span=w.code_span if scope == "code" else None)[0]) for w in windows]
         assert len(set(per_window)) > 1
         assert row.steered == pytest.approx(max(per_window), abs=1e-4)
         with torch.inference_mode():
             plain = [float(words.score(m(input_ids=w.input_ids).logits[0, -1].float())) for w in windows]
         assert row.baseline == pytest.approx(max(plain), abs=1e-4)  # the unsteered score is pooled the same way
+
+
+def _caa_by_hand(x, records, layer: int):
+    """Mean over complete vulnerable/patched pairs of (vulnerable - patched) at block `layer`'s output, unit."""
+    by_pair: dict = {}
+    for row, r in zip(x, records):
+        by_pair.setdefault(r.pair_id, {})[r.label] = row[layer + 1]
+    diffs = [p[1] - p[0] for p in by_pair.values() if set(p) == {0, 1}]
+    v = torch.stack(diffs).mean(0)
+    return v / v.norm()
+
+
+@pytest.mark.parametrize("readout", list(Readout))
+def test_training_residuals_are_the_chosen_readout(setup, readout):
+    _, _, main, extra = setup
+    train, held = np.arange(0, 10), np.arange(10, len(main.samples))
+    x, recs = training_set(main, extra, train, held, readout)
+    source = {Readout.ANSWER: "residuals", Readout.CODE_MEAN: "span_means", Readout.CODE_LAST: "span_lasts"}[readout]
+    by_id = {s.record.id: getattr(sset, source)[i] for sset in (main, extra) for i, s in enumerate(sset.samples)}
+    torch.testing.assert_close(x, torch.stack([by_id[r.id] for r in recs]))
+
+
+def test_code_scope_steers_the_code_with_vectors_from_code_mean_residuals(setup):
+    """Directions are CAA of the training folds' span means; each steered test score equals a full forward
+    with the chosen vector on the code's tokens only."""
+    loaded, words, main, _ = setup
+    cfg = SteerConfig(layers=(1,), methods=("caa",), scope="code", k_folds=3, n_random=1, wide_add_alphas=(-4.0, 4.0),
+                      wide_amplify_alphas=())
+    result = run_steering(loaded.parts, main, words, cfg, model=loaded.model, readout=Readout.CODE_MEAN)
+    assert {row["alpha"] for row in result.sweep} == {-4.0, 4.0, 0.0}  # the wide grid: two strengths and ablate
+    for f, (train, _val, test) in enumerate(result.folds):
+        vector = result.vectors[f][POOLED]
+        assert vector.position == "code-mean" and vector.scope == "span"
+        records = [main.samples[i].record for i in train]
+        by_hand = _caa_by_hand(main.span_means[train], records, 1)
+        torch.testing.assert_close(vector.directions[1], by_hand, atol=1e-5, rtol=1e-5)
+        assert float(vector.directions[1] @ _caa_by_hand(main.residuals[train], records, 1)) < 0.999  # not the answer's
+        rows = {r.index: r for r in result.test if r.fold == f}
+        for i in test[:2]:
+            s = main.samples[i]
+            (w,) = s.windows
+            want = score_full_forwards(loaded.model, w.input_ids, vector.interventions(), words, "span", span=w.code_span)
+            assert abs(rows[int(i)].steered - float(want[0])) < 1e-4

@@ -64,3 +64,28 @@ def test_all_position_rows_equal_full_steered_forwards(model, tokenizer):
         with torch.inference_mode(), steer(model, [iv], scope="all"):
             ref = words.score(model(ids).logits[0, -1])
         torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_code_span_rows_equal_full_forwards_steered_only_on_the_span(model, tokenizer):
+    """The code scope's fast path (re-entry from a full recording, edits masked to the span) equals one full
+    forward per intervention with the hooks steering only the span, on every tiny architecture."""
+    from vulnsteer.steering.resume import record_full
+    from vulnsteer.steering.sweep import score_full_forwards, score_interventions_all_positions
+
+    parts = model_parts(model)
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+    words = AnswerWords(*map(tuple, answer_token_ids(tokenizer)))
+    g = torch.Generator().manual_seed(2)
+    ivs = [Intervention(layer, op, torch.randn(parts.d_model, generator=g), alpha, torch.randn(parts.d_model, generator=g))
+           for layer in (2, 0) for op, alpha in (("add", 3.0), ("amplify", 3.0), ("ablate", 1.0))]
+    span = (3, ids.shape[1] - 4)
+    rec = record_full(model, parts, ids)
+    fast = score_interventions_all_positions(parts, rec, ivs, words, chunk=4, span=span)
+    slow = score_full_forwards(model, ids, ivs, words, scope="span", span=span)
+    torch.testing.assert_close(fast, slow, atol=1e-4, rtol=1e-4)
+    full_vocab = score_interventions_all_positions(parts, rec, ivs[:2], words, full_vocab=True, span=span)
+    torch.testing.assert_close(words.score(full_vocab), fast[:2], atol=1e-5, rtol=1e-5)
+    every = score_interventions_all_positions(parts, rec, ivs, words, chunk=4)
+    assert not torch.allclose(fast, every, atol=1e-3), "steering the span must differ from steering every position"
+    base = words.score(model(ids).logits[0, -1].detach())
+    assert not torch.allclose(fast, base.expand_as(fast), atol=1e-3), "steering the span must move the answer"

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.options import LongFiles, Method, Precision, StrengthUnit, SweepScope, Train, parse_list
+from vulnsteer.options import LongFiles, Method, Precision, Readout, StrengthUnit, SweepScope, Train, parse_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
@@ -75,7 +75,11 @@ FoldsOpt = Annotated[int, typer.Option("--folds", help="Cross-fitting folds over
 PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
 ScopeOpt = Annotated[str, typer.Option(
-    "--scope", help=f"Steered positions: {_choices(SweepScope)} (all = every prompt token; slower, use a small grid).")]
+    "--scope", help=f"Steered positions: {_choices(SweepScope)} (code = every code token, all = every prompt token; "
+                    "both re-run the prompt per configuration, so their grid is smaller, docs/STEERING.md).")]
+ReadoutOpt = Annotated[str, typer.Option(
+    "--readout", help=f"Residuals probes and vectors read: {_choices(Readout)} (answer = the last prompt token; "
+                      "code-mean = mean over the code's tokens; code-last = the code's last token).")]
 DtypeOpt = Annotated[str, typer.Option(
     "--dtype", help="Forward-pass precision: float32, bf16-mixed (bfloat16 matmuls, float32 residuals) or "
     "bfloat16 (stored residuals stay float32; docs/BENCHMARKS.md).")]
@@ -239,7 +243,7 @@ def run(
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
-    device: DeviceOpt = _R.device,
+    device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value,
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
@@ -247,7 +251,7 @@ def run(
                        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    dtype=Precision(dtype), device=device)
+                    dtype=Precision(dtype), device=device, readout=Readout(readout))
     _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
@@ -258,12 +262,13 @@ def probe(
     template: TemplateOpt = _B.template, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
     force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
+    readout: ReadoutOpt = _R.readout.value,
 ) -> None:
-    """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
+    """Per-layer linear probes (grouped CV, shuffled-label control) on the residuals at --readout."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, seed=seed)
     _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
-                                device=device), model, data, out_dir,
+                                device=device, readout=Readout(readout)), model, data, out_dir,
              cache_dir, trust_remote_code, force)
 
 
@@ -278,14 +283,14 @@ def steer_command(
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
-    device: DeviceOpt = _R.device,
+    device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value,
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    stages=("steer",), dtype=Precision(dtype), device=device)
+                    stages=("steer",), dtype=Precision(dtype), device=device, readout=Readout(readout))
     _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 

@@ -46,13 +46,35 @@ class Scope(Choice):
     PROMPT = "prompt"
     ANSWER = "answer"
     GENERATED = "generated"
+    SPAN = "span"  # the token range given as `span` (vulnsteer steers the code's tokens with it)
 
 
 class SweepScope(Choice):
-    """Positions the steering experiment steers: the answer position, or every prompt position."""
+    """Positions the steering experiment steers: the answer position, every token of the code, or every
+    prompt position. The answer is read at the last prompt position in each."""
 
     ANSWER = "answer"
+    CODE = "code"
     ALL = "all"
+
+    @property
+    def hook_scope(self) -> Scope:
+        """The `vectors.hooks` scope that steers these positions (code: the span of the code's tokens)."""
+        return {SweepScope.ANSWER: Scope.ANSWER, SweepScope.CODE: Scope.SPAN, SweepScope.ALL: Scope.ALL}[self]
+
+    @property
+    def wide(self) -> bool:
+        """Steers many positions: every later position is re-run per configuration (a smaller default grid)."""
+        return self is not SweepScope.ANSWER
+
+
+class Readout(Choice):
+    """Where a prompt's residuals are read for probes and steering vectors: the answer position (the last
+    prompt token), the mean over the code's tokens, or the code's last token."""
+
+    ANSWER = "answer"
+    CODE_MEAN = "code-mean"
+    CODE_LAST = "code-last"
 
 
 class StrengthUnit(Choice):

@@ -25,14 +25,16 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-FORMAT_VERSION = "1"
+# In the key: entries of an older format are misses (version 2 added span_last), recomputed, never misread.
+FORMAT_VERSION = "2"
 REQUIRED = ("answer", "rows", "n_tokens")
 
 
 @dataclass(frozen=True)
 class CachedActivations:
     answer_residuals: torch.Tensor  # [n_layers + 1, d]
-    span_mean: torch.Tensor | None  # [n_layers + 1, d]
+    span_mean: torch.Tensor | None  # [n_layers + 1, d] mean over the code's tokens
+    span_last: torch.Tensor | None  # [n_layers + 1, d] at the code's last token
     answer_row_logits: torch.Tensor  # logits of the yes/no rows at the answer position
     n_tokens: int
 
@@ -74,6 +76,7 @@ class ActivationCache:
         return CachedActivations(
             answer_residuals=t["answer"],
             span_mean=t.get("span_mean"),
+            span_last=t.get("span_last"),
             answer_row_logits=t["rows"],
             n_tokens=int(t["n_tokens"].item()),
         )
@@ -86,8 +89,9 @@ class ActivationCache:
             "rows": value.answer_row_logits.detach().contiguous().cpu(),
             "n_tokens": torch.tensor([value.n_tokens]),
         }
-        if value.span_mean is not None:
-            tensors["span_mean"] = value.span_mean.detach().contiguous().cpu()
+        for name, tensor in (("span_mean", value.span_mean), ("span_last", value.span_last)):
+            if tensor is not None:
+                tensors[name] = tensor.detach().contiguous().cpu()
         data = save(tensors, metadata={"sha256": _digest(tensors), "key": key})
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
         try:

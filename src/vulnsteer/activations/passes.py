@@ -1,7 +1,8 @@
 """One unsteered pass over a prompt that yields everything later stages need.
 
 A single pass gives (1) the next-token logits at the answer position (the last prompt token),
-(2) the residual stream after every block at that position and averaged over the code's tokens, and
+(2) the residual stream after every block at that position, averaged over the code's tokens and at the
+code's last token, and
 (3) a resumable record of the answer token's trip through the stack on top of the prompt's KV cache,
 so a steered evaluation at the answer position recomputes only the blocks after the steered layer for
 one token instead of the whole prompt.
@@ -62,13 +63,29 @@ class PromptPass:
     answer_logits: torch.Tensor  # [vocab] at the last prompt token; float32 on the CPU, like the two below
     answer_residuals: torch.Tensor  # [n_layers + 1, d]: block-0 input, then each block's output
     span_mean: torch.Tensor | None  # [n_layers + 1, d] mean over the span's tokens, if a span was given
+    span_last: torch.Tensor | None  # [n_layers + 1, d] at the span's last token, if a span was given
     answer_recording: Recording | None  # the last token's block calls (model dtype and device), for resumes
     prefix_cache: CacheSnapshot | None  # KV cache of all tokens but the last (model dtype and device)
 
 
-def _residual_stack(rec: Recording, position: int | slice) -> torch.Tensor:
+def _residual_stack(residuals: list[torch.Tensor], position: int) -> torch.Tensor:
     """Stored residuals are float32 on the CPU whatever the model computes in (means, PCA, probes use them)."""
-    return torch.stack([r[0, position] for r in rec.residuals()]).float().cpu()
+    return torch.stack([r[0, position] for r in residuals]).float().cpu()
+
+
+def _span_readouts(
+    residuals: list[torch.Tensor], span: tuple[int, int] | None, n: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Mean over the span and its last token, from [1, T, d] residuals of (at least) the prefix.
+
+    The span is clipped to the prefix (the tokens before the answer position), the tokens both passes record."""
+    if span is None:
+        return None, None
+    start, end = max(span[0], 0), min(span[1], n - 1)
+    if end <= start:
+        return None, None
+    mean = torch.stack([r[0, start:end].float().mean(0) for r in residuals]).cpu()
+    return mean, _residual_stack(residuals, end - 1)
 
 
 def check_finite(logits: torch.Tensor, model: nn.Module) -> None:
@@ -101,16 +118,13 @@ def run_prompt(
         return _full_pass(model, parts, input_ids, span)
     n = int(input_ids.shape[1])
     input_ids = input_ids.to(model_device(model))
-    span_mean = None
+    span_mean = span_last = None
     cache = None
     if n > 1:
         with record_blocks(parts, keep_calls=False) as prefix_rec:
             out = model(input_ids=input_ids[:, :-1], use_cache=True, logits_to_keep=1)
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        if span is not None:
-            start, end = max(span[0], 0), min(span[1], n - 1)
-            if end > start:
-                span_mean = torch.stack([r[0, start:end].float().mean(0) for r in prefix_rec.residuals()]).cpu()
+        span_mean, span_last = _span_readouts(prefix_rec.residuals(), span, n)
         del prefix_rec
     snapshot = CacheSnapshot.take(cache) if cache is not None else None
     with record_blocks(parts, keep_calls=keep_resume) as rec:
@@ -122,8 +136,9 @@ def run_prompt(
     return PromptPass(
         n_tokens=n,
         answer_logits=answer_logits.cpu(),
-        answer_residuals=_residual_stack(rec, -1),
+        answer_residuals=_residual_stack(rec.residuals(), -1),
         span_mean=span_mean,
+        span_last=span_last,
         answer_recording=rec if keep_resume else None,
         prefix_cache=snapshot if keep_resume else None,
     )
@@ -134,10 +149,6 @@ def _full_pass(model: nn.Module, parts: ModelParts, input_ids: torch.Tensor, spa
     n = int(input_ids.shape[1])
     with record_blocks(parts, keep_calls=False) as rec:
         out = model(input_ids=input_ids, use_cache=False, logits_to_keep=1)
-    span_mean = None
-    if span is not None:
-        start, end = max(span[0], 0), min(span[1], n - 1)  # the same span run_prompt averages (prefix only)
-        if end > start:
-            span_mean = torch.stack([r[0, start:end].mean(0) for r in rec.residuals()])
-    return PromptPass(n_tokens=n, answer_logits=out.logits[0, -1].float(), answer_residuals=_residual_stack(rec, -1),
-                      span_mean=span_mean, answer_recording=None, prefix_cache=None)
+    span_mean, span_last = _span_readouts(rec.residuals(), span, n)  # the same span run_prompt reads
+    return PromptPass(n_tokens=n, answer_logits=out.logits[0, -1].float(), answer_residuals=_residual_stack(rec.residuals(), -1),
+                      span_mean=span_mean, span_last=span_last, answer_recording=None, prefix_cache=None)

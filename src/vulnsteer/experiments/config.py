@@ -15,7 +15,8 @@ from vulnsteer.data.prompts import get_template
 from vulnsteer.data.records import normalise_cwe
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.options import (
-    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, StrengthUnit, SweepScope, Train, check_device,
+    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, Readout, StrengthUnit, SweepScope, Train,
+    check_device,
 )
 
 
@@ -81,7 +82,13 @@ class SteerConfig:
     select: str = "balanced_accuracy"  # validation metric that picks the configuration
     per_cwe: bool = False  # one direction per CWE (pooled where a CWE has too few training pairs)
     strength_unit: StrengthUnit = StrengthUnit.SIGMA  # what an additive strength of 1 means
-    scope: SweepScope = SweepScope.ANSWER  # the answer position only, or every prompt position (slower)
+    scope: SweepScope = SweepScope.ANSWER  # the answer position only, every code token, or every prompt position
+    # The code and all scopes re-run every position after the steered block, about one forward per
+    # configuration (the answer scope re-runs one token): their grid is every `wide_layer_stride`-th block
+    # (when --layers is not given) and these strengths (docs/STEERING.md).
+    wide_layer_stride: int = 3
+    wide_add_alphas: tuple[float, ...] = (-16.0, -4.0, 4.0, 16.0)
+    wide_amplify_alphas: tuple[float, ...] = (4.0,)
     seed: int = 0
     # The prompt template steering uses: None = the baseline's (--template, default S1); "auto" = per fold, the
     # template whose unsteered answer score has the best validation balanced accuracy (one extra pass per
@@ -106,13 +113,19 @@ class SteerConfig:
             raise VulnsteerError(f"--n-random {self.n_random}: the random control needs at least one draw")
         if self.select not in ("balanced_accuracy", "accuracy", "auroc"):
             raise VulnsteerError(f"select {self.select!r}: use balanced_accuracy, accuracy or auroc")
-        if not all(math.isfinite(a) for a in (*self.add_alphas, *self.amplify_alphas)):
+        if self.wide_layer_stride < 1:
+            raise VulnsteerError(f"wide_layer_stride {self.wide_layer_stride}: must be at least 1")
+        alphas = (*self.add_alphas, *self.amplify_alphas, *self.wide_add_alphas, *self.wide_amplify_alphas)
+        if not all(math.isfinite(a) for a in alphas):
             raise VulnsteerError("steering strengths must be finite numbers")
         if self.template is not None and self.template != AUTO_TEMPLATE:
             get_template(self.template)
 
     def settings(self) -> list[tuple[Operator, float]]:
-        out = [(Operator.ADD, a) for a in self.add_alphas] + [(Operator.AMPLIFY, a) for a in self.amplify_alphas]
+        """(operator, strength) pairs the validation sweep tries at each layer and method (fewer for wide scopes)."""
+        adds, amplifies = ((self.wide_add_alphas, self.wide_amplify_alphas) if self.scope.wide
+                           else (self.add_alphas, self.amplify_alphas))
+        out = [(Operator.ADD, a) for a in adds] + [(Operator.AMPLIFY, a) for a in amplifies]
         return out + ([(Operator.ABLATE, 0.0)] if self.ablate else [])
 
     def check_groups(self, n_groups: int) -> None:
@@ -121,8 +134,10 @@ class SteerConfig:
                                  f"use at most {n_groups}")
 
     def check_layers(self, n_layers: int) -> list[int]:
-        """The steered blocks for a model of `n_layers` blocks; one-line error when out of range."""
-        layers = list(self.layers) if self.layers is not None else list(range(n_layers))
+        """The steered blocks for a model of `n_layers` blocks (without --layers: every block, every
+        `wide_layer_stride`-th for wide scopes); one-line error when out of range."""
+        stride = self.wide_layer_stride if self.scope.wide else 1
+        layers = list(self.layers) if self.layers is not None else list(range(0, n_layers, stride))
         bad = [x for x in layers if not 0 <= x < n_layers]
         if bad:
             raise VulnsteerError(f"--layers: block {bad[0]} out of range: the model has blocks 0..{n_layers - 1}")
@@ -145,9 +160,11 @@ class RunConfig:
     stages: tuple[str, ...] = STAGES
     dtype: Precision = DEFAULT_PRECISION  # what the forward passes compute in; stored residuals stay float32
     device: str = Device.AUTO.value  # auto, cpu, cuda, cuda:<n> or mps
+    readout: Readout = Readout.ANSWER  # where probes and vectors read the residuals
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", Precision(self.dtype))
+        object.__setattr__(self, "readout", Readout(self.readout))
         object.__setattr__(self, "device", check_device(self.device))
         object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))
         bad = [s for s in self.stages if s not in STAGES]

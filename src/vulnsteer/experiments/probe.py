@@ -12,6 +12,7 @@ from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
 from vulnsteer.evaluation.splits import CrossFit
 from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.options import Readout
 
 
 @dataclass
@@ -20,15 +21,16 @@ class ProbeCurve:
     control: np.ndarray  # [repeats, n_layers] AUROC with shuffled labels
 
 
-def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3) -> ProbeCurve:
-    X = block_outputs(samples.residuals).numpy()
+def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3,
+                readout: Readout = Readout.ANSWER) -> ProbeCurve:
+    """Per-layer probes and their shuffled-label control on the residuals read at `readout`."""
+    X = block_outputs(samples.readout(readout)).numpy()
     y = samples.labels.numpy()
     groups = [s.record.group for s in samples.samples]
     cwes = [s.record.cwe for s in samples.samples]
     result = layer_probes(X, y, groups, k=k, seed=seed, cwes=cwes, progress=True)
     control = shuffled_control(X, y, groups, k=k, seed=seed + 1, n_repeats=repeats, progress=True)
     return ProbeCurve(result=result, control=control)
-
 
 
 def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000, seed: int = 0) -> dict[str, list]:
@@ -46,10 +48,11 @@ def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000,
     return out
 
 
-def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:
-    """Per test sample: the probe's logit, from a probe fit on the training folds at the layer that scored
-    best on the validation fold. Honest counterpart of the steering test rows (same folds)."""
-    X = block_outputs(samples.residuals).numpy()
+def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0, readout: Readout = Readout.ANSWER) -> list[dict]:
+    """Per test sample: the probe's logit, from a probe fit on the training folds (residuals read at
+    `readout`) at the layer that scored best on the validation fold. Honest counterpart of the steering test
+    rows (same folds)."""
+    X = block_outputs(samples.readout(readout)).numpy()
     y = samples.labels.numpy()
     rows = []
     for f, (train, val, test) in enumerate(folds):

@@ -23,6 +23,7 @@ from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
+from vulnsteer.experiments.scorer import code_spans
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
@@ -95,7 +96,10 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
             steered = generate_from_passes(model, tok, states, ids, n, rows_n, "side by side: steered", ivs)
         else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
             lengths = torch.tensor([int(x.shape[1]) for x in ids])
-            with steer(model, ivs, scope=cfg.steer.scope.value, prompt_len=lengths):
+            # The code scope steers each window on its own code's tokens, as the sweep scored it.
+            spans = (flatten([code_spans(main.samples[i]) for i in idx])[0] if cfg.steer.scope is SweepScope.CODE
+                     else None)
+            with steer(model, ivs, scope=cfg.steer.scope.hook_scope.value, prompt_len=lengths, span=spans):
                 steered = generate_answers(model, tok, prompts, n, rows_n, "side by side: steered", sort_by_length=False)
         for i, a, b in zip(idx, regroup(plain, sizes), regroup(steered, sizes)):
             rec, own = main.samples[i].record, main.samples[i].windows
@@ -179,13 +183,14 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
 
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
     t0 = time.time()
-    curve = probe_curve(main, seed=cfg.steer.seed)
+    curve = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout)
     res = curve.result
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
         **curve_intervals(main, res, cfg.baseline.n_boot, cfg.baseline.seed),
+        "readout": cfg.readout.value,
     })
     run.stage("probes", time.time() - t0)
 
@@ -206,9 +211,9 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
         sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
         extra = extra_training(ctx, cfg, sset, template)
         part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, extra, ctx.loaded.model,
-                            RunFoldStore(run), only_folds=own)
-        probe |= {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(sset, folds, cfg.steer.seed)
-                  if r["fold"] in own}
+                            RunFoldStore(run), only_folds=own, readout=cfg.readout)
+        probe |= {r["index"]: (r["probe"], r["probe_layer"])
+                  for r in crossfit_probe(sset, folds, cfg.steer.seed, cfg.readout) if r["fold"] in own}
         calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}
         if 0 in own:
             main = sset  # side by side generates under fold 0's template, from its kept passes

@@ -17,7 +17,8 @@ from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
-from vulnsteer.options import LongFiles
+from vulnsteer.errors import DataError
+from vulnsteer.options import LongFiles, Readout
 from vulnsteer.experiments.windows import PromptWindow, pool_readouts, pool_scores
 from vulnsteer.progress import progress_bar
 
@@ -45,6 +46,22 @@ class SampleSet:
     # Samples the long-file policy skipped: never run, kept out of every tensor above (so nothing averages
     # in a placeholder), listed so reports can count them.
     skipped: list[Sample] = field(default_factory=list)
+    span_lasts: torch.Tensor | None = None  # [n, n_layers + 1, d] at the last code token
+
+    def readout(self, which: Readout) -> torch.Tensor:
+        """[n, n_layers + 1, d] residuals read at `which`: what probes and steering vectors are fit on."""
+        which = Readout(which)
+        if which is Readout.ANSWER:
+            return self.residuals
+        x = self.span_means if which is Readout.CODE_MEAN else self.span_lasts
+        if x is None:
+            x = torch.full_like(self.residuals, float("nan"))
+        missing = [s.record.id for i, s in enumerate(self.samples) if not bool(x[i].isfinite().all())]
+        if missing:
+            raise DataError(f"readout {which.value}: no code token span for {len(missing)} prompt(s), e.g. "
+                            f"{missing[0]} (the code was not found in the prompt or the tokenizer has no "
+                            "offsets); use --readout answer")
+        return x
 
     @property
     def labels(self) -> torch.Tensor:
@@ -57,6 +74,7 @@ class SampleSet:
             scores=self.scores[index],
             residuals=self.residuals[index],
             span_means=None if self.span_means is None else self.span_means[index],
+            span_lasts=None if self.span_lasts is None else self.span_lasts[index],
             states=None if self.states is None else [self.states[i] for i in idx],
             skipped=list(self.skipped),
         )
@@ -126,6 +144,13 @@ def _render(record: Record, window: CodeWindow, template_id: str, cwe_names: dic
     return PromptWindow(prompt, ids, _code_span(tok, prompt, window.code, add_special), window)
 
 
+def _pooled_span(readouts: list[torch.Tensor | None], n_res: int, d_model: int) -> torch.Tensor:
+    """A code-span readout (span_mean or span_last) pooled by the mean over the windows that found the code;
+    NaN when none did, which `SampleSet.readout` refuses rather than averaging a placeholder in."""
+    found = [r for r in readouts if r is not None]
+    return pool_readouts(torch.stack(found)) if found else torch.full((n_res, d_model), float("nan"))
+
+
 def run_samples(
     samples: Sequence[Sample],
     loaded: LoadedModel,
@@ -143,7 +168,7 @@ def run_samples(
     n_res = parts.n_layers + 1
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
-    scores, residuals, spans, states = [], [], [], []
+    scores, residuals, spans, lasts, states = [], [], [], [], []
     with progress_bar(description, total=sum(len(s.windows) for s in live)) as advance:
         for s in live:
             hits, passes = [], []
@@ -155,6 +180,7 @@ def run_samples(
                     hit = CachedActivations(
                         answer_residuals=state.answer_residuals,
                         span_mean=state.span_mean,
+                        span_last=state.span_last,
                         answer_row_logits=state.answer_logits[rows],
                         n_tokens=state.n_tokens,
                     )
@@ -165,9 +191,8 @@ def run_samples(
                 advance(1)
             scores.append(pool_scores(torch.stack([words.score_rows(h.answer_row_logits) for h in hits])))
             residuals.append(pool_readouts(torch.stack([h.answer_residuals for h in hits])))
-            with_span = [h.span_mean for h in hits if h.span_mean is not None]
-            spans.append(pool_readouts(torch.stack(with_span)) if with_span
-                         else torch.full((n_res, parts.d_model), float("nan")))
+            spans.append(_pooled_span([h.span_mean for h in hits], n_res, parts.d_model))
+            lasts.append(_pooled_span([h.span_last for h in hits], n_res, parts.d_model))
             states.append(tuple(passes))
     empty = torch.empty(0, n_res, parts.d_model)
     return SampleSet(
@@ -177,4 +202,5 @@ def run_samples(
         span_means=torch.stack(spans) if spans else empty,
         states=states if keep_states else None,
         skipped=[s for s in samples if s.fit.skipped],
+        span_lasts=torch.stack(lasts) if lasts else empty,
     )

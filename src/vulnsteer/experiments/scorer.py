@@ -1,5 +1,6 @@
 """Steered answer scores of one sample in the steering experiment: every window of the sample steered alike,
-then pooled as its unsteered score is (experiments/windows.py), so steered and unsteered stay comparable."""
+then pooled as its unsteered score is (experiments/windows.py), so steered and unsteered stay comparable.
+In the code scope each window is steered on its own code's tokens."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from torch import nn
 
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.errors import DataError
+from vulnsteer.experiments.samples import Sample, SampleSet
 from vulnsteer.experiments.windows import pool_scores
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.options import SweepScope
@@ -19,11 +21,23 @@ from vulnsteer.steering.sweep import score_full_forwards, score_interventions, s
 from vulnsteer.vectors.operators import Intervention
 
 
+def code_spans(sample: Sample) -> list[tuple[int, int]]:
+    """The token range of each window's code (in window order), which the code scope steers; one-line error
+    where one is unknown."""
+    spans = []
+    for w in sample.windows:
+        if w.code_span is None:
+            raise DataError(f"--scope code: no code token span for {sample.record.id} (the code was not found in "
+                            "the prompt or the tokenizer has no offsets); use --scope answer or all")
+        spans.append(w.code_span)
+    return spans
+
+
 @dataclass
 class SampleScorer:
-    """Scores interventions on sample i in the configured scope; an "all" scope recording of each window is
-    kept for the sample last asked about (the test rows ask twice per sample). Full forwards where re-entry
-    is not exact."""
+    """Scores interventions on sample i in the configured scope; a full-prompt recording of each window (code
+    and all scopes) is kept for the sample last asked about (the test rows ask twice per sample). Full
+    forwards where re-entry is not exact."""
 
     parts: ModelParts
     main: SampleSet
@@ -38,15 +52,19 @@ class SampleScorer:
 
     def per_window(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> list[torch.Tensor]:
         """One [len(ivs)] (or [len(ivs), vocab] with full_vocab) tensor per window of sample i."""
-        windows = self.main.samples[i].windows
+        sample = self.main.samples[i]
+        windows = sample.windows
+        spans: list[tuple[int, int] | None] = (
+            list(code_spans(sample)) if self.scope is SweepScope.CODE else [None] * len(windows))
         if not self.parts.reentry_exact:
             assert self.model is not None, "full-forward scoring needs the model"
-            return [score_full_forwards(self.model, w.input_ids, ivs, self.words, self.scope.value, full_vocab)
-                    for w in windows]
+            return [score_full_forwards(self.model, w.input_ids, ivs, self.words, self.scope.hook_scope.value,
+                                        full_vocab, span) for w, span in zip(windows, spans)]
         if self.scope is SweepScope.ANSWER:
             assert self.main.states is not None
             return [score_interventions(self.parts, st, ivs, self.words, full_vocab) for st in self.main.states[i]]
         if self._last is None or self._last[0] != i:
-            assert self.model is not None, "the all-positions scope needs the model"
+            assert self.model is not None, "the code and all scopes need the model"
             self._last = (i, [record_full(self.model, self.parts, w.input_ids) for w in windows])
-        return [score_interventions_all_positions(self.parts, rec, ivs, self.words, full_vocab) for rec in self._last[1]]
+        return [score_interventions_all_positions(self.parts, rec, ivs, self.words, full_vocab, span=span)
+                for rec, span in zip(self._last[1], spans)]

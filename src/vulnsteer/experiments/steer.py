@@ -21,10 +21,10 @@ from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
-from vulnsteer.experiments.scorer import SampleScorer
+from vulnsteer.experiments.scorer import SampleScorer, code_spans
 from vulnsteer.experiments.windows import pool_readouts
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.options import Method, Operator, StrengthUnit, SweepScope
+from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -124,15 +124,16 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
 
 
 def training_set(
-    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray
+    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout = Readout.ANSWER
 ) -> tuple[torch.Tensor, list[Record]]:
-    """Residuals and records a fold's vectors are fit on: its training samples, plus the extra (training-only)
-    samples whose scenario group is not among the `held` (validation and test) samples' groups."""
-    residuals, records = [main.residuals[train]], [main.samples[i].record for i in train]
+    """Residuals (read at `readout`) and records a fold's vectors are fit on: its training samples, plus the
+    extra (training-only) samples whose scenario group is not among the `held` (validation and test) samples'
+    groups."""
+    residuals, records = [main.readout(readout)[train]], [main.samples[i].record for i in train]
     if extra is not None:
         held_groups = {main.samples[i].record.group for i in held}
         keep = [i for i, s in enumerate(extra.samples) if s.record.group not in held_groups]
-        residuals.append(extra.residuals[keep])
+        residuals.append(extra.subset(keep).readout(readout))
         records += [extra.samples[i].record for i in keep]
     return torch.cat(residuals), records
 
@@ -155,9 +156,11 @@ def run_steering(
     model: nn.Module | None = None,
     store: FoldStore | None = None,
     only_folds: set[int] | None = None,
+    readout: Readout = Readout.ANSWER,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
-    `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use) and for
+    Vectors are fit on the residuals read at `readout`.
+    `model` is needed for the code and all scopes (each sample's full prompt is recorded once per use) and for
     models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
     the random controls' generator is advanced past a reused fold's draws). `only_folds`: steer these folds
@@ -165,8 +168,11 @@ def run_steering(
     if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
-    if (cfg.scope is SweepScope.ALL or not parts.reentry_exact) and model is None:
-        raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
+    if (cfg.scope.wide or not parts.reentry_exact) and model is None:
+        raise ValueError("the code and all scopes, and models without exact re-entry, need the model")
+    if cfg.scope is SweepScope.CODE:
+        for s in main.samples:
+            code_spans(s)  # refuse before any fold runs, not halfway
     score = SampleScorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
     folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
@@ -191,9 +197,9 @@ def run_steering(
                 advance(len(val) + len(test))
                 continue
             n_sweep = len(result.sweep)
-            x, recs = training_set(main, extra, train, np.concatenate([val, test]))
-            vecs = (fit_per_cwe(x, recs, layers, cfg.methods) if cfg.per_cwe
-                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods)})
+            x, recs = training_set(main, extra, train, np.concatenate([val, test]), readout)
+            vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout.value) if cfg.per_cwe
+                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout.value)})
             per_key = {key: [_one(v[m], layer, op, a, cfg.strength_unit) for layer, m, op, a in configs]
                        for key, v in vecs.items()}
             for i in val:
@@ -210,8 +216,7 @@ def run_steering(
             result.choices.append(choice)
             chosen = {
                 cwe: v[choice.method].at_layer(choice.layer).with_application(
-                    choice.operator.value, choice.alpha, cfg.strength_unit.value,
-                    "answer" if cfg.scope is SweepScope.ANSWER else "all")
+                    choice.operator.value, choice.alpha, cfg.strength_unit.value, cfg.scope.hook_scope.value)
                 for cwe, v in vecs.items()
             }
             result.vectors.append(chosen)

@@ -52,7 +52,7 @@ def choose_templates(scored: Sequence[TemplateScores], ids: Sequence[str], folds
             candidates.append((t, np.array([where[rid] for rid in ids], dtype=int)))
     if not candidates:
         raise VulnsteerError("--steer-template auto: no template scored every steering file; use --long-files "
-                             "truncate or name a template")
+                             "windows or name a template")
     choices = []
     for f, (_train, val, _test) in enumerate(folds):
         bacc = {}

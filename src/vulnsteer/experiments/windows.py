@@ -40,7 +40,8 @@ def pool_scores(per_window: torch.Tensor) -> torch.Tensor:
 
 
 def pool_readouts(per_window: torch.Tensor) -> torch.Tensor:
-    """Residual readouts [n_windows, ...] -> [...]: the mean over windows.
+    """Residual readouts [n_windows, ...] -> [...]: the mean over windows. Every readout pools so (the answer
+    position's residuals, the code's span mean and its last token, whichever `--readout` names).
 
     Probes and steering directions read the file's representation as a whole; the mean keeps the scale of a
     one-window file's residual, which a per-coordinate maximum would not."""

@@ -16,7 +16,8 @@ from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.report import plots
 from vulnsteer.report.document import write_document
-from vulnsteer.report.sections import Block, Fig, Run, Section, Text
+from vulnsteer.report.blocks import Block, Fig, Section, Text
+from vulnsteer.report.run_reader import Run
 from vulnsteer.report.tables import NA, TableData, cwe_order, fmt, fmt_ci
 
 MISSING = "missing"

@@ -15,7 +15,9 @@ from vulnsteer.experiments import schema
 from vulnsteer.io import atomic_write_text
 from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.errors import DataError
-from vulnsteer.report.sections import Block, Fig, Generation, Run, Section, build_sections
+from vulnsteer.report.blocks import Block, Fig, Generation, Section
+from vulnsteer.report.run_reader import Run
+from vulnsteer.report.sections import build_sections
 from vulnsteer.report.tables import TableData, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}

@@ -5,17 +5,16 @@ whose file is missing says "not run" instead of failing.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
-from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
+from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.long_files import long_file_line
+from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
     CONDITIONS, PC_LABEL, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data,
     templates_data,
@@ -41,66 +40,6 @@ HOW_TO_READ = [
     "the same scale, operator and strength; "
     "a steering effect is only interesting where it exceeds that control.",
 ]
-
-
-@dataclass
-class Text:
-    text: str
-
-
-@dataclass
-class Fig:
-    path: Path
-    alt: str
-
-
-@dataclass
-class Generation:
-    row: dict
-
-
-Block = Text | TableData | Fig | Generation
-
-
-@dataclass
-class Section:
-    title: str
-    blocks: list[Block]
-
-
-class Run:
-    """Lazy reader for the files of one run folder; a missing file reads as None."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.dir = Path(run_dir)
-        self._cache: dict[str, Any] = {}
-
-    def json(self, rel: str) -> Any:
-        path = self.dir / rel
-        if rel not in self._cache:
-            try:
-                text = read_utf8(path, hint="rerun the stage that writes it") if path.is_file() else None
-                self._cache[rel] = None if text is None else json.loads(text)
-            except (ValueError, RecursionError) as e:
-                raise DataError(f"{path}: not valid JSON ({type(e).__name__}); rerun the stage that writes it") from None
-        return self._cache[rel]
-
-    def jsonl(self, rel: str) -> list[dict] | None:
-        path = self.dir / rel
-        if not path.is_file():
-            return None
-        rows = []
-        lines = read_utf8(path, hint="rerun the stage that writes it").split("\n")
-        for number, line in enumerate(lines, start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except (ValueError, RecursionError) as e:
-                    raise DataError(f"{path}:{number}: not valid JSON ({type(e).__name__})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{number}: expected a JSON object per line")
-                rows.append(row)
-        return rows
 
 
 def _not_run(rel: str) -> list[Block]:
@@ -155,10 +94,11 @@ def _headline(run: Run, figures: Path) -> list[Block]:
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
     choices = run.json(schema.STEER_CHOICES)
     if choices:
+        readout, scope = readout_and_scope(run)
         keys = ["fold", *(["template"] if any("template" in c for c in choices) else []),
                 "layer", "method", "operator", "alpha"]
-        table = TableData("Configuration chosen on each validation fold",
-                          [*keys, "val. balanced acc.", "val. AUROC"])
+        table = TableData(f"Configuration chosen on each validation fold (vectors from the {readout} readout, "
+                          f"{scope} scope steered)", [*keys, "val. balanced acc.", "val. AUROC"])
         table.note = ("Validation numbers chose the configuration (the best of many), so they carry no interval: "
                       "they are optimistic by construction; the held-out table above is the estimate.")
         for c in choices:
@@ -261,13 +201,12 @@ def _fluency(run: Run) -> list[Block]:
     if summary is None or not summary.get("fluency"):
         return _not_run("steer/summary.json fluency")
     f = summary["fluency"]
-    cfg = run.json(schema.CONFIG)
-    scope = (cfg.get("steer") or {}).get("scope", "answer") if isinstance(cfg, dict) else "answer"
+    scope = readout_and_scope(run)[1]
     table = TableData(f"Fluency cost ({f.get('n_files', 'n/a')} code files)", ["measure", "unsteered", "steered",
                                                                                 "random control"])
     table.note = ("The NLL row steers every position of the code, the harshest case; the experiment steered "
-                  + ("the answer position only, which the KL row measures." if scope == "answer"
-                     else "every prompt position, as this row does."))
+                  + {"answer": "the answer position only, which the KL row measures.",
+                     "code": "every token of the code, as this row does."}.get(scope, "every prompt position, as this row does."))
     table.rows = [["mean token NLL (nats)", fmt_ci(f.get("nll_base"), 3), fmt_ci(f.get("nll_steered"), 3),
                    fmt_ci(f.get("nll_random"), 3)],
                   ["KL at the answer position vs unsteered", "—", fmt_ci(f.get("kl_answer_steered"), 3),
@@ -316,7 +255,11 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
         ("What was run", lambda: _config(run)),
     ]
-    return [Section(title, _labelled(run, title, _guarded(run, title, build))) for title, build in builders]
+    # The headings name what the numbers below them depend on; the bare titles stay the sections' keys.
+    readout, scope = readout_and_scope(run)
+    shown = {"Headline: held-out results": f" (readout {readout}, scope {scope})", "Probe curve": f" (readout {readout})"}
+    return [Section(title + shown.get(title, ""), _labelled(run, title, _guarded(run, title, build)))
+            for title, build in builders]
 
 
 # Sections whose numbers come from the files as the long-file policy showed them (the baseline says it always).

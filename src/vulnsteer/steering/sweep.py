@@ -1,7 +1,8 @@
-"""Score many interventions on one prompt in a single batched re-entry (answer scope).
+"""Score many interventions on one prompt by re-entering the block stack at the steered layer.
 
-The prompt's prefix is never recomputed: each row re-runs only the blocks after its steered layer, for
-the answer token, on top of the cached prefix.
+Answer scope: the prompt's prefix is never recomputed; each row re-runs only the blocks after its steered
+layer, for the answer token, on top of the cached prefix. Every-position and code-span scopes re-run the
+later blocks for the whole prompt from a full recording.
 """
 
 from __future__ import annotations
@@ -64,12 +65,21 @@ def score_interventions_all_positions(
     words: AnswerWords,
     full_vocab: bool = False,
     chunk: int = 8,
+    span: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Like `score_interventions`, with every prompt position steered ("all" scope).
+    """Like `score_interventions`, with every prompt position steered ("all" scope), or only the positions
+    start <= p < end of `span` ("span" scope, e.g. the code's tokens); the answer is read at the last position.
 
     `recording` is an unsteered full-prompt pass (`resume.record_full`); each intervention re-enters it at
     its own block for the whole prompt. Rows run `chunk` at a time: each carries the full sequence.
     """
+    mask = None
+    if span is not None:
+        first = recording.calls[0]
+        assert first is not None
+        seq = first.output.shape[1]
+        mask = torch.zeros(seq, 1, dtype=torch.bool, device=first.output.device)
+        mask[span[0]:span[1]] = True
     out: list[torch.Tensor | None] = [None] * len(interventions)
     for start in range(0, len(interventions), chunk):
         part = list(range(start, min(start + chunk, len(interventions))))
@@ -79,7 +89,8 @@ def score_interventions_all_positions(
         for layer, ks in by_layer.items():
 
             def edit(_layer: int, h: torch.Tensor, ks: list[int] = ks) -> torch.Tensor:
-                return torch.cat([apply(h, interventions[k]) for k in ks])
+                rows = torch.cat([apply(h, interventions[k]) for k in ks])
+                return rows if mask is None else torch.where(mask, rows, h)
 
             logits = resume_logits(parts, recording, [layer], edit, None, None if full_vocab else words.rows)
             rows = logits if full_vocab else words.score_rows(logits)
@@ -96,12 +107,14 @@ def score_full_forwards(
     words: AnswerWords,
     scope: str = "answer",
     full_vocab: bool = False,
+    span: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Like `score_interventions`, by one full steered forward per intervention: the fallback for models
-    where re-entry is not exact (`ModelParts.reentry_exact`, checked at load)."""
+    """Like `score_interventions`, by one full steered forward per intervention in a `vectors.hooks` scope
+    (`span` for the "span" scope): the fallback for models where re-entry is not exact
+    (`ModelParts.reentry_exact`, checked at load), and the reference the fast paths are tested against."""
     rows = []
     for iv in interventions:
-        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1])):  # type: ignore[arg-type]
+        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1]), span=span):  # type: ignore[arg-type]
             ids = input_ids.to(model_device(model))
             logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float().cpu()
         rows.append(logits if full_vocab else words.score(logits))

@@ -6,6 +6,7 @@ Scopes use absolute token positions p within each row (p = 0 is the row's first 
 * prompt     0 <= p < prompt_len
 * answer     p == prompt_len - 1 (the position whose logits give the answer's first token)
 * generated  p >= prompt_len
+* span       start <= p < end, for `span` = (start, end) per row (e.g. the code's tokens)
 
 Positions stay absolute across KV-cached forwards (`generate`, or one token on a prefix cache): a pre-hook on
 the top-level model reads the offset from its `cache` kwarg (`cache.get_seq_length()`, the number of tokens
@@ -35,9 +36,10 @@ from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
 from vulnsteer.vectors.operators import Intervention, apply
 
-Scope = Literal["all", "prompt", "answer", "generated"]
-SCOPES: tuple[str, ...] = ("all", "prompt", "answer", "generated")
+Scope = Literal["all", "prompt", "answer", "generated", "span"]
+SCOPES: tuple[str, ...] = ("all", "prompt", "answer", "generated", "span")
 PromptLen = int | Sequence[int] | Tensor
+Span = tuple[int, int] | Sequence[tuple[int, int]] | Tensor  # (start, end), end exclusive; one pair or one per row
 
 
 def left_padding(attention_mask: Tensor) -> Tensor:
@@ -68,11 +70,30 @@ def prompt_lengths(prompt_len: PromptLen, batch: int, device: torch.device | str
     return lengths
 
 
-def scope_mask(scope: Scope, positions: Tensor, prompt_len: Tensor) -> Tensor:
-    """Bool [batch, seq]: which positions `scope` steers, given absolute positions and per-row prompt lengths."""
+def spans(span: Span, batch: int, device: torch.device | str = "cpu") -> Tensor:
+    """`span` as a LongTensor [batch, 2] of (start, end); checks one pair per row and 0 <= start < end."""
+    pairs = torch.as_tensor(span, dtype=torch.long, device=device)
+    if pairs.ndim == 1 and pairs.shape[0] == 2:
+        pairs = pairs.unsqueeze(0).expand(batch, 2)
+    if pairs.ndim != 2 or pairs.shape != (batch, 2):
+        raise VulnsteerError(f"span has shape {tuple(pairs.shape)} but the batch has {batch} rows; "
+                             "pass one (start, end) or one per row")
+    if bool((pairs[:, 0] < 0).any()) or bool((pairs[:, 1] <= pairs[:, 0]).any()):
+        raise VulnsteerError(f"span must satisfy 0 <= start < end, got {pairs.tolist()}")
+    return pairs
+
+
+def scope_mask(scope: Scope, positions: Tensor, prompt_len: Tensor, span: Tensor | None = None) -> Tensor:
+    """Bool [batch, seq]: which positions `scope` steers, given absolute positions and per-row prompt lengths
+    (and, for the span scope, per-row (start, end) pairs [batch, 2] from `spans`)."""
     limit = prompt_len.to(positions.device).unsqueeze(1)
     if scope == "all":
         return torch.ones_like(positions, dtype=torch.bool)
+    if scope == "span":
+        if span is None:
+            raise VulnsteerError("scope 'span' needs span=(start, end): the token range to steer")
+        pairs = span.to(positions.device)
+        return (positions >= pairs[:, :1]) & (positions < pairs[:, 1:])
     if scope == "prompt":
         return (positions >= 0) & (positions < limit)
     if scope == "answer":
@@ -160,7 +181,8 @@ def _post_hook(state: _ForwardState):
     return hook
 
 
-def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: PromptLen | None, state: _ForwardState):
+def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: PromptLen | None, span: Span | None,
+                state: _ForwardState):
     def hook(_module: nn.Module, _args: tuple, output: Any) -> Any:
         h = block_hidden(output)
         if scope == "all":
@@ -178,7 +200,8 @@ def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: Pro
         lengths = prompt_len if prompt_len is not None else state.inferred
         if lengths is None:
             raise VulnsteerError(f"scope {scope!r}: no prompt_len given and no prompt forward seen; pass prompt_len")
-        mask = scope_mask(scope, positions, prompt_lengths(lengths, batch, h.device))
+        pairs = None if span is None else spans(span, batch, h.device)
+        mask = scope_mask(scope, positions, prompt_lengths(lengths, batch, h.device), pairs)
         if not bool(mask.any()):
             return None  # leave the output object untouched
         return with_block_hidden(output, steer_hidden(h, interventions, mask))
@@ -192,15 +215,18 @@ def steer(
     interventions: Sequence[Intervention],
     scope: Scope = "all",
     prompt_len: PromptLen | None = None,
+    span: Span | None = None,
 ) -> Iterator[None]:
     """Steer `model` inside the block; the model is exactly restored on exit, also after an exception.
 
     Several interventions on one layer apply in the order given. `prompt_len`: see the module docstring;
     None reads it off the first forward without a KV cache (the prompt, as in `generate`), assuming left
-    padding.
+    padding. `span`: the (start, end) token range the "span" scope steers, one pair or one per row.
     Nested `steer` blocks on one layer: the innermost acts first (each prepends its hook).
     """
     check_scope(scope)
+    if (scope == "span") != (span is not None):
+        raise VulnsteerError("span=(start, end) goes with scope 'span', and scope 'span' needs it")
     by_layer = group_by_layer(model, interventions)
     blocks = model_parts(model).blocks
     state = _ForwardState()
@@ -210,7 +236,7 @@ def steer(
             handles.append(model.register_forward_pre_hook(_pre_hook(state), with_kwargs=True))
             handles.append(model.register_forward_hook(_post_hook(state), always_call=True))
         for layer, ivs in by_layer.items():
-            hook = _block_hook(ivs, scope, prompt_len, state)
+            hook = _block_hook(ivs, scope, prompt_len, span, state)
             handles.append(blocks[layer].register_forward_hook(hook, prepend=True))
         yield
     finally:

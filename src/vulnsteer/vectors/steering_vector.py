@@ -201,17 +201,20 @@ class SteeringVector:
         unit: str | None = None,
         scope: str | None = None,
         prompt_len: Any = None,
+        span: Any = None,
     ) -> Iterator[None]:
         """Steer `model` (a `LoadedModel` or a transformers model) inside the block; restored on exit.
 
         Arguments left None take the vector's own settings (what the experiment that built it chose).
         Scope "answer" steers the last prompt token; without `prompt_len` it is read from the first
         forward without a KV cache (the prompt), so `model.generate(...)` and a plain call both work.
+        Scope "span" steers the token range `span` = (start, end) (one pair, or one per row).
         """
 
         net = model.model if isinstance(model, LoadedModel) else model
         chosen = Scope(scope or self.scope).value
-        with steer(net, self.interventions(alpha, operator, unit), scope=chosen, prompt_len=prompt_len):  # type: ignore[arg-type]
+        ivs = self.interventions(alpha, operator, unit)
+        with steer(net, ivs, scope=chosen, prompt_len=prompt_len, span=span):  # type: ignore[arg-type]
             yield
 
     # ----------------------------------------------------------------- arithmetic (repeng's ControlVector)

@@ -37,7 +37,8 @@ def fit_vectors(
     cwe: str = POOLED,
     position: str = "answer",
 ) -> dict[Method, SteeringVector]:
-    """One vector per method over `layers`, from `residuals` [n, n_layers + 1, d] (activations.layers).
+    """One vector per method over `layers`, from `residuals` [n, n_layers + 1, d] (activations.layers) read at
+    the readout named by `position` (answer, code-mean or code-last; recorded in the vector).
 
     Paired methods (CAA, PCA) use the records' vulnerable/secure pairs; the probe uses every record.
     """
@@ -80,17 +81,18 @@ def fit_per_cwe(
     layers: Sequence[int],
     methods: Sequence[Method | str],
     min_pairs: int = 2,
+    position: str = "answer",
 ) -> dict[str, dict[Method, SteeringVector]]:
     """Vectors pooled over CWEs ("pooled") and for each CWE with at least `min_pairs` training pairs.
 
     A CWE below the threshold gets no entry: callers fall back to the pooled vector for it.
     """
-    out = {POOLED: fit_vectors(residuals, records, layers, methods)}
+    out = {POOLED: fit_vectors(residuals, records, layers, methods, position=position)}
     for cwe in sorted({r.cwe for r in records}):
         idx = [i for i, r in enumerate(records) if r.cwe == cwe]
         sub = [records[i] for i in idx]
         if len(pair_indices(sub)) >= min_pairs:
-            out[cwe] = fit_vectors(residuals[idx], sub, layers, methods, cwe=cwe)
+            out[cwe] = fit_vectors(residuals[idx], sub, layers, methods, cwe=cwe, position=position)
     return out
 
 
