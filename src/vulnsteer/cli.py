@@ -63,6 +63,11 @@ MethodsOpt = Annotated[list[str] | None, typer.Option(
     "--methods", help=f"Direction methods: {_choices(Method)}; repeatable or comma-separated (default all).")]
 TrainOpt = Annotated[list[str] | None, typer.Option(
     "--train", help=f"Vector training data besides the training folds: {_choices(Train)}; repeatable or comma-separated.")]
+FitOnOpt = Annotated[list[str] | None, typer.Option(
+    "--fit-on", help="Transfer: fit vectors, probes and every choice on these datasets (subset names, 'sven', "
+    "pairs .jsonl paths); repeatable or comma-separated.")]
+TestOnOpt = Annotated[list[str] | None, typer.Option(
+    "--test-on", help="Transfer: report numbers on these datasets only (default --subset); needs --fit-on.")]
 FoldsOpt = Annotated[int, typer.Option("--folds", help="Cross-fitting folds over scenario groups (>= 3).")]
 PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
@@ -130,7 +135,7 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
 
     t0 = time.time()
     from vulnsteer.experiments import schema
-    from vulnsteer.report.tables import baseline_table, headline_table
+    from vulnsteer.report.tables import baseline_table, headline_table, transfer_text
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
                command=command, force=force)
@@ -147,7 +152,8 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     steer_summary = path / schema.STEER_SUMMARY
     if steer_summary.exists():
         s = json.loads(steer_summary.read_text())
-        out.print(headline_table(s))
+        where = transfer_text(json.loads((path / schema.CONFIG).read_text()))
+        out.print(headline_table(s, where))
         out.print(s["verdict"])
     out.print(f"run folder: {path}  report: {schema.REPORT_MD}, {schema.REPORT_HTML}  ({time.time() - t0:.0f} s)")
 
@@ -216,8 +222,8 @@ def baseline(
 @guarded
 def run(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, train: TrainOpt = None, layers: LayersOpt = None,
-    methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
+    template: TemplateOpt = _B.template, train: TrainOpt = None, fit_on: FitOnOpt = None, test_on: TestOnOpt = None,
+    layers: LayersOpt = None, methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, generate: GenerateOpt = _B.generate,
     max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
@@ -232,7 +238,8 @@ def run(
                        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    dtype=Precision(dtype), device=device)
+                    dtype=Precision(dtype), device=device, fit_on=tuple(parse_list(fit_on)),
+                    test_on=tuple(parse_list(test_on)))
     _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
@@ -240,24 +247,26 @@ def run(
 @guarded
 def probe(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
-    seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
-    force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
+    template: TemplateOpt = _B.template, fit_on: FitOnOpt = None, test_on: TestOnOpt = None,
+    max_code_tokens: CodeTokensOpt = _B.max_code_tokens, seed: int = _B.seed, out_dir: OutOpt = None,
+    cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False, force: ForceOpt = False,
+    dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
 ) -> None:
-    """Per-layer linear probes (grouped CV, shuffled-label control) on the answer-position residuals."""
+    """Per-layer linear probes (grouped CV, or fit on --fit-on and scored on --test-on; shuffled-label control)
+    on the answer-position residuals."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, seed=seed)
-    _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
-                                device=device), model, data, out_dir,
-             cache_dir, trust_remote_code, force)
+    cfg = RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
+                    device=device, fit_on=tuple(parse_list(fit_on)), test_on=tuple(parse_list(test_on)))
+    _execute("probe", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command(name="steer")
 @guarded
 def steer_command(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, train: TrainOpt = None, layers: LayersOpt = None,
-    methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
+    template: TemplateOpt = _B.template, train: TrainOpt = None, fit_on: FitOnOpt = None, test_on: TestOnOpt = None,
+    layers: LayersOpt = None, methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
@@ -269,7 +278,8 @@ def steer_command(
                        max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    stages=("steer",), dtype=Precision(dtype), device=device)
+                    stages=("steer",), dtype=Precision(dtype), device=device, fit_on=tuple(parse_list(fit_on)),
+                    test_on=tuple(parse_list(test_on)))
     _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
-from vulnsteer.evaluation.splits import CrossFit
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit
 from vulnsteer.experiments.samples import SampleSet
 
 
@@ -32,7 +32,7 @@ def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3)
 
 
 
-def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[dict]:
+def crossfit_probe(samples: SampleSet, folds: CrossFit | TransferSplit, seed: int = 0) -> list[dict]:
     """Per test sample: the probe's logit, from a probe fit on the training folds at the layer that scored
     best on the validation fold. Honest counterpart of the steering test rows (same folds)."""
     X = block_outputs(samples.residuals).numpy()
@@ -52,7 +52,7 @@ def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0) -> list[d
     return sorted(rows, key=lambda r: r["index"])
 
 
-def calibrated_thresholds(samples: SampleSet, folds: CrossFit) -> list[dict]:
+def calibrated_thresholds(samples: SampleSet, folds: CrossFit | TransferSplit) -> list[dict]:
     """Control for "steering only moved the bias": the unsteered score with its yes/no threshold tuned on the
     validation fold (maximising balanced accuracy), applied to the test fold."""
     s = samples.scores.numpy()

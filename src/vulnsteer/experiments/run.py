@@ -19,11 +19,13 @@ from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, probe_curve
+from vulnsteer.evaluation.splits import TransferSplit
+from vulnsteer.experiments.probe import ProbeCurve, calibrated_thresholds, crossfit_probe, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
+from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
@@ -125,23 +127,32 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
 
 
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
-    """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
+    """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content.
+    With --fit-on (experiments.transfer) the baseline reads the test-on data and the later stages fit on
+    the fit-on data; otherwise they cross-fit over the baseline's data."""
     note_architecture(ctx, run)
     todo = [s for s in cfg.stages if not run.is_done(s)]
     main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in todo, need_passes=bool(todo))
     for stage in cfg.stages:
         if stage not in todo:
             log(f"{stage}: reused from the interrupted run")
+    transfer: Transfer | None = None
+    if cfg.fit_on and todo:
+        assert main is not None
+        transfer = prepare_transfer(ctx, cfg, run, main, keep_states="steer" in todo)
+        main = transfer.main
     if "probe" in todo:
         assert main is not None
-        _probe_stage(main, cfg, run)
+        t0 = time.time()
+        curve = transfer_probe_curve(transfer, cfg.steer.seed) if transfer else probe_curve(main, seed=cfg.steer.seed)
+        _probe_stage(curve, run, time.time() - t0)
         run.done("probe")
     if "steer" not in cfg.stages:
         return {}
     if "steer" not in todo:
         return dict(json.loads((run.path / schema.STEER_SUMMARY).read_text()))
     assert main is not None
-    summary = _steer_stage(ctx, main, cfg, run)
+    summary = _steer_stage(ctx, main, cfg, run, transfer.split if transfer else None)
     run.done("steer")
     return summary
 
@@ -157,25 +168,24 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
         log(f"note: {parts.model_type}: {parts.reentry_note}")
 
 
-def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
-    t0 = time.time()
-    curve = probe_curve(main, seed=cfg.steer.seed)
+def _probe_stage(curve: ProbeCurve, run: RunDir, seconds: float) -> None:
     res = curve.result
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
     })
-    run.stage("probes", time.time() - t0)
+    run.stage("probes", seconds)
 
 
-def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> dict:
+def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, split: TransferSplit | None) -> dict:
     t0 = time.time()
     extra = extra_training(ctx, cfg, main)
     run.stage("extra_training_passes", time.time() - t0)
 
     t0 = time.time()
-    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run))
+    result = run_steering(ctx.loaded.parts, main, ctx.words, cfg.steer, extra, ctx.loaded.model, RunFoldStore(run),
+                          split)
     probe = {r["index"]: (r["probe"], r["probe_layer"]) for r in crossfit_probe(main, result.folds, cfg.steer.seed)}
     calib = {r["index"]: r["calibrated"] for r in calibrated_thresholds(main, result.folds)}
     result.test = with_controls(result.test, probe, calib)

@@ -19,7 +19,7 @@ from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords, verdict
 from vulnsteer.data.records import Record
 from vulnsteer.evaluation.metrics import detection_metrics
-from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.model.architecture import ModelParts
@@ -91,7 +91,7 @@ class FoldStore(Protocol):
 
 @dataclass
 class SteerResult:
-    folds: CrossFit
+    folds: CrossFit | TransferSplit
     sweep: list[dict] = field(default_factory=list)  # one CSV row per (validation sample, configuration)
     choices: list[Choice] = field(default_factory=list)
     # Per fold: CWE (or pooled) -> the chosen vector, one layer, set to apply itself as chosen.
@@ -182,12 +182,14 @@ def run_steering(
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
     store: FoldStore | None = None,
+    split: TransferSplit | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
     `model` is needed for cfg.scope == "all" (each sample's full prompt is recorded once per use) and for
     models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
-    the random controls' generator is advanced past a reused fold's draws)."""
+    the random controls' generator is advanced past a reused fold's draws). `split` replaces cross-fitting
+    by one fixed (train, validation, test) split of `main` (a transfer run, experiments.transfer)."""
     if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
@@ -195,12 +197,13 @@ def run_steering(
         raise ValueError("the all-positions scope, and models without exact re-entry, need the model")
     score = _Scorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
-    folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
+    folds = split if split is not None else cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
     result = SteerResult(folds=folds)
     settings = cfg.settings()
     configs = [(layer, m, op, a) for layer in layers for m in cfg.methods for op, a in settings]
     gen = torch.Generator().manual_seed(cfg.seed)
-    with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
+    total = sum(len(val) + len(test) for _, val, test in folds)
+    with progress_bar("steering: validation sweep and test", total=total) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
             done = store.load(f) if store is not None else None

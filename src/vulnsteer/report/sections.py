@@ -17,16 +17,24 @@ from vulnsteer.errors import DataError
 from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data,
+    CONDITIONS, TableData, baseline_data, fmt, fmt_ci, headline_data, per_cwe_data, transfer_text,
 )
 
 MAX_GENERATIONS = 20
-HOW_TO_READ = [
+HOW_TO_READ_CROSSFIT = [
     "Held-out numbers come from cross-fitted test folds over scenario groups: every sample is tested once, by a "
     "vector fit on other folds, and a scenario's patched twin and augmentations never sit in its training or "
     "validation folds.",
     "Every configuration (layer, method, operator, strength, calibrated threshold, probe layer) was chosen on the "
     "validation fold only; the test fold was never used to choose anything.",
+]
+HOW_TO_READ_TRANSFER = [
+    "Held-out numbers come from the test-on data alone, scored once: vectors, probes and the probe curve were fit "
+    "on the fit-on data, which shares no scenario group and no byte-identical file with it (checked before the run).",
+    "Every configuration (layer, method, operator, strength, calibrated threshold, probe layer) was chosen on a "
+    "validation split of the fit-on data (whole scenario groups, transfer.json); the test-on data chose nothing.",
+]
+HOW_TO_READ_COMMON = [
     "Intervals are 95% cluster-bootstrap percentile intervals, resampling scenario groups; deltas are paired "
     "(condition minus baseline on the same samples). 'n/a' marks a metric that is undefined here, e.g. AUROC "
     "with a single class or pair metrics without complete pairs.",
@@ -140,11 +148,23 @@ def _config(run: Run) -> list[Block]:
     return [*notes, settings] + ([wall] if wall.rows else [])
 
 
+def _transfer(run: Run) -> list[Block]:
+    """For a transfer run: what was fit on and what tested on, with the sizes of each part (transfer.json)."""
+    where = transfer_text(run.json(schema.CONFIG))
+    if where is None:
+        return []
+    t = run.json(schema.TRANSFER) or {}
+    sizes = (f" Fit-on: {t['n_fit_train']} training and {t['n_fit_validation']} validation samples ({t['split']}); "
+             f"test-on: {t['n_test']} samples; vectors: {t['vectors']}." if "n_test" in t else "")
+    return [Text(f"Transfer run: {where}.{sizes}")]
+
+
 def _headline(run: Run, figures: Path) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
+    where = transfer_text(run.json(schema.CONFIG))
     if summary is None:
-        return _not_run(schema.STEER_SUMMARY)
-    blocks: list[Block] = [headline_data(summary)]
+        return _transfer(run) + _not_run(schema.STEER_SUMMARY)
+    blocks: list[Block] = [*_transfer(run), headline_data(summary, where)]
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
     choices = run.json(schema.STEER_CHOICES)
     if choices:
@@ -264,6 +284,9 @@ def _probe(run: Run, figures: Path) -> list[Block]:
     if curve is None:
         return _not_run(schema.PROBE_CURVE)
     blocks: list[Block] = [Fig(plots.probe_curve_plot(curve, figures / "probe_curve.png"), "probe AUROC per layer")]
+    if (where := transfer_text(run.json(schema.CONFIG))) is not None:
+        blocks.append(Text(f"Transfer ({where}): each layer's probe was fit on every fit-on sample and scored on the "
+                           "test-on samples; the control fits on permuted fit-on labels."))
     best = curve.get("best_layer")
     if best is not None and best in curve.get("layers", []):
         i = curve["layers"].index(best)
@@ -340,10 +363,15 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("Fluency cost", lambda: _fluency(run)),
         ("Flip rates", lambda: _flips(run)),
         ("Generations side by side", lambda: _generations(run)),
-        ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
+        ("How to read this", lambda: [Text(t) for t in _how_to_read(run)]),
         ("What was run", lambda: _config(run)),
     ]
     return [Section(title, _guarded(run, title, build)) for title, build in builders]
+
+
+def _how_to_read(run: Run) -> list[str]:
+    transfer = transfer_text(run.json(schema.CONFIG)) is not None
+    return (HOW_TO_READ_TRANSFER if transfer else HOW_TO_READ_CROSSFIT) + HOW_TO_READ_COMMON
 
 
 def _guarded(run: Run, title: str, build: Callable[[], list[Block]]) -> list[Block]:

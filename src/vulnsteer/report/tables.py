@@ -129,12 +129,13 @@ def baseline_data(summary: Mapping, published: Mapping | None, reading: str = "s
     return data
 
 
-def headline_data(steer_summary: Mapping) -> TableData:
+def headline_data(steer_summary: Mapping, where: str | None = None) -> TableData:
+    """The held-out conditions table; `where` says what a transfer run fit on and tested on (transfer_text)."""
     conditions = steer_summary.get("conditions", {})
     deltas = steer_summary.get("deltas", {})
     bias = steer_summary.get("bias_only", {})
     cols = ["condition", *HEADLINE_METRICS.values(), "Δ accuracy", "Δ AUROC", "bias only?"]
-    data = TableData("Held-out results (cross-fitted test folds)", cols)
+    data = TableData(f"Held-out results ({where or 'cross-fitted test folds'})", cols)
     data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval. "
                  "Bias only: accuracy rose but AUROC did not (re-thresholding, not better ranking).")
     for name, label in CONDITIONS.items():
@@ -214,5 +215,12 @@ def baseline_table(summary: dict, published: dict | None, reading: str = "score"
     return to_rich(baseline_data(summary, published, reading))
 
 
-def headline_table(steer_summary: dict) -> Table:
-    return to_rich(headline_data(steer_summary))
+def headline_table(steer_summary: dict, where: str | None = None) -> Table:
+    return to_rich(headline_data(steer_summary, where))
+
+
+def transfer_text(config: object) -> str | None:
+    """"fit on X, tested on Y" for a transfer run's config.json (None for a cross-fitted run)."""
+    if not isinstance(config, dict) or not config.get("fit_on"):
+        return None
+    return f"fit on {' + '.join(map(str, config['fit_on']))}, tested on {' + '.join(map(str, config.get('test_on') or []))}"
