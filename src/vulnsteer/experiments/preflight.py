@@ -8,7 +8,7 @@ from pathlib import Path
 from vulnsteer.data.load import load_records
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.data.transfer import load_fit_on
+from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.run_folder import check_out

@@ -9,7 +9,7 @@ chosen on the validation part, and the test-on samples are scored once with what
 rather than k: every validation sample costs a full sweep, and fit-on data such as SVEN is large.
 
 Preflight has already refused fit-on and test-on data that share a scenario group or a file
-(data.transfer); `prepare_transfer` checks the split once more, on the samples it actually runs.
+(data.disjoint); `prepare_transfer` checks the split once more, on the samples it actually runs.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from vulnsteer.activations.layers import block_outputs
-from vulnsteer.data.transfer import load_fit_on
+from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.evaluation.probes import transfer_probes
 from vulnsteer.evaluation.splits import TransferSplit, assert_no_leak, validation_groups
 from vulnsteer.experiments import schema
