@@ -68,7 +68,8 @@ FitOnOpt = Annotated[list[str] | None, typer.Option(
     "pairs .jsonl paths); repeatable or comma-separated.")]
 TestOnOpt = Annotated[list[str] | None, typer.Option(
     "--test-on", help="Transfer: report numbers on these datasets only (default --subset); needs --fit-on.")]
-FoldsOpt = Annotated[int, typer.Option("--folds", help="Cross-fitting folds over scenario groups (>= 3).")]
+FoldsOpt = Annotated[int, typer.Option(
+    "--folds", help="Cross-fitting folds over scenario groups (>= 3); with --fit-on, 1 of this many validates.")]
 PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
 UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
 ScopeOpt = Annotated[str, typer.Option(
