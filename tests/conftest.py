@@ -48,6 +48,22 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def small_root(data_root, tmp_path_factory) -> Path:
+    """A data root with SecLLMHolmes (linked) and a small SVEN: the 4 shortest lines of three CWEs' files."""
+    root = tmp_path_factory.mktemp("small-root")
+    (root / "secllmholmes").symlink_to(data_root / "secllmholmes")
+    sven = root / "sven" / "train"
+    sven.mkdir(parents=True)
+    for name in ("cwe-022.jsonl", "cwe-089.jsonl", "cwe-787.jsonl"):
+        source = data_root / "sven" / "train" / name
+        if not source.is_file():
+            pytest.skip(f"SVEN not found under {data_root}")
+        lines = sorted(source.read_text(encoding="utf-8").splitlines(), key=len)[:4]
+        (sven / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
 def tokenizer():
     return tiny_tokenizer()
 

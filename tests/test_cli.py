@@ -296,6 +296,12 @@ sys.exit(code)
     (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
     # the old name of diff-centred is gone, not an alias: one way each
     (["run", "--long-files", "truncate"], "unknown longfiles 'truncate'; use one of windows, diff-centred, skip"),
+    (["run", "--fit-on", "nonsense"], "--fit-on 'nonsense': not a dataset"),
+    (["steer", "--test-on", "real-world"], "--test-on needs --fit-on"),
+    (["run", "--fit-on", "augmented-trivial", "--test-on", "hand-crafted"], "share 6 scenario group(s)"),
+    (["probe", "--fit-on", "hand-crafted"], "--fit-on hand-crafted and --test-on hand-crafted share 24"),
+    (["run", "--fit-on", "hand-crafted", "--test-on", "real-world", "--folds", "25"], "more than the 24 scenario"),
+    (["run", "--fit-on", "sven", "--steer-template", "auto"], "--steer-template auto cannot be combined with --fit-on"),
 ])
 def test_every_option_is_checked_before_torch_loads(data_root, tmp_path, args, message):
     """The default (real) model is named but never loaded: shape checks read its known depth and context."""
@@ -339,3 +345,48 @@ def test_report_on_an_unfinished_run_says_so_and_exits_3(tmp_path):
     (run / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "finished"}))
     assert invoke("report", run).exit_code == 0
     assert (run / "report.md").read_text().startswith("# vulnsteer report: m")
+
+
+def test_a_fit_on_file_identical_to_a_test_file_is_refused_in_one_line(data_root, tmp_path):
+    code = (data_root / "secllmholmes" / "hand-crafted" / "dataset" / "CWE-787" / "1.c").read_text()
+    pairs = tmp_path / "copies.jsonl"
+    pairs.write_text(json.dumps({"vulnerable": code, "secure": "int main(void) { return 0; }", "cwe": "CWE-787",
+                                 "language": "c"}) + "\n")
+    line = one_line_error(invoke("run", "--data", data_root, "--fit-on", pairs, "--test-on", "hand-crafted",
+                                 "--out", tmp_path / "run"))
+    assert "hold 1 byte-identical file(s)" in line and str(pairs) in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_transfer_run_on_tiny_qwen_writes_a_complete_run_folder(small_root, tiny_dirs, tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "--model", tiny_dirs["qwen2"], "--data", small_root, "--fit-on", "sven", "--test-on", "hand-crafted",
+        "--cwe", "CWE-787,CWE-89,CWE-22", "--no-generate", "--layers", "0-2", "--methods", "caa,probe", "--folds", "3",
+        "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache",
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["fit_on"] == ["sven"] and config["test_on"] == ["hand-crafted"] and config["status"] == "finished"
+    transfer = json.loads((out / "transfer.json").read_text())
+    assert transfer["n_test"] == 18 and transfer["n_fit_train"] + transfer["n_fit_validation"] == 24
+    baseline = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
+    test_rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in test_rows} == {r["id"] for r in baseline} and len(test_rows) == 18
+    assert all(r["subset"] == "hand-crafted" for r in baseline)
+    sweep_ids = {line.split(",")[2] for line in (out / "steer" / "sweep.csv").read_text().splitlines()[1:]}
+    assert sweep_ids and all(i.startswith("sven/") for i in sweep_ids), "configurations are chosen on fit-on data"
+    assert len(json.loads((out / "steer" / "choices.json").read_text())) == 1
+    from vulnsteer.vectors.steering_vector import SteeringVector
+
+    vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled", expect_d_model=64)
+    assert vector.record_ids and all(i.startswith("sven/") for i in vector.record_ids)
+    summary = json.loads((out / "steer" / "summary.json").read_text())
+    assert summary["conditions"]["baseline"]["all"]["n"][0] == 18 and "CWE-787" in summary["conditions"]["steered"]
+    curve = json.loads((out / "probe" / "curve.json").read_text())
+    assert len(curve["auroc"]) == len(curve["control_auroc_max"]) == config["architecture"]["n_layers"]
+    report = (out / "report.md").read_text()
+    assert "Transfer run: fit on sven, tested on hand-crafted." in report
+    assert "Held-out results (fit on sven, tested on hand-crafted)" in report
+    assert "validation split of the fit-on data" in report and (out / "report.html").is_file()
+    assert (out / "steer" / "generations.jsonl").is_file()

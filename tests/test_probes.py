@@ -12,7 +12,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import detection_metrics
 import torch
 
-from vulnsteer.evaluation.probes import fit_probe, layer_probes, shuffled_control
+from vulnsteer.evaluation.probes import fit_probe, layer_probes, shuffled_control, transfer_probes
 from vulnsteer.vectors.methods import probe_direction
 from vulnsteer.evaluation.splits import assert_no_leak
 
@@ -111,3 +111,21 @@ def test_bad_input_raises():
         layer_probes(bad, y, groups)
     with pytest.raises(DataError):
         fit_probe(X[:, 0, :], y * 2)
+
+
+def test_a_transfer_probe_reads_the_planted_direction_on_other_data():
+    X, y, _, u, scale = _planted(seed=0)
+    rng = np.random.default_rng(5)  # new samples with the same direction and feature scales
+    y2 = rng.permutation(y)
+    X2 = rng.normal(size=X.shape)
+    X2[:, PLANTED, :] += 3.0 * (y2[:, None] - 0.5) * u
+    X2 *= scale
+    cwes = ["CWE-22" if i % 4 < 2 else "CWE-79" for i in range(len(y2))]
+    res = transfer_probes(X, y, X2, y2, cwes=cwes)
+    assert res.best_layer == PLANTED and res.auroc[PLANTED] > 0.9 and res.folds == []
+    assert res.scores.shape == (N_LAYERS, len(y2)) and np.array_equal(res.labels, y2)
+    assert set(res.per_cwe_auroc) == {"CWE-22", "CWE-79"}
+    control = transfer_probes(X, y, X2, y2, shuffle_labels=True)
+    assert abs(control.auroc[PLANTED] - 0.5) < 0.2, "permuted fit-on labels carry no signal"
+    with pytest.raises(DataError):
+        transfer_probes(X, y, X2[:, :2], y2)

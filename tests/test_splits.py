@@ -8,9 +8,11 @@ from vulnsteer.errors import DataError
 from vulnsteer.evaluation.splits import (
     CrossFit,
     GroupLeakError,
+    TransferSplit,
     assert_no_leak,
     cross_fit,
     grouped_kfold,
+    validation_groups,
 )
 
 # 30 scenario groups of 1-4 files each (a vulnerable file, its patch, augmentations), labels alternating.
@@ -67,3 +69,21 @@ def test_cross_fit_roles_rotate_without_leaks():
     assert sorted(tested) == list(range(len(GROUPS)))  # every sample tested exactly once
     with pytest.raises(DataError):
         cross_fit(GROUPS, 2, seed=0)
+
+
+def test_validation_groups_hold_out_whole_groups_about_one_in_k():
+    train, val = validation_groups(GROUPS, 4, seed=0, labels=LABELS)
+    assert_no_leak(GROUPS, train, val)
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(len(GROUPS)))
+    n_val_groups = len({GROUPS[i] for i in val})
+    assert 30 // 4 - 2 <= n_val_groups <= 30 // 4 + 2
+    assert 0.25 < np.mean(np.asarray(LABELS)[val]) < 0.75  # stratified: both labels validate
+    again, other = validation_groups(GROUPS, 4, seed=0, labels=LABELS)[1], validation_groups(GROUPS, 4, 1, LABELS)[1]
+    assert again.tolist() == val.tolist() and other.tolist() != val.tolist()
+
+
+def test_a_transfer_split_is_one_fold():
+    split = TransferSplit(np.arange(3), np.arange(3, 5), np.arange(5, 9))
+    assert split.k == 1 and [tuple(map(len, f)) for f in split] == [(3, 2, 4)]
+    with pytest.raises(IndexError):
+        split.split(1)

@@ -21,6 +21,12 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from vulnsteer.cli_options import (
+    ModelOpt, DataOpt, SubsetOpt, CweOpt, TemplateOpt, BaselineTemplateOpt, SteerTemplateOpt, OutOpt, CacheOpt,
+    TrustOpt, GenerateOpt, NewTokensOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
+    TrainOpt, FitOnOpt, TestOnOpt, FoldsOpt, PerCweOpt, UnitOpt, ScopeOpt, ReadoutOpt, DtypeOpt, DeviceOpt,
+    ForceOpt, RandomOpt,
+)
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
 from vulnsteer.options import LongFiles, Method, Precision, Readout, StrengthUnit, SweepScope, Train, parse_list
@@ -31,61 +37,6 @@ err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 _B, _S, _R = BaselineConfig(), SteerConfig(), RunConfig()  # the defaults, defined once in experiments/config.py
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
-
-
-def _choices(enum: Any) -> str:
-    return ", ".join(m.value for m in enum)
-
-
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Built-in name, local HF dir, .gguf file or hub id.")]
-DataOpt = Annotated[Path | None, typer.Option(
-    "--data", help="Data root holding secllmholmes/ (else $VULNSTEER_DATA, else ../shared/data).")]
-SubsetOpt = Annotated[list[str] | None, typer.Option(
-    "--subset", help="SecLLMHolmes subset, 'sven', or a pairs .jsonl path; repeatable or comma-separated.")]
-CweOpt = Annotated[list[str] | None, typer.Option(
-    "--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
-TemplateOpt = Annotated[str, typer.Option(
-    "--template", "-t", help="Prompt template id (docs/PROMPTS.md), e.g. S1..S6, R1, R2, R4..R6, D1..D5.")]
-BaselineTemplateOpt = Annotated[str, typer.Option(
-    "--template", "-t", help="Prompt template id (docs/PROMPTS.md), or 'all': the standard baseline under S1 plus "
-    "baseline/templates.json, every implemented template on the same files (answer score only).")]
-SteerTemplateOpt = Annotated[str | None, typer.Option(
-    "--steer-template", help="Template steering uses: 'auto' (per fold, best unsteered validation balanced "
-    "accuracy; one extra pass per template and file) or an id (default: --template).")]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<time>-<command>).")]
-CacheOpt = Annotated[Path | None, typer.Option(
-    "--cache-dir", help="Model and activation cache (default $VULNSTEER_CACHE or ~/.cache/vulnsteer).")]
-TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own code to run (off by default).")]
-GenerateOpt = Annotated[bool, typer.Option(help="Also generate a multi-token answer and parse it.")]
-NewTokensOpt = Annotated[int, typer.Option(help="Tokens generated per answer.")]
-BatchOpt = Annotated[int, typer.Option(help="Prompts decoded together in generation.")]
-CodeTokensOpt = Annotated[int, typer.Option(help="Longer files follow --long-files.")]
-LongOpt = Annotated[str, typer.Option(
-    help=f"Files over --max-code-tokens: {_choices(LongFiles)}. windows reads the whole file in windows of whole "
-    "lines (answer score: max over windows; residuals: mean); diff-centred keeps one window around the lines "
-    "that differ from the patched twin (knowledge of where the bug is); skip leaves the file out.")]
-BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")]
-LayersOpt = Annotated[list[str] | None, typer.Option(
-    "--layers", help="Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default all).")]
-MethodsOpt = Annotated[list[str] | None, typer.Option(
-    "--methods", help=f"Direction methods: {_choices(Method)}; repeatable or comma-separated (default all).")]
-TrainOpt = Annotated[list[str] | None, typer.Option(
-    "--train", help=f"Vector training data besides the training folds: {_choices(Train)}; repeatable or comma-separated.")]
-FoldsOpt = Annotated[int, typer.Option("--folds", help="Cross-fitting folds over scenario groups (>= 3).")]
-PerCweOpt = Annotated[bool, typer.Option("--per-cwe", help="One direction per CWE (pooled where a CWE has < 2 training pairs).")]
-UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strength unit: {_choices(StrengthUnit)}.")]
-ScopeOpt = Annotated[str, typer.Option(
-    "--scope", help=f"Steered positions: {_choices(SweepScope)} (code = every code token, all = every prompt token; "
-                    "both re-run the prompt per configuration, so their grid is smaller, docs/STEERING.md).")]
-ReadoutOpt = Annotated[str, typer.Option(
-    "--readout", help=f"Residuals probes and vectors read: {_choices(Readout)} (answer = the last prompt token; "
-                      "code-mean = mean over the code's tokens; code-last = the code's last token).")]
-DtypeOpt = Annotated[str, typer.Option(
-    "--dtype", help="Forward-pass precision: float32, bf16-mixed (bfloat16 matmuls, float32 residuals) or "
-    "bfloat16 (stored residuals stay float32; docs/BENCHMARKS.md).")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the run already in --out (never a folder that is not a run).")]
-RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]
 
 
 def guarded(fn: F) -> F:
@@ -143,6 +94,7 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
 
     t0 = time.time()
     from vulnsteer.experiments import schema
+    from vulnsteer.report.reading import transfer_text
     from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
@@ -163,7 +115,8 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     steer_summary = path / schema.STEER_SUMMARY
     if steer_summary.exists():
         s = json.loads(steer_summary.read_text())
-        out.print(headline_table(s))
+        where = transfer_text(json.loads((path / schema.CONFIG).read_text()))
+        out.print(headline_table(s, where))
         out.print(s["verdict"])
     out.print(f"run folder: {path}  report: {schema.REPORT_MD}, {schema.REPORT_HTML}  ({time.time() - t0:.0f} s)")
 
@@ -235,7 +188,7 @@ def baseline(
 def run(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
     template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
-    layers: LayersOpt = None,
+    fit_on: FitOnOpt = None, test_on: TestOnOpt = None, layers: LayersOpt = None,
     methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, generate: GenerateOpt = _B.generate,
@@ -251,7 +204,8 @@ def run(
                        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    dtype=Precision(dtype), device=device, readout=Readout(readout))
+                    dtype=Precision(dtype), device=device, readout=Readout(readout), fit_on=tuple(parse_list(fit_on)),
+                    test_on=tuple(parse_list(test_on)))
     _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
@@ -259,17 +213,19 @@ def run(
 @guarded
 def probe(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
-    seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
-    force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device,
-    readout: ReadoutOpt = _R.readout.value,
+    template: TemplateOpt = _B.template, fit_on: FitOnOpt = None, test_on: TestOnOpt = None,
+    max_code_tokens: CodeTokensOpt = _B.max_code_tokens, seed: int = _B.seed, out_dir: OutOpt = None,
+    cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False, force: ForceOpt = False,
+    dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value,
 ) -> None:
-    """Per-layer linear probes (grouped CV, shuffled-label control) on the residuals at --readout."""
+    """Per-layer linear probes (grouped CV, or fit on --fit-on and scored on --test-on; shuffled-label control)
+    on the residuals at --readout."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, seed=seed)
-    _execute("probe", RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
-                                device=device, readout=Readout(readout)), model, data, out_dir,
-             cache_dir, trust_remote_code, force)
+    cfg = RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
+                    device=device, readout=Readout(readout), fit_on=tuple(parse_list(fit_on)),
+                    test_on=tuple(parse_list(test_on)))
+    _execute("probe", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 
 @app.command(name="steer")
@@ -277,7 +233,7 @@ def probe(
 def steer_command(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
     template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
-    layers: LayersOpt = None,
+    fit_on: FitOnOpt = None, test_on: TestOnOpt = None, layers: LayersOpt = None,
     methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
@@ -290,7 +246,8 @@ def steer_command(
                        max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    stages=("steer",), dtype=Precision(dtype), device=device, readout=Readout(readout))
+                    stages=("steer",), dtype=Precision(dtype), device=device, readout=Readout(readout),
+                    fit_on=tuple(parse_list(fit_on)), test_on=tuple(parse_list(test_on)))
     _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
 

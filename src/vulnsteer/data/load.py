@@ -11,6 +11,23 @@ from vulnsteer.data.secllmholmes import SUBSETS, load_secllmholmes, select
 from vulnsteer.data.sven import load_sven
 from vulnsteer.errors import DataError
 
+SVEN = "sven"
+
+
+def dataset_names(names: Sequence[str], option: str) -> tuple[str, ...]:
+    """`names` with repeats dropped (order kept), each a SecLLMHolmes subset, "sven" or an existing pairs
+    .jsonl file; otherwise a one-line DataError naming `option`, checked before any file is read."""
+    out = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    for name in out:
+        if name in SUBSETS or name == SVEN:
+            continue
+        if not name.endswith(".jsonl"):
+            raise DataError(f"{option} {name!r}: not a dataset; use one of {', '.join(SUBSETS)}, {SVEN!r}, "
+                            "or a path to a pairs .jsonl file")
+        if not Path(name).is_file():
+            raise DataError(f"{option} {name!r}: no such file; give the path of a pairs .jsonl file (docs/DATA_FORMAT.md)")
+    return out
+
 
 def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None = None) -> list[Record]:
     """Records of the named subsets: SecLLMHolmes subset names, "sven", or a path to a pairs JSONL file."""
@@ -21,7 +38,7 @@ def load_records(root: Path, subsets: Sequence[str], cwes: Sequence[str] | None 
     for name in subsets:
         if name in SUBSETS:
             continue
-        if name == "sven":
+        if name == SVEN:
             records += load_sven(root)
         elif name.endswith(".jsonl"):
             records += load_pairs_jsonl(Path(name))

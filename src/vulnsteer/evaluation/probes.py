@@ -93,6 +93,13 @@ def layer_probes(
             for train, test in folds:
                 scores[layer, test] = _probe(C, seed).fit(Xl[train], y[train]).predict_proba(Xl[test])[:, 1]
             bar.advance(task)
+    return _result(scores, y, cwes, folds, shuffle_labels)
+
+
+def _result(scores: np.ndarray, y: np.ndarray, cwes: Sequence[str] | None,
+            folds: list[tuple[np.ndarray, np.ndarray]], shuffled: bool) -> ProbeResult:
+    """Per-layer (and per-CWE) AUROC and accuracy of `scores` [n_layers, n] P(vulnerable) against `y`."""
+    n_layers, n = scores.shape
     per_cwe: dict[str, np.ndarray] = {}
     if cwes is not None:
         c = np.asarray(list(cwes), dtype=str)
@@ -108,7 +115,7 @@ def layer_probes(
         labels=y,
         folds=folds,
         per_cwe_auroc=per_cwe,
-        shuffled=shuffle_labels,
+        shuffled=shuffled,
     )
 
 
@@ -129,6 +136,39 @@ def shuffled_control(
             for r in range(n_repeats)
         ]
     )
+
+
+def transfer_probes(
+    X_fit: np.ndarray,
+    y_fit: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    seed: int = 0,
+    C: float = 1.0,
+    cwes: Sequence[str] | None = None,
+    shuffle_labels: bool = False,
+    progress: bool = False,
+) -> ProbeResult:
+    """A probe per layer fit on every fit-on sample `X_fit` [n_fit, n_layers, d] and scored on the test-on
+    samples `X_test` (a different data set: no folds, so `folds` is empty). `shuffle_labels` permutes the
+    fit-on labels only (seeded): the chance level of a probe that learnt nothing about the label."""
+    X_fit, X_test = np.asarray(X_fit), np.asarray(X_test)
+    y_fit, y_test = np.asarray(y_fit).astype(int), np.asarray(y_test).astype(int)
+    _check(X_fit, y_fit, [""] * len(y_fit), 3)
+    if X_test.ndim != 3 or X_test.shape[1:] != X_fit.shape[1:] or len(y_test) != len(X_test):
+        raise DataError(f"test activations of shape {X_test.shape} with {len(y_test)} labels do not match the "
+                        f"fit-on activations of shape {X_fit.shape}")
+    if shuffle_labels:
+        y_fit = np.random.default_rng(seed).permutation(y_fit)
+    n_layers = X_fit.shape[1]
+    scores = np.empty((n_layers, len(X_test)))
+    with Progress(transient=True, disable=not progress) as bar, warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        task = bar.add_task("probing layers" + (" (shuffled labels)" if shuffle_labels else ""), total=n_layers)
+        for layer in range(n_layers):
+            scores[layer] = _probe(C, seed).fit(X_fit[:, layer], y_fit).predict_proba(X_test[:, layer])[:, 1]
+            bar.advance(task)
+    return _result(scores, y_test, cwes, [], shuffle_labels)
 
 
 def fit_probe(X: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0) -> Pipeline:

@@ -114,3 +114,34 @@ def cross_fit(groups: Sequence[str], k: int, seed: int, labels: Sequence[int] | 
         rest = [folds[i] for i in range(k) if i not in {f, (f + 1) % k}]
         assert_no_leak(g, np.concatenate(rest), folds[(f + 1) % k], folds[f])
     return CrossFit(folds=folds, groups=tuple(str(x) for x in g))
+
+
+@dataclass(frozen=True)
+class TransferSplit:
+    """A transfer run's one "fold": fit-on samples split once by group into training and validation, and the
+    test-on samples, used for nothing but the reported numbers. Iterates like `CrossFit`."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    @property
+    def k(self) -> int:
+        return 1
+
+    def split(self, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if f != 0:
+            raise IndexError(f"a transfer split has one fold, not fold {f}")
+        return self.train, self.val, self.test
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        return iter([self.split(0)])
+
+
+def validation_groups(
+    groups: Sequence[str], k: int, seed: int, labels: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of one grouped split: the first of `grouped_kfold`'s k folds validates,
+    so about 1/k of the groups (label-stratified when `labels` is given), chosen by `seed`."""
+    train, val = grouped_kfold(groups, k, seed, labels)[0]
+    return train, val

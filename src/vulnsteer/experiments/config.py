@@ -8,9 +8,10 @@ context length) or the data (folds vs groups) are `check_*` methods, called as s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from vulnsteer.data.load import dataset_names
 from vulnsteer.data.prompts import get_template
 from vulnsteer.data.records import normalise_cwe
 from vulnsteer.errors import VulnsteerError
@@ -161,6 +162,10 @@ class RunConfig:
     dtype: Precision = DEFAULT_PRECISION  # what the forward passes compute in; stored residuals stay float32
     device: str = Device.AUTO.value  # auto, cpu, cuda, cuda:<n> or mps
     readout: Readout = Readout.ANSWER  # where probes and vectors read the residuals
+    # Transfer (docs/STEERING.md): vectors, probes and every choice from `fit_on`, numbers from `test_on`.
+    # Both empty: cross-fitting over baseline.subsets. See _check_transfer for the rule.
+    fit_on: tuple[str, ...] = ()
+    test_on: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", Precision(self.dtype))
@@ -173,6 +178,31 @@ class RunConfig:
         for name in ("n_side_by_side", "side_by_side_tokens", "n_fluency"):
             if getattr(self, name) < 0:
                 raise VulnsteerError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self._check_transfer()
+
+    def _check_transfer(self) -> None:
+        """The one rule: --test-on needs --fit-on; --fit-on without --test-on tests on --subset (default
+        hand-crafted); either way the data under test (the baseline's subsets) becomes `test_on`."""
+        fit, test = dataset_names(self.fit_on, "--fit-on"), dataset_names(self.test_on, "--test-on")
+        if test and not fit:
+            raise VulnsteerError("--test-on needs --fit-on (the data vectors and probes are fit on); without both, "
+                                 "the run cross-fits over --subset")
+        if fit:
+            if self.steer.template == AUTO_TEMPLATE and "steer" in self.stages:
+                # The choice reads the baseline's cross-fitting folds; a transfer run has one fit-on split instead.
+                raise VulnsteerError("--steer-template auto cannot be combined with --fit-on; name a template "
+                                     "(--steer-template S1, say) or drop --fit-on")
+            if self.train != (Train.HOLDOUT,):
+                raise VulnsteerError("--train adds training data to cross-fitting; with --fit-on, name that data "
+                                     "in --fit-on instead")
+            given = self.baseline.subsets
+            if test and given not in (BaselineConfig().subsets, test):
+                raise VulnsteerError(f"--subset {','.join(given)} and --test-on {','.join(test)} both name the data "
+                                     "under test; give --test-on only")
+            test = test or dataset_names(given, "--subset")
+            object.__setattr__(self, "baseline", replace(self.baseline, subsets=test))
+        object.__setattr__(self, "fit_on", fit)
+        object.__setattr__(self, "test_on", test)
 
     def settings(self) -> dict[str, Any]:
         """What config.json records: a baseline-only run has no steering settings."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from vulnsteer.data.load import load_records
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
+from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.run_folder import check_out
@@ -26,7 +27,10 @@ def preflight(
     records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
     if not records:
         raise DataError(f"no records for subsets {', '.join(cfg.baseline.subsets)}; check --subset and --cwe")
-    if "steer" in cfg.stages:
+    if cfg.fit_on:  # refuses fit-on data that shares a scenario group or a file with the test-on data
+        fit = load_fit_on(root, cfg.fit_on, cfg.test_on, cfg.baseline.cwes)
+        cfg.steer.check_groups(len({r.group for r in fit}))  # one of --folds grouped folds validates
+    elif "steer" in cfg.stages:
         cfg.steer.check_groups(len({r.group for r in records}))
     shape = peek_shape(model)
     if shape is not None:

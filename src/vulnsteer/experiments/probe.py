@@ -10,7 +10,7 @@ import numpy as np
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
-from vulnsteer.evaluation.splits import CrossFit
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.options import Readout
 
@@ -48,7 +48,8 @@ def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000,
     return out
 
 
-def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0, readout: Readout = Readout.ANSWER) -> list[dict]:
+def crossfit_probe(samples: SampleSet, folds: CrossFit | TransferSplit, seed: int = 0,
+                   readout: Readout = Readout.ANSWER) -> list[dict]:
     """Per test sample: the probe's logit, from a probe fit on the training folds (residuals read at
     `readout`) at the layer that scored best on the validation fold. Honest counterpart of the steering test
     rows (same folds)."""
@@ -69,7 +70,7 @@ def crossfit_probe(samples: SampleSet, folds: CrossFit, seed: int = 0, readout: 
     return sorted(rows, key=lambda r: r["index"])
 
 
-def calibrated_thresholds(samples: SampleSet, folds: CrossFit) -> list[dict]:
+def calibrated_thresholds(samples: SampleSet, folds: CrossFit | TransferSplit) -> list[dict]:
     """Control for "steering only moved the bias": the unsteered score with its yes/no threshold tuned on the
     validation fold (maximising balanced accuracy), applied to the test fold."""
     s = samples.scores.numpy()

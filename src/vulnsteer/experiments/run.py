@@ -18,6 +18,7 @@ from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.windows import flatten, pool_generations, regroup
@@ -25,13 +26,13 @@ from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.experiments.scorer import code_spans
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
+from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.experiments.checkpoint import RunFoldStore
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.evaluation.splits import cross_fit
 from vulnsteer.experiments.template_choice import fold_templates, merge_results
 from vulnsteer.experiments.templates import template_samples
 from vulnsteer.progress import log, progress_bar
@@ -149,23 +150,30 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
 
 
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
-    """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content."""
+    """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content.
+    With --fit-on (experiments.transfer) the baseline reads the test-on data and the later stages fit on
+    the fit-on data; otherwise they cross-fit over the baseline's data."""
     note_architecture(ctx, run)
     todo = [s for s in cfg.stages if not run.is_done(s)]
     main, _rows = run_baseline(ctx, cfg.baseline, run, keep_states="steer" in todo, need_passes=bool(todo))
     for stage in cfg.stages:
         if stage not in todo:
             log(f"{stage}: reused from the interrupted run")
+    transfer: Transfer | None = None
+    if cfg.fit_on and todo:
+        assert main is not None
+        transfer = prepare_transfer(ctx, cfg, run, main, keep_states="steer" in todo)
+        main = transfer.main
     if "probe" in todo:
         assert main is not None
-        _probe_stage(main, cfg, run)
+        _probe_stage(main, cfg, run, transfer)
         run.done("probe")
     if "steer" not in cfg.stages:
         return {}
     if "steer" not in todo:
         return dict(json.loads((run.path / schema.STEER_SUMMARY).read_text()))
     assert main is not None
-    summary = _steer_stage(ctx, main, cfg, run)
+    summary = _steer_stage(ctx, main, cfg, run, transfer.split if transfer else None)
     run.done("steer")
     return summary
 
@@ -181,24 +189,28 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
         log(f"note: {parts.model_type}: {parts.reentry_note}")
 
 
-def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir) -> None:
+def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir, transfer: Transfer | None) -> None:
     t0 = time.time()
-    curve = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout)
+    if transfer is not None:  # fit on the fit-on samples, scored (and its intervals drawn) on the test-on ones
+        curve, scored = transfer_probe_curve(transfer, cfg.steer.seed, readout=cfg.readout), transfer.test
+    else:
+        curve, scored = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout), main
     res = curve.result
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
-        **curve_intervals(main, res, cfg.baseline.n_boot, cfg.baseline.seed),
+        **curve_intervals(scored, res, cfg.baseline.n_boot, cfg.baseline.seed),
         "readout": cfg.readout.value,
     })
     run.stage("probes", time.time() - t0)
 
 
-def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> dict:
+def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, split: TransferSplit | None) -> dict:
     t0 = time.time()
     groups = [s.record.group for s in main.samples]
-    folds = cross_fit(groups, cfg.steer.k_folds, cfg.steer.seed, labels=main.labels.tolist())
+    folds: CrossFit | TransferSplit = split if split is not None else cross_fit(
+        groups, cfg.steer.k_folds, cfg.steer.seed, labels=main.labels.tolist())
     plan = fold_templates(ctx, cfg, main, folds, run)
     run.stage("template_choice", time.time() - t0)
 
@@ -211,7 +223,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir) -> 
         sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
         extra = extra_training(ctx, cfg, sset, template)
         part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, extra, ctx.loaded.model,
-                            RunFoldStore(run), only_folds=own, readout=cfg.readout)
+                            RunFoldStore(run), only_folds=own, readout=cfg.readout, split=split)
         probe |= {r["index"]: (r["probe"], r["probe_layer"])
                   for r in crossfit_probe(sset, folds, cfg.steer.seed, cfg.readout) if r["fold"] in own}
         calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}

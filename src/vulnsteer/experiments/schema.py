@@ -13,6 +13,7 @@ BASELINE_SUMMARY = "baseline/summary.json"
 BASELINE_SUMMARY_CSV = "baseline/summary.csv"
 BASELINE_TEMPLATES = "baseline/templates.json"  # vulnsteer baseline --template all
 PUBLISHED = "published.json"
+TRANSFER = "transfer.json"  # a --fit-on run: what was fit on, validated on and tested on
 PROBE_CURVE = "probe/curve.json"
 STEER_SWEEP = "steer/sweep.csv"
 STEER_SWEEP_SUMMARY = "steer/sweep_summary.csv"

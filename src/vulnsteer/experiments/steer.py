@@ -18,7 +18,7 @@ from torch import nn
 from vulnsteer.activations.scoring import AnswerWords, verdict
 from vulnsteer.data.records import Record
 from vulnsteer.evaluation.metrics import detection_metrics
-from vulnsteer.evaluation.splits import CrossFit, assert_no_leak, cross_fit
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.experiments.scorer import SampleScorer, code_spans
@@ -90,7 +90,7 @@ class FoldStore(Protocol):
 
 @dataclass
 class SteerResult:
-    folds: CrossFit
+    folds: CrossFit | TransferSplit
     sweep: list[dict] = field(default_factory=list)  # one CSV row per (validation sample, configuration)
     choices: list[Choice] = field(default_factory=list)
     # Per fold: CWE (or pooled) -> the chosen vector, one layer, set to apply itself as chosen.
@@ -157,6 +157,7 @@ def run_steering(
     store: FoldStore | None = None,
     only_folds: set[int] | None = None,
     readout: Readout = Readout.ANSWER,
+    split: TransferSplit | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.
     Vectors are fit on the residuals read at `readout`.
@@ -164,23 +165,27 @@ def run_steering(
     models whose re-entry is not exact (`ModelParts.reentry_exact`: one full forward per configuration).
     `store` saves each finished fold and hands back folds an interrupted run finished (identical results:
     the random controls' generator is advanced past a reused fold's draws). `only_folds`: steer these folds
-    only (the others' draws are skipped alike), as `--steer-template auto` does per chosen template."""
+    only (the others' draws are skipped alike), as `--steer-template auto` does per chosen template. `split`
+    replaces cross-fitting by one fixed (train, validation, test) split of `main` (a transfer run,
+    experiments.transfer)."""
     if main.states is None and cfg.scope is SweepScope.ANSWER and parts.reentry_exact:
         raise ValueError("run_steering needs SampleSet.states (run_samples with keep_states=True)")
     layers = cfg.check_layers(parts.n_layers)
     if (cfg.scope.wide or not parts.reentry_exact) and model is None:
         raise ValueError("the code and all scopes, and models without exact re-entry, need the model")
-    if cfg.scope is SweepScope.CODE:
-        for s in main.samples:
-            code_spans(s)  # refuse before any fold runs, not halfway
-    score = SampleScorer(parts, main, words, cfg.scope, model)
     groups = [s.record.group for s in main.samples]
-    folds = cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
+    folds = split if split is not None else cross_fit(groups, cfg.k_folds, cfg.seed, labels=main.labels.tolist())
+    if cfg.scope is SweepScope.CODE:
+        for _, val, test in folds:  # refuse before any fold runs, not halfway; training samples are never steered
+            for i in (*val, *test):
+                code_spans(main.samples[int(i)])
+    score = SampleScorer(parts, main, words, cfg.scope, model)
     result = SteerResult(folds=folds)
     settings = cfg.settings()
     configs = [(layer, m, op, a) for layer in layers for m in cfg.methods for op, a in settings]
     gen = torch.Generator().manual_seed(cfg.seed)
-    with progress_bar("steering: validation sweep and test", total=len(main.samples) * 2) as advance:
+    total = sum(len(val) + len(test) for _, val, test in folds)
+    with progress_bar("steering: validation sweep and test", total=total) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
             if only_folds is not None and f not in only_folds:

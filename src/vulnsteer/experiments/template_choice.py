@@ -17,7 +17,7 @@ import numpy as np
 from vulnsteer.data.prompts import TEMPLATES
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import detection_metrics
-from vulnsteer.evaluation.splits import CrossFit
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import AUTO_TEMPLATE, RunConfig
 from vulnsteer.experiments.context import Context
@@ -40,7 +40,8 @@ def _order(template: str) -> int:
     return list(TEMPLATES).index(template) if template in TEMPLATES else len(TEMPLATES)
 
 
-def choose_templates(scored: Sequence[TemplateScores], ids: Sequence[str], folds: CrossFit) -> list[TemplateChoice]:
+def choose_templates(scored: Sequence[TemplateScores], ids: Sequence[str],
+                     folds: CrossFit | TransferSplit) -> list[TemplateChoice]:
     """Per fold, the template with the best validation balanced accuracy of its unsteered answer score.
 
     `ids` are the steering samples' record ids (fold indices point into them); a template that did not score
@@ -77,7 +78,8 @@ def merge_results(parts: Sequence[SteerResult]) -> SteerResult:
     return merged
 
 
-def fold_templates(ctx: Context, cfg: RunConfig, main: SampleSet, folds: CrossFit, run: RunDir) -> list[str]:
+def fold_templates(ctx: Context, cfg: RunConfig, main: SampleSet, folds: CrossFit | TransferSplit,
+                   run: RunDir) -> list[str]:
     """The template each fold steers under: the configured one, or with auto the validation choice (written to
     steer/templates.json with every candidate's validation balanced accuracy). `main` is the baseline's
     sample set; its scores are reused for the baseline's template."""

@@ -14,32 +14,14 @@ from vulnsteer.errors import DataError
 from vulnsteer.report import plots
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.long_files import long_file_line
+from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
-    CONDITIONS, PC_LABEL, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data,
-    templates_data,
+    CONDITIONS, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data, templates_data,
 )
 from vulnsteer.report.verdicts import probe_conclusion, versus_random
 
 MAX_GENERATIONS = 20
-HOW_TO_READ = [
-    "Held-out numbers come from cross-fitted test folds over scenario groups: every sample is tested once, by a "
-    "vector fit on other folds, and a scenario's patched twin and augmentations never sit in its training or "
-    "validation folds.",
-    "Every configuration (layer, method, operator, strength, calibrated threshold, probe layer) was chosen on the "
-    "validation fold only; the test fold was never used to choose anything.",
-    "Intervals are 95% cluster-bootstrap percentile intervals, resampling scenario groups; deltas are paired "
-    "(condition minus baseline on the same samples). 'n/a' marks a metric that is undefined here, e.g. AUROC "
-    "with a single class or pair metrics without complete pairs.",
-    "Each paired comparison also gives its minimal detectable effect (MDE, 80% power, two-sided 5% level, from "
-    "the bootstrap standard error over scenario groups): a comparison whose interval includes 0 rules out "
-    "only effects larger than its MDE, not every effect.",
-    f"{PC_LABEL} is PrimeVul's P-C metric (pair-wise correct): the share of vulnerable/patched pairs whose two "
-    "files are both classified correctly.",
-    "The random-direction control replaces the chosen direction by a uniformly random one at the same layer, with "
-    "the same scale, operator and strength; "
-    "a steering effect is only interesting where it exceeds that control.",
-]
 
 
 def _not_run(rel: str) -> list[Block]:
@@ -88,9 +70,11 @@ def _config(run: Run) -> list[Block]:
 
 def _headline(run: Run, figures: Path) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
+    config = run.json(schema.CONFIG)
+    lead = transfer_lead(config, run.json(schema.TRANSFER))
     if summary is None:
-        return _not_run(schema.STEER_SUMMARY)
-    blocks: list[Block] = [headline_data(summary)]
+        return lead + _not_run(schema.STEER_SUMMARY)
+    blocks: list[Block] = [*lead, headline_data(summary, transfer_text(config))]
     blocks.append(Fig(plots.condition_bars_plot(summary, figures / "conditions.png"), "accuracy and AUROC by condition"))
     choices = run.json(schema.STEER_CHOICES)
     if choices:
@@ -170,6 +154,10 @@ def _probe(run: Run, figures: Path) -> list[Block]:
     if curve is None:
         return _not_run(schema.PROBE_CURVE)
     blocks: list[Block] = [Fig(plots.probe_curve_plot(curve, figures / "probe_curve.png"), "probe AUROC per layer")]
+    where = transfer_text(run.json(schema.CONFIG))
+    if where is not None:
+        blocks.append(Text(f"Transfer ({where}): each layer's probe was fit on every fit-on sample and scored on the "
+                           "test-on samples; the control fits on permuted fit-on labels."))
     best = curve.get("best_layer")
     if best is not None and best in curve.get("layers", []):
         i = curve["layers"].index(best)
@@ -179,7 +167,8 @@ def _probe(run: Run, figures: Path) -> list[Block]:
             return fmt_ci([value, *bounds])
 
         blocks.append(Text(f"Best layer {best}: AUROC {with_ci('auroc')}, accuracy {with_ci('accuracy')} "
-                           "(out-of-fold, 95% interval over scenario groups); shuffled-label control AUROC mean "
+                           f"({'on the test-on data' if where else 'out-of-fold'}, 95% interval over scenario groups); "
+                           "shuffled-label control AUROC mean "
                            f"{fmt(curve['control_auroc_mean'][i])}, max {fmt(curve['control_auroc_max'][i])}."))
     blocks.append(Text(probe_conclusion(curve)))
     return blocks
@@ -252,7 +241,7 @@ def build_sections(run_dir: Path) -> list[Section]:
         ("Fluency cost", lambda: _fluency(run)),
         ("Flip rates", lambda: _flips(run)),
         ("Generations side by side", lambda: _generations(run)),
-        ("How to read this", lambda: [Text(t) for t in HOW_TO_READ]),
+        ("How to read this", lambda: [Text(t) for t in how_to_read(run.json(schema.CONFIG))]),
         ("What was run", lambda: _config(run)),
     ]
     # The headings name what the numbers below them depend on; the bare titles stay the sections' keys.

@@ -160,12 +160,13 @@ def baseline_data(summary: Mapping, published: Mapping | None, reading: str = "s
     return data
 
 
-def headline_data(steer_summary: Mapping) -> TableData:
+def headline_data(steer_summary: Mapping, where: str | None = None) -> TableData:
+    """The held-out conditions table; `where` says what a transfer run fit on and tested on (transfer_text)."""
     conditions = steer_summary.get("conditions", {})
     deltas = steer_summary.get("deltas", {})
     bias = steer_summary.get("bias_only", {})
     cols = ["condition", *HEADLINE_METRICS.values(), "Δ accuracy", "Δ AUROC", "bias only?"]
-    data = TableData("Held-out results (cross-fitted test folds)", cols)
+    data = TableData(f"Held-out results ({where or 'cross-fitted test folds'})", cols)
     data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval and "
                  f"the minimal detectable effect (MDE) at {POWER_PERCENT}% power, two-sided 5% level. "
                  f"{PC_LABEL}: PrimeVul's pair-wise correct metric. "
@@ -282,5 +283,6 @@ def baseline_table(summary: dict, published: dict | None, reading: str = "score"
     return to_rich(baseline_data(summary, published, reading))
 
 
-def headline_table(steer_summary: dict) -> Table:
-    return to_rich(headline_data(steer_summary))
+def headline_table(steer_summary: dict, where: str | None = None) -> Table:
+    return to_rich(headline_data(steer_summary, where))
+
