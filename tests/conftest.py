@@ -97,3 +97,40 @@ def real_model():
     from vulnsteer.model.loading import default_cache_dir, load_model
 
     return load_model("qwen2.5-coder-0.5b", cache_dir=default_cache_dir() / "models")
+
+
+STUDY_TOML = """
+models = ["tiny-qwen2"]
+readouts = ["answer", "code-mean"]
+
+[[cells]]
+crossfit = ["hand-crafted"]
+
+[run]
+cwes = ["CWE-787", "CWE-89", "CWE-22"]
+folds = 3
+layers = [1, 2]
+methods = ["caa"]
+generate = false
+n_boot = 100
+n_side_by_side = 0
+n_fluency = 0
+"""
+
+
+@pytest.fixture(scope="session")
+def study_toml(tmp_path_factory) -> Path:
+    """A two-cell study spec (tiny model, two readouts, hand-crafted cross-fitted, a small grid)."""
+    path = tmp_path_factory.mktemp("spec") / "study.toml"
+    path.write_text(STUDY_TOML)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_study(study_toml, data_root, tmp_path_factory) -> Path:
+    """That study run once, uninterrupted, here (local executor): the reference other study tests compare with."""
+    from vulnsteer.api import study
+    from vulnsteer.experiments.study_spec import load_spec
+
+    root = tmp_path_factory.mktemp("study")
+    return study(load_spec(study_toml), root / "whole", data_root, root / "cache")

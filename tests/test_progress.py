@@ -17,3 +17,17 @@ def test_not_on_a_terminal_progress_prints_start_and_end_lines(monkeypatch):
             advance(1)
     text = log.getvalue()
     assert "baseline passes: 0/3" in text and "baseline passes: 3/3 done in" in text
+
+
+def test_lines_inside_prefixed_name_the_cell(monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=log, force_terminal=False, width=200))
+    with progress.prefixed("cell 3/15 m__answer__sven__crossfit"):
+        progress.log("probe: reused from the interrupted run")
+        with progress.progress_bar("baseline passes", total=1) as advance:
+            advance(1)
+    progress.log("after")
+    lines = log.getvalue().splitlines()
+    assert lines[0] == "cell 3/15 m__answer__sven__crossfit: probe: reused from the interrupted run"
+    assert lines[1] == "cell 3/15 m__answer__sven__crossfit: baseline passes: 0/1"
+    assert lines[-1] == "after"

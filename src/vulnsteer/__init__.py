@@ -28,6 +28,8 @@ _EXPORTS = {
     "SteeringVector": "vulnsteer.vectors.steering_vector",
     "RunConfig": "vulnsteer.experiments.config",
     "run": "vulnsteer.api",
+    "StudySpec": "vulnsteer.experiments.study_spec",
+    "study": "vulnsteer.api",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from vulnsteer.api import generate_answer as generate_answer
     from vulnsteer.api import load_records as load_records
     from vulnsteer.api import run as run
+    from vulnsteer.api import study as study
+    from vulnsteer.experiments.study_spec import StudySpec as StudySpec
     from vulnsteer.api import train_steering_vector as train_steering_vector
     from vulnsteer.data.records import Record as Record
     from vulnsteer.experiments.config import RunConfig as RunConfig

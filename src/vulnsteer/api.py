@@ -7,7 +7,8 @@
     with vector.apply(lm, alpha=8.0, scope="answer"):
         print(vs.answer_score(lm, records[0]))
 
-`run` is what `vulnsteer run|baseline|probe|steer` execute: the command line only builds its config.
+`run` is what `vulnsteer run|baseline|probe|steer` execute, `study` what `vulnsteer study` executes: the
+command line only builds their configs.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.preflight import preflight
-from vulnsteer.options import Method
+from vulnsteer.experiments.study_spec import StudySpec
+from vulnsteer.options import Executor, Method
 
 if TYPE_CHECKING:  # torch-free at import: the command line imports this module before any option check
+    from vulnsteer.experiments.study import CellJob
     from vulnsteer.model.loading import LoadedModel
     from vulnsteer.vectors.steering_vector import SteeringVector
 
@@ -172,3 +175,40 @@ def run(
     run_dir.finish("finished")
     write_report(run_dir.path)
     return run_dir.path
+
+
+def study(
+    spec: StudySpec,
+    out: Path | None = None,
+    data: Path | str | None = None,
+    cache_dir: Path | None = None,
+    trust_remote_code: bool = False,
+    executor: Executor | str = Executor.LOCAL,
+    ray_address: str | None = None,
+) -> Path:
+    """Run every cell of `spec` (models x readouts x splits) as a run folder under out/cells/, then write
+    out/study.md and out/study.html side by side. Cells already finished are skipped, an interrupted one
+    resumes; every cell is checked before the first loads a model (docs/STUDY.md)."""
+    from vulnsteer.experiments.study import plan_study, run_cells
+
+    plan = plan_study(spec, out, data, cache_dir, trust_remote_code)
+    run_cells(plan, run_cell, executor, ray_address)
+    from vulnsteer.report.study import write_study
+
+    write_study(plan.path)
+    return plan.path
+
+
+def run_cell(job: CellJob) -> Path:
+    """One study cell, as `run` runs it (on a Ray worker too); its log lines name the cell."""
+    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.progress import log, prefixed
+
+    with prefixed(job.cell.title):
+        old = read_config(job.out)
+        log("resuming its interrupted run" if old is not None else "started")
+        t0 = time.time()
+        path = run(job.config, model=job.cell.model, data=job.data, out=job.out, cache_dir=job.cache_dir,
+                   trust_remote_code=job.trust_remote_code, command="run")
+        log(f"finished in {time.time() - t0:.0f} s")
+    return path

@@ -20,16 +20,19 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vulnsteer.cli_options import (
     ModelOpt, DataOpt, SubsetOpt, CweOpt, TemplateOpt, BaselineTemplateOpt, SteerTemplateOpt, OutOpt, CacheOpt,
     TrustOpt, GenerateOpt, NewTokensOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
     TrainOpt, FitOnOpt, TestOnOpt, FoldsOpt, PerCweOpt, UnitOpt, ScopeOpt, ReadoutOpt, DtypeOpt, DeviceOpt,
-    ForceOpt, RandomOpt,
+    ForceOpt, RandomOpt, PresetOpt, SpecOpt, StudyModelsOpt, StudyOutOpt, ExecutorOpt, RayAddressOpt,
 )
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.options import LongFiles, Method, Precision, Readout, StrengthUnit, SweepScope, Train, parse_list
+from vulnsteer.options import (
+    Executor, LongFiles, Method, Precision, Readout, StrengthUnit, StudyPreset, SweepScope, Train, parse_list,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
@@ -47,7 +50,7 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except VulnsteerError as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)  # "[run]" is text
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -286,3 +289,28 @@ def compare(
     md, html = write_comparison(run_dirs, out_dir)
     out.print(f"comparison: {md}  {html}")
 
+
+@app.command()
+@guarded
+def study(
+    preset: PresetOpt = None, spec: SpecOpt = None, model: StudyModelsOpt = None, data: DataOpt = None,
+    out_dir: StudyOutOpt = None, cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False,
+    executor: ExecutorOpt = "local", ray_address: RayAddressOpt = None,
+) -> None:
+    """A grid of models x readouts x (fit-on, test-on) cells, each a run folder, then study.md/study.html
+    side by side. Finished cells are skipped when the same study runs again; an interrupted one resumes."""
+    from dataclasses import replace
+
+    from vulnsteer.api import study as run_study
+    from vulnsteer.experiments.study_spec import load_spec
+    from vulnsteer.experiments.study_spec import preset as preset_spec
+
+    if preset is not None and spec is not None:
+        raise VulnsteerError("give --preset or --spec, not both")
+    chosen = load_spec(spec) if spec is not None else preset_spec(StudyPreset(preset or StudyPreset.QUICK.value))
+    if model:
+        chosen = replace(chosen, models=tuple(parse_list(model)))
+    path = run_study(chosen, out_dir, data, cache_dir, trust_remote_code, Executor(executor), ray_address)
+    from vulnsteer.experiments import schema
+
+    out.print(f"study folder: {path}  report: {schema.STUDY_MD}, {schema.STUDY_HTML}")

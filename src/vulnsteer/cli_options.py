@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vulnsteer.options import LongFiles, Method, Readout, StrengthUnit, SweepScope, Train
+from vulnsteer.options import Executor, LongFiles, Method, Readout, StrengthUnit, StudyPreset, SweepScope, Train
 
 
 def _choices(enum: Any) -> str:
@@ -70,3 +70,16 @@ DtypeOpt = Annotated[str, typer.Option(
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the run already in --out (never a folder that is not a run).")]
 RandomOpt = Annotated[int, typer.Option(help="Random-direction controls per test sample.")]
+
+# vulnsteer study
+PresetOpt = Annotated[str | None, typer.Option(
+    "--preset", help=f"A built-in grid: {_choices(StudyPreset)} (default quick; docs/STUDY.md).")]
+SpecOpt = Annotated[Path | None, typer.Option("--spec", help="A study TOML file (docs/STUDY.md), instead of --preset.")]
+StudyModelsOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="Study these models instead of the preset's or spec's; repeatable or comma-separated.")]
+StudyOutOpt = Annotated[Path | None, typer.Option(
+    "--out", "-o", help="Study folder (default runs/<time>-study); the same --out again resumes the study.")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help=f"{_choices(Executor)}: cells one after another here, or one Ray task per cell.")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", help="Ray cluster to send cells to (else $RAY_ADDRESS, else a local Ray instance).")]

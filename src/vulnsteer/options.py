@@ -123,6 +123,20 @@ class Device(Choice):
     MPS = "mps"
 
 
+class StudyPreset(Choice):
+    """The built-in grids of `vulnsteer study` (experiments/study_spec.py, docs/STUDY.md)."""
+
+    QUICK = "quick"
+    FULL = "full"
+
+
+class Executor(Choice):
+    """Where a study's cells run: one after another here, or as tasks on a Ray cluster."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
 # Chosen by the fidelity bar in docs/BENCHMARKS.md (benchmarks/precision.py): the fastest precision whose
 # answer scores keep Spearman >= 0.99, verdicts agree on >= 95% of files and every per-layer probe AUROC
 # stays within 0.02 of float32's. Neither bfloat16 nor int8 passed on the default model.

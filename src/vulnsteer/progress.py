@@ -15,16 +15,32 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True)
+_prefixes: list[str] = []
+
+
+@contextmanager
+def prefixed(text: str) -> Iterator[None]:
+    """Every log line and bar inside starts with `text: `, so a study's log says which cell each line is from."""
+    _prefixes.append(text)
+    try:
+        yield
+    finally:
+        _prefixes.pop()
+
+
+def _label(message: str) -> str:
+    return ": ".join([*_prefixes, message])
 
 
 def log(message: str) -> None:
     """One line on stderr (beside the progress bars): what a run reused, skipped or fell back to."""
-    console.print(message, highlight=False, soft_wrap=True)
+    console.print(_label(message), highlight=False, soft_wrap=True)
 
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; draws to stderr so stdout stays clean for tables and JSON."""
+    description = _label(description)
     if not console.is_terminal:
         with _log_lines(description, total) as advance:
             yield advance

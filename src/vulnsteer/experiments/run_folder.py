@@ -151,6 +151,11 @@ def same_run(old: dict[str, Any], command: str, config: dict[str, Any]) -> bool:
         return False
     if old.get("status") == "running" and not is_stale(old):
         return False
+    return same_settings(old, config)
+
+
+def same_settings(old: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether config.json's content `old` records these settings (compared as written)."""
     return all(json.dumps(_clean(old.get(k))) == json.dumps(_clean(v)) for k, v in config.items())
 
 

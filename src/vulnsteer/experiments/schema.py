@@ -28,5 +28,12 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES = "figures"
 
+# a study folder (docs/STUDY.md): its spec and cell list, one run folder per cell, the side-by-side report
+STUDY = "study.json"
+STUDY_CELLS = "cells"  # cells/<model>__<readout>__<fit>__<test>/ is an ordinary run folder
+STUDY_MD = "study.md"
+STUDY_HTML = "study.html"
+STUDY_PROBE_FIGURE = "figures/study_probe_curves.png"
+
 # config.json keys the writer and readers share
 STAGE_SECONDS = "stage_seconds"  # {stage: wall seconds}; "wall_seconds" is the total

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -14,6 +14,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vulnsteer.errors import DataError
+
+if TYPE_CHECKING:  # results reads run folders through sections, which draws with this module
+    from vulnsteer.report.results import ProbeCurve
+
 DPI = 110
 BAR_LABELS = {"baseline": "baseline", "baseline_calibrated": "baseline,\ncalibrated", "steered": "steered",
               "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe"}
@@ -80,6 +84,33 @@ def probe_depth_plot(curves: Mapping[str, Mapping], out: Path) -> Path:
     ax.set(title="Linear probe AUROC by relative depth (grouped CV)", xlabel="relative depth (block k at (k+1)/blocks)",
            ylabel="AUROC (held-out folds)", xlim=(0.0, 1.02), ylim=(0.0, 1.02))
     ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out)
+
+
+def study_probe_plot(panels: Mapping[str, Mapping[str, ProbeCurve]], out: Path) -> Path:
+    """Probe AUROC by layer, one panel per model and split, one line per readout, each with its shuffled-label
+    band (mean to max of the label-shuffled probes) in the line's colour."""
+    if not panels:
+        raise DataError("no cell has probe/curve.json to plot")
+    ncols = min(len(panels), 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(5.6 * ncols, 4.0 * nrows), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (title, curves) in zip(axes, panels.items()):
+        for i, (readout, c) in enumerate(curves.items()):
+            color = f"C{i}"
+            layers = np.asarray(c.layers)
+            ax.plot(layers, _floats(c.auroc), color=color, lw=1.8, marker="o", ms=3, label=f"{readout} probe")
+            ax.fill_between(layers, _floats(c.control_mean), _floats(c.control_max), color=color, alpha=0.15, lw=0,
+                            label=f"{readout}: shuffled labels, mean to max")
+        _chance(ax)
+        ax.set(title=title, xlabel="layer (output of block k)", ylabel="AUROC (held-out folds)", ylim=(0.0, 1.02))
+        ax.title.set_fontsize(9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     return _save(fig, out)
 
 

@@ -1,0 +1,278 @@
+"""What a study runs: models x readouts x (fit-on, test-on) splits, from a preset or a TOML file
+(docs/STUDY.md). `cell_config` builds every cell's RunConfig. Torch-free, so a bad spec fails in one line
+naming the key before anything loads.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vulnsteer.data.secllmholmes import SUBSETS
+from vulnsteer.errors import VulnsteerError
+from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+from vulnsteer.model.sources import DEFAULT_MODEL
+from vulnsteer.options import Readout, StudyPreset, Train
+
+SVEN = "sven"
+CROSSFIT = "crossfit"  # the test part of a cross-fitted cell's folder name
+AUGMENTED = ("augmented-trivial", "augmented-non-trivial")
+
+
+class SpecError(VulnsteerError):
+    """A study spec (TOML file) with an unknown key or a bad value."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where vectors and probes are fit and where they are scored; `test` empty: cross-fitted folds over `fit`."""
+
+    fit: tuple[str, ...]
+    test: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{_names_slug(self.fit)}__{_names_slug(self.test) if self.test else CROSSFIT}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the study: a model, a readout and a split; `index` counts from 1 in the study's order."""
+
+    index: int
+    total: int
+    model: str
+    readout: Readout
+    split: Split
+
+    @property
+    def name(self) -> str:
+        """The cell's folder name: <model>__<readout>__<fit>__<test>."""
+        return f"{model_slug(self.model)}__{self.readout.value}__{self.split.label}"
+
+    @property
+    def title(self) -> str:
+        """How progress lines name the cell: "cell 3/15 <name>"."""
+        return f"cell {self.index}/{self.total} {self.name}"
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The grid and the settings every cell shares (`run`; each cell sets its subsets, readout and split)."""
+
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    readouts: tuple[Readout, ...] = (Readout.ANSWER,)
+    splits: tuple[Split, ...] = (Split(("hand-crafted",)),)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "readouts", tuple(Readout(r) for r in self.readouts))
+        for name in ("models", "readouts", "splits"):
+            values = getattr(self, name)
+            if not values:
+                raise SpecError(f"{name} is empty; name at least one")
+            if len(set(values)) < len(values):
+                raise SpecError(f"{name} lists {next(v for v in values if values.count(v) > 1)!r} twice")
+        for split in self.splits:
+            for name in (*split.fit, *split.test):
+                check_dataset(name)
+        slugs = [model_slug(m) for m in self.models]
+        if len(set(slugs)) < len(slugs):
+            raise SpecError(f"two models share the folder name {next(s for s in slugs if slugs.count(s) > 1)!r}; "
+                            "give them distinct names or folders")
+
+    def cells(self) -> list[Cell]:
+        """Every cell, model by model, readout by readout, split by split."""
+        grid = [(m, r, s) for m in self.models for r in self.readouts for s in self.splits]
+        return [Cell(i, len(grid), m, r, s) for i, (m, r, s) in enumerate(grid, start=1)]
+
+    def settings(self) -> dict[str, Any]:
+        """What study.json records."""
+        return {"models": list(self.models), "readouts": [r.value for r in self.readouts],
+                "cells": [asdict(s) for s in self.splits], "run": self.run.settings()}
+
+
+def cell_config(spec: StudySpec, cell: Cell) -> RunConfig:
+    """The one place a cell's RunConfig is built: the shared settings, the cell's readout, and its data.
+
+    A cross-fitted cell studies its `fit` datasets (baseline subsets) and keeps `train`; a fit -> test cell
+    measures the baseline on `test` and fits on `fit` alone (fit_on names all its training data)."""
+    split, run = cell.split, spec.run
+    if split.test:
+        return replace(run, baseline=replace(run.baseline, subsets=split.test), readout=cell.readout,
+                       fit_on=split.fit, test_on=split.test, train=(Train.HOLDOUT,))
+    return replace(run, baseline=replace(run.baseline, subsets=split.fit), readout=cell.readout, fit_on=(), test_on=())
+
+
+def preset(name: StudyPreset | str) -> StudySpec:
+    """quick: the default model, answer and code-mean readouts, hand-crafted cross-fitted, without generation,
+    side-by-side or fluency (about the default run's budget). full: the default model x every readout x
+    SVEN cross-fitted, SVEN -> hand-crafted, SVEN -> real-world, hand-crafted + augmented -> real-world and
+    hand-crafted cross-fitted, each with everything `vulnsteer run` does."""
+    if StudyPreset(name) is StudyPreset.QUICK:
+        return StudySpec(readouts=(Readout.ANSWER, Readout.CODE_MEAN), splits=(Split(("hand-crafted",)),),
+                         run=RunConfig(baseline=BaselineConfig(generate=False), n_side_by_side=0, n_fluency=0))
+    return StudySpec(readouts=tuple(Readout), splits=(
+        Split((SVEN,)), Split((SVEN,), ("hand-crafted",)), Split((SVEN,), ("real-world",)),
+        Split(("hand-crafted", *AUGMENTED), ("real-world",)), Split(("hand-crafted",)),
+    ))
+
+
+def model_slug(model: str) -> str:
+    """A model name as a folder name: a local path by its last part, a hub id with '/' as '-'."""
+    text = str(model).rstrip("/\\")
+    if Path(text).exists():
+        text = Path(text).name
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-.") or "model"
+
+
+def _names_slug(names: tuple[str, ...]) -> str:
+    return "+".join(Path(n).stem if n.endswith(".jsonl") else n for n in names)
+
+
+def check_dataset(name: str) -> None:
+    """A SecLLMHolmes subset, "sven", or an existing pairs .jsonl file; else a one-line error."""
+    if name in SUBSETS or name == SVEN:
+        return
+    if not name.endswith(".jsonl"):
+        raise SpecError(f"dataset {name!r}: use one of {', '.join(SUBSETS)}, {SVEN}, or a pairs .jsonl file")
+    if not Path(name).is_file():
+        raise SpecError(f"dataset {name!r}: no such file; give the path of a pairs .jsonl file")
+
+
+# ---- the TOML file -------------------------------------------------------------------------------------
+
+TOP_KEYS = ("models", "readouts", "cells", "run")
+CELL_KEYS = ("crossfit", "fit", "test")
+# [run] key -> (config part, field, kind); "seed" seeds both the baseline's bootstrap and the steering.
+RUN_KEYS: dict[str, tuple[str, str, str]] = {
+    "cwes": ("baseline", "cwes", "strs"), "template": ("baseline", "template", "str"),
+    "generate": ("baseline", "generate", "bool"), "max_new_tokens": ("baseline", "max_new_tokens", "int"),
+    "batch_size": ("baseline", "batch_size", "int"), "max_code_tokens": ("baseline", "max_code_tokens", "int"),
+    "long_files": ("baseline", "long_files", "str"), "n_boot": ("baseline", "n_boot", "int"),
+    "layers": ("steer", "layers", "ints"), "methods": ("steer", "methods", "strs"),
+    "add_alphas": ("steer", "add_alphas", "floats"), "amplify_alphas": ("steer", "amplify_alphas", "floats"),
+    "ablate": ("steer", "ablate", "bool"), "folds": ("steer", "k_folds", "int"), "n_random": ("steer", "n_random", "int"),
+    "per_cwe": ("steer", "per_cwe", "bool"), "strength_unit": ("steer", "strength_unit", "str"),
+    "scope": ("steer", "scope", "str"), "select": ("steer", "select", "str"),
+    "train": ("run", "train", "strs"), "n_side_by_side": ("run", "n_side_by_side", "int"),
+    "side_by_side_tokens": ("run", "side_by_side_tokens", "int"), "n_fluency": ("run", "n_fluency", "int"),
+    "dtype": ("run", "dtype", "str"), "device": ("run", "device", "str"), "seed": ("both", "seed", "int"),
+}
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "int": ("an integer", _is_int),
+    "strs": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "ints": ("a list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v)),
+    "floats": ("a list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v)),
+}
+
+
+def _typed(where: str, value: Any, kind: str) -> Any:
+    text, ok = KINDS[kind]
+    if not ok(value):
+        raise SpecError(f"{where} = {value!r}: expected {text}")
+    if kind == "floats":
+        return tuple(float(x) for x in value)
+    return tuple(value) if kind in ("strs", "ints") else value
+
+
+def run_config(settings: dict[str, Any]) -> RunConfig:
+    """The shared RunConfig from checked [run] values (the configs check the values themselves)."""
+    parts: dict[str, dict[str, Any]] = {"baseline": {}, "steer": {}, "run": {}}
+    for key, value in settings.items():
+        part, name, _ = RUN_KEYS[key]
+        for target in ("baseline", "steer") if part == "both" else (part,):
+            parts[target][name] = value
+    return RunConfig(baseline=BaselineConfig(**parts["baseline"]), steer=SteerConfig(**parts["steer"]), **parts["run"])
+
+
+def _unknown(where: str, key: str, allowed: tuple[str, ...] | list[str]) -> SpecError:
+    return SpecError(f"{where}unknown key {key!r}; use any of {', '.join(allowed)}")
+
+
+def _datasets(where: str, value: Any, base: Path) -> tuple[str, ...]:
+    names = _typed(where, value, "strs")
+    if not names:
+        raise SpecError(f"{where} is empty; name at least one dataset")
+    out = []
+    for name in names:  # a relative .jsonl path is relative to the spec file
+        path = name if not name.endswith(".jsonl") or Path(name).is_absolute() else str(base / name)
+        try:
+            check_dataset(path)
+        except SpecError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        out.append(path)
+    return tuple(out)
+
+
+def _split(where: str, table: Any, base: Path) -> Split:
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table like {{ fit = [\"sven\"], test = [\"hand-crafted\"] }}")
+    for key in table:
+        if key not in CELL_KEYS:
+            raise _unknown(f"{where}: ", key, CELL_KEYS)
+    if "crossfit" in table:
+        if set(table) != {"crossfit"}:
+            raise SpecError(f"{where}: give either crossfit = [...] or fit = [...] with test = [...], not both")
+        return Split(_datasets(f"{where}.crossfit", table["crossfit"], base))
+    if set(table) != {"fit", "test"}:
+        raise SpecError(f"{where}: needs crossfit = [...], or both fit = [...] and test = [...]")
+    return Split(_datasets(f"{where}.fit", table["fit"], base), _datasets(f"{where}.test", table["test"], base))
+
+
+def load_spec(path: Path) -> StudySpec:
+    """A StudySpec from a TOML file; every key and value checked, a one-line SpecError naming the first bad one."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"--spec {path}: cannot read it ({exc.strerror or exc}); check the path") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"--spec {path}: not valid TOML ({str(exc).splitlines()[0]})") from None
+    where = f"{path}: "
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise _unknown(where, key, TOP_KEYS)
+    models = _typed(f"{where}models", doc.get("models", [DEFAULT_MODEL]), "strs")
+    readouts = []
+    for value in _typed(f"{where}readouts", doc.get("readouts", [Readout.ANSWER.value]), "strs"):
+        try:
+            readouts.append(Readout(value))
+        except VulnsteerError as exc:
+            raise SpecError(f"{where}readouts: {exc}") from None
+    cells = doc.get("cells", [{"crossfit": ["hand-crafted"]}])
+    if not isinstance(cells, list):
+        raise SpecError(f"{where}cells: expected [[cells]] tables")
+    splits = tuple(_split(f"{where}cells[{i}]", t, path.parent) for i, t in enumerate(cells))
+    settings = doc.get("run", {})
+    if not isinstance(settings, dict):
+        raise SpecError(f"{where}run: expected a [run] table")
+    checked = {}
+    for key, value in settings.items():
+        if key not in RUN_KEYS:
+            raise _unknown(f"{where}[run] ", key, sorted(RUN_KEYS))
+        checked[key] = _typed(f"{where}[run] {key}", value, RUN_KEYS[key][2])
+        try:
+            run_config({key: checked[key]})  # alone first, so the error names this key
+        except VulnsteerError as exc:
+            raise SpecError(f"{where}[run] {key} = {value!r}: {exc}") from None
+    try:
+        return StudySpec(tuple(models), tuple(readouts), splits, run_config(checked))
+    except VulnsteerError as exc:
+        raise SpecError(f"{where}{exc}") from None

@@ -1,0 +1,120 @@
+"""study.md and study.html: every cell of a study side by side, read back from its run folders
+(docs/STUDY.md); nothing is re-run. A cell that did not finish shows what it wrote and says so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vulnsteer.errors import DataError
+from vulnsteer.experiments import schema
+from vulnsteer.report import plots
+from vulnsteer.report.document import write_document
+from vulnsteer.report.results import RunResult, cell, mde_cell, read_result
+from vulnsteer.report.sections import Block, Fig, Run, Section, Text
+from vulnsteer.report.tables import TableData
+
+HOW_TO_READ = (
+    "Every number is held out, with its 95% cluster-bootstrap interval. Baseline AUROC: the unsteered answer "
+    "score log P(yes) - log P(no) on the data under test. Probe: a logistic probe whose layer was chosen on the "
+    "validation fold, scored on the test fold. Steered - random: the chosen steering minus a random direction "
+    "of the same scale, paired per sample; an interval that includes 0 shows no effect of the direction."
+)
+MDE_NOTE = ("MDE: the smallest steered - random difference the run could have detected (minimal detectable "
+            "effect, from its summary); an interval inside +-MDE is no evidence of absence of a smaller effect.")
+
+
+@dataclass(frozen=True)
+class StudyCell:
+    """One cell as study.json lists it."""
+
+    name: str
+    model: str
+    readout: str
+    fit: tuple[str, ...]
+    test: tuple[str, ...]
+    folder: str
+
+    @property
+    def split(self) -> str:
+        fit = " + ".join(self.fit)
+        return f"fit {fit} -> test {' + '.join(self.test)}" if self.test else f"cross-fitted over {fit}"
+
+
+def read_cells(study_dir: Path) -> list[StudyCell]:
+    """The cells study.json lists, in the study's order."""
+    index = Run(study_dir).json(schema.STUDY)
+    if not isinstance(index, dict) or not isinstance(index.get("cells"), list):
+        raise DataError(f"{study_dir}: no readable {schema.STUDY}; pass a folder vulnsteer study wrote")
+    try:
+        return [StudyCell(str(c["name"]), str(c["model"]), str(c["readout"]), tuple(c["fit"]), tuple(c["test"]),
+                          str(c["folder"])) for c in index["cells"]]
+    except (KeyError, TypeError):
+        raise DataError(f"{study_dir / schema.STUDY}: a cell lacks name, model, readout, fit, test or folder; "
+                        "run vulnsteer study again to rewrite it") from None
+
+
+def _status(result: RunResult | None) -> str:
+    if result is None:
+        return "not run"
+    return "finished" if result.unfinished is None else f"unfinished ({result.unfinished})"
+
+
+def _cells_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
+    table = TableData("Cells", ["#", "cell", "status", "run folder"])
+    table.rows = [[str(i), c.name, _status(results[c.name]), c.folder] for i, c in enumerate(cells, start=1)]
+    return table
+
+
+def _results_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
+    with_mde = any(r is not None and any(e.mde is not None for e in r.steered_minus_random.values())
+                   for r in results.values())
+    cols = ["#", "model", "readout", "data", "baseline AUROC", "probe AUROC (held out)", "probe accuracy (held out)",
+            "steered - random accuracy", *(["MDE accuracy"] if with_mde else []), "steered - random AUROC",
+            *(["MDE AUROC"] if with_mde else [])]
+    table = TableData("Held-out results per cell (95% intervals)", cols, note=MDE_NOTE if with_mde else "")
+    for i, c in enumerate(cells, start=1):
+        r = results[c.name]
+        row = [str(i), c.model, c.readout, c.split]
+        if r is None:
+            table.rows.append(row + ["not run"] * (len(cols) - len(row)))
+            continue
+        row += [cell(r.baseline_auroc), cell(r.probe_auroc), cell(r.probe_accuracy)]
+        for metric in ("accuracy", "auroc"):
+            row.append(cell(r.steered_minus_random.get(metric)))
+            if with_mde:
+                row.append(mde_cell(r.steered_minus_random.get(metric)))
+        table.rows.append(row)
+    return table
+
+
+def _figure(cells: list[StudyCell], results: dict[str, RunResult | None], study_dir: Path) -> list[Block]:
+    panels: dict[str, dict] = {}
+    for c in cells:
+        r = results[c.name]
+        if r is not None and r.curve is not None:
+            panels.setdefault(f"{c.model}: {c.split}", {})[c.readout] = r.curve
+    if not panels:
+        return [Text("No cell has written probe/curve.json yet.")]
+    path = plots.study_probe_plot(panels, study_dir / schema.STUDY_PROBE_FIGURE)
+    return [Fig(path, "probe AUROC by layer, one line per readout, with the shuffled-label band"),
+            Text("Grouped-CV probe AUROC per layer on the data each cell studies; the shaded band spans the "
+                 "label-shuffled probes (mean to max over shuffles) in the line's colour. A peak inside its band "
+                 "is not evidence of a readable signal.")]
+
+
+def write_study(study_dir: Path) -> tuple[Path, Path]:
+    """Write study_dir/study.md and study_dir/study.html (the figure under study_dir/figures)."""
+    study_dir = Path(study_dir)
+    cells = read_cells(study_dir)
+    results = {c.name: read_result(study_dir / c.folder) if (study_dir / c.folder / schema.CONFIG).is_file() else None
+               for c in cells}
+    done = sum(_status(r) == "finished" for r in results.values())
+    title = f"vulnsteer study: {len(cells)} cells" + ("" if done == len(cells) else f" ({done} finished)")
+    sections = [
+        Section("Results side by side", [_results_table(cells, results), Text(HOW_TO_READ)]),
+        Section("Probe AUROC by layer", _figure(cells, results, study_dir)),
+        Section("Cells", [_cells_table(cells, results),
+                          Text("Each cell is an ordinary run folder with its own report.md (vulnsteer report).")]),
+    ]
+    return write_document(title, sections, study_dir, Path(schema.STUDY_MD).stem)

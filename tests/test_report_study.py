@@ -1,0 +1,48 @@
+"""study.md: every cell side by side, from the run folders alone; minimal detectable effects where the runs
+store them, and cells that did not run or finish said so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from vulnsteer.report.study import write_study
+
+CELLS = ["tiny-qwen2__answer__hand-crafted__crossfit", "tiny-qwen2__code-mean__hand-crafted__crossfit"]
+
+
+def _rows(md: str, title: str) -> list[list[str]]:
+    block = md.split(f"**{title}**", 1)[1].split("\n\n", 2)[1]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()]
+
+
+def test_the_table_shows_every_cell_with_its_intervals(tiny_study):
+    md = (tiny_study / "study.md").read_text()
+    header, _, *rows = _rows(md, "Held-out results per cell (95% intervals)")
+    assert header[:4] == ["#", "model", "readout", "data"] and "MDE accuracy" not in header
+    assert [r[2] for r in rows] == ["answer", "code-mean"]
+    summary = json.loads((tiny_study / "cells" / CELLS[0] / "steer" / "summary.json").read_text())
+    lo, hi = summary["steered_minus_random"]["auroc"][1:3]
+    assert rows[0][header.index("steered - random AUROC")].endswith(f"[{lo:.2f}, {hi:.2f}]")
+    assert "data:image/png;base64," in (tiny_study / "study.html").read_text()
+
+
+def test_a_minimal_detectable_effect_gets_its_column_and_missing_cells_say_so(tiny_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    path = study / "cells" / CELLS[0] / "steer" / "summary.json"
+    summary = json.loads(path.read_text())
+    summary["steered_minus_random"]["accuracy"] = [0.01, -0.05, 0.07, 0.123]
+    path.write_text(json.dumps(summary))
+    shutil.rmtree(study / "cells" / CELLS[1])
+    md, _ = write_study(study)
+    text = md.read_text()
+    header, _, first, second = _rows(text, "Held-out results per cell (95% intervals)")
+    assert first[header.index("steered - random accuracy")] == "0.01 [-0.05, 0.07]"
+    assert first[header.index("MDE accuracy")] == "0.12" and first[header.index("MDE AUROC")] == "n/a"
+    assert second[4:] == ["not run"] * (len(header) - 4)
+    assert text.startswith("# vulnsteer study: 2 cells (1 finished)")
+    config = study / "cells" / CELLS[0] / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "status": "failed"}))
+    write_study(study)
+    assert "unfinished (status failed)" in md.read_text()

@@ -1,0 +1,159 @@
+"""A study's grid: presets and TOML specs expand into the right cells, each with its RunConfig; a bad key or
+value is one line naming it, before torch loads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vulnsteer.experiments.study_spec import (
+    SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
+)
+from vulnsteer.options import Method, Readout, Train
+
+AUGMENTED = ("hand-crafted", "augmented-trivial", "augmented-non-trivial")
+
+
+def test_the_quick_preset_is_the_default_model_two_readouts_hand_crafted_without_generation():
+    spec = preset("quick")
+    assert [c.name for c in spec.cells()] == ["qwen2.5-coder-0.5b__answer__hand-crafted__crossfit",
+                                              "qwen2.5-coder-0.5b__code-mean__hand-crafted__crossfit"]
+    cfg = cell_config(spec, spec.cells()[1])
+    assert cfg.readout is Readout.CODE_MEAN and cfg.fit_on == () and cfg.test_on == ()
+    assert cfg.baseline.subsets == ("hand-crafted",) and not cfg.baseline.generate
+    assert cfg.n_side_by_side == 0 and cfg.n_fluency == 0 and cfg.stages == ("probe", "steer")
+
+
+def test_the_full_preset_is_every_readout_times_five_splits():
+    cells = preset("full").cells()
+    assert len(cells) == 15 and [c.index for c in cells] == list(range(1, 16)) and {c.total for c in cells} == {15}
+    assert cells[2].title == "cell 3/15 qwen2.5-coder-0.5b__answer__sven__real-world"
+    configs = {c.name.split("__", 1)[1]: cell_config(preset("full"), c) for c in cells}
+    assert set(configs) == {f"{r}__{s}" for r in ("answer", "code-mean", "code-last") for s in (
+        "sven__crossfit", "sven__hand-crafted", "sven__real-world",
+        "hand-crafted+augmented-trivial+augmented-non-trivial__real-world", "hand-crafted__crossfit")}
+    xfit = configs["code-last__sven__crossfit"]
+    assert xfit.baseline.subsets == ("sven",) and (xfit.fit_on, xfit.test_on) == ((), ())
+    assert xfit.readout is Readout.CODE_LAST
+    transfer = configs["answer__hand-crafted+augmented-trivial+augmented-non-trivial__real-world"]
+    assert transfer.fit_on == AUGMENTED and transfer.test_on == ("real-world",)
+    assert transfer.baseline.subsets == ("real-world",) and transfer.train == (Train.HOLDOUT,)
+    assert configs["answer__sven__hand-crafted"].baseline.generate  # full keeps everything vulnsteer run does
+
+
+def test_a_toml_spec_expands_model_by_readout_by_split(tmp_path):
+    (tmp_path / "pairs.jsonl").write_text("")
+    spec_file = tmp_path / "study.toml"
+    spec_file.write_text("""
+models = ["tiny-qwen2", "tiny-falcon"]
+readouts = ["code-mean", "answer"]
+[[cells]]
+fit = ["sven", "pairs.jsonl"]
+test = ["real-world"]
+[[cells]]
+crossfit = ["hand-crafted", "augmented-trivial"]
+[run]
+folds = 3
+layers = [1, 2]
+methods = ["caa", "pca"]
+add_alphas = [-4, 4.5]
+seed = 7
+train = ["augmented"]
+""")
+    spec = load_spec(spec_file)
+    names = [c.name for c in spec.cells()]
+    assert names == [f"{m}__{r}__{s}" for m in ("tiny-qwen2", "tiny-falcon") for r in ("code-mean", "answer")
+                     for s in ("sven+pairs__real-world", "hand-crafted+augmented-trivial__crossfit")]
+    first, second = (cell_config(spec, c) for c in spec.cells()[:2])
+    assert first.fit_on == ("sven", str(tmp_path / "pairs.jsonl"))  # relative to the spec file
+    assert first.train == (Train.HOLDOUT,) and second.train == (Train.AUGMENTED,)
+    assert second.baseline.subsets == ("hand-crafted", "augmented-trivial") and second.readout is Readout.CODE_MEAN
+    for cfg in (first, second):
+        assert cfg.steer.k_folds == 3 and cfg.steer.layers == (1, 2) and cfg.steer.methods == (Method.CAA, Method.PCA)
+        assert cfg.steer.add_alphas == (-4.0, 4.5) and cfg.steer.seed == 7 and cfg.baseline.seed == 7
+
+
+def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path):
+    (tmp_path / "s.toml").write_text("")
+    assert load_spec(tmp_path / "s.toml") == StudySpec()
+
+
+@pytest.mark.parametrize("text, message", [
+    ('modles = ["tiny-qwen2"]', "unknown key 'modles'"),
+    ('models = "tiny-qwen2"', "models = 'tiny-qwen2': expected a list of strings"),
+    ('readouts = ["answer", "middle"]', "readouts: unknown readout 'middle'"),
+    ('readouts = ["answer", "answer"]', "readouts lists <Readout.ANSWER: 'answer'> twice"),
+    ("[[cells]]\nfit = [\"sven\"]", "cells[0]: needs crossfit = [...], or both fit"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\ntest = [\"real-world\"]", "cells[0]: give either crossfit"),
+    ("[[cells]]\ncrossfit = [\"handcrafted\"]", "cells[0].crossfit: dataset 'handcrafted'"),
+    ("[[cells]]\ncrossfit = []", "cells[0].crossfit is empty"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\nweight = 2", "cells[0]: unknown key 'weight'"),
+    ("[[cells]]\nfit = [\"sven\"]\ntest = [\"gone.jsonl\"]", "cells[0].test: dataset"),
+    ("[run]\nfold = 3", "[run] unknown key 'fold'"),
+    ("[run]\nfolds = 2", "[run] folds = 2: --folds 2: cross-fitting needs at least 3"),
+    ("[run]\nfolds = \"3\"", "[run] folds = '3': expected an integer"),
+    ("[run]\ngenerate = 1", "[run] generate = 1: expected true or false"),
+    ("[run]\nmethods = [\"caa\", \"magic\"]", "[run] methods = ['caa', 'magic']: unknown method 'magic'"),
+    ("[run]\nlayers = [-1]", "[run] layers = [-1]: --layers: block -1 is negative"),
+    ("[run]\ndevice = \"tpu\"", "[run] device = 'tpu': unknown device 'tpu'"),
+    ("[run]\nadd_alphas = [1, \"x\"]", "[run] add_alphas = [1, 'x']: expected a list of numbers"),
+    ("run = 3", "run: expected a [run] table"),
+    ("models = [", "not valid TOML"),
+])
+def test_a_bad_key_or_value_is_one_line_naming_it(tmp_path, text, message):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_a_missing_spec_file_says_so(tmp_path):
+    with pytest.raises(SpecError, match="cannot read it"):
+        load_spec(tmp_path / "nope.toml")
+
+
+def test_two_models_with_one_folder_name_are_refused(tmp_path):
+    (tmp_path / "qwen").mkdir()
+    assert model_slug(str(tmp_path / "qwen") + "/") == "qwen" and model_slug("bigcode/starcoderbase-1b") == \
+        "bigcode-starcoderbase-1b"
+    with pytest.raises(SpecError, match="share the folder name 'qwen'"):
+        StudySpec(models=(str(tmp_path / "qwen"), "qwen"))
+    with pytest.raises(SpecError, match="splits is empty"):
+        StudySpec(splits=())
+    assert Split(("sven",), ("hand-crafted",)).label == "sven__hand-crafted"
+
+
+_PROBE_TORCH = """
+import runpy, sys
+sys.argv = ["vulnsteer", *sys.argv[1:]]
+try:
+    runpy.run_module("vulnsteer", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print("torch imported:", "torch" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("[run]\nfolds = 2", [], "[run] folds = 2"),
+    ("[run]\nscope = \"middle\"", [], "[run] scope = 'middle': unknown sweepscope 'middle'"),
+    ("[run]\nlayers = [30]", [], "--layers: block 30 out of range"),  # checked against the model's shape
+    ("", ["--executor", "slurm"], "unknown executor 'slurm'"),
+    ("", ["--preset", "quick"], "give --preset or --spec, not both"),
+])
+def test_the_study_command_checks_the_spec_before_torch_loads(data_root, tmp_path, text, args, message):
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    out = tmp_path / "study"
+    proc = subprocess.run([sys.executable, "-c", _PROBE_TORCH, "study", "--spec", str(path), *args, "--data",
+                           str(data_root), "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and proc.stderr.strip().splitlines() == errors, proc.stderr
+    assert "torch imported: False" in proc.stdout
+    assert not out.exists(), "nothing is written before the spec is checked"
