@@ -12,13 +12,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vulnsteer.data.secllmholmes import SUBSETS
+from vulnsteer.data.load import SVEN, dataset_names
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
 from vulnsteer.model.sources import DEFAULT_MODEL
 from vulnsteer.options import Readout, StudyPreset, Train
 
-SVEN = "sven"
 CROSSFIT = "crossfit"  # the test part of a cross-fitted cell's folder name
 AUGMENTED = ("augmented-trivial", "augmented-non-trivial")
 
@@ -78,8 +77,7 @@ class StudySpec:
             if len(set(values)) < len(values):
                 raise SpecError(f"{name} lists {next(v for v in values if values.count(v) > 1)!r} twice")
         for split in self.splits:
-            for name in (*split.fit, *split.test):
-                check_dataset(name)
+            dataset_names((*split.fit, *split.test), "dataset")
         slugs = [model_slug(m) for m in self.models]
         if len(set(slugs)) < len(slugs):
             raise SpecError(f"two models share the folder name {next(s for s in slugs if slugs.count(s) > 1)!r}; "
@@ -132,16 +130,6 @@ def model_slug(model: str) -> str:
 
 def _names_slug(names: tuple[str, ...]) -> str:
     return "+".join(Path(n).stem if n.endswith(".jsonl") else n for n in names)
-
-
-def check_dataset(name: str) -> None:
-    """A SecLLMHolmes subset, "sven", or an existing pairs .jsonl file; else a one-line error."""
-    if name in SUBSETS or name == SVEN:
-        return
-    if not name.endswith(".jsonl"):
-        raise SpecError(f"dataset {name!r}: use one of {', '.join(SUBSETS)}, {SVEN}, or a pairs .jsonl file")
-    if not Path(name).is_file():
-        raise SpecError(f"dataset {name!r}: no such file; give the path of a pairs .jsonl file")
 
 
 # ---- the TOML file -------------------------------------------------------------------------------------
@@ -214,8 +202,8 @@ def _datasets(where: str, value: Any, base: Path) -> tuple[str, ...]:
     for name in names:  # a relative .jsonl path is relative to the spec file
         path = name if not name.endswith(".jsonl") or Path(name).is_absolute() else str(base / name)
         try:
-            check_dataset(path)
-        except SpecError as exc:
+            dataset_names([path], "dataset")
+        except VulnsteerError as exc:
             raise SpecError(f"{where}: {exc}") from None
         out.append(path)
     return tuple(out)
