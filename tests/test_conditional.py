@@ -147,3 +147,34 @@ def test_conditional_must_be_a_bool():
     with pytest.raises(VulnsteerError, match="conditional"):
         SteerConfig(conditional="yes")  # type: ignore[arg-type]
 
+
+def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_root, tmp_path, monkeypatch):
+    import vulnsteer as vs
+    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.report.verdicts import CARRY_QUESTION
+
+    monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
+    cfg = RunConfig(baseline=BaselineConfig(cwes=CWES, generate=False, n_boot=100),
+                    steer=SteerConfig(layers=(1, 2), methods=("caa",), add_alphas=(-4.0, 4.0), amplify_alphas=(4.0,),
+                                      ablate=False, k_folds=3, n_random=1),
+                    n_side_by_side=4, side_by_side_tokens=6, n_fluency=1)
+    run_dir = vs.run(cfg, model="tiny-qwen2", out=tmp_path / "run", cache_dir=tmp_path / "cache")
+    test = [json.loads(line) for line in (run_dir / schema.STEER_TEST).read_text().splitlines()]
+    assert all(r["selected"] is not None and r["amplify_config"].split()[2].startswith("amplify:") for r in test)
+    summary = json.loads((run_dir / schema.STEER_SUMMARY).read_text())
+    assert {"conditional", "amplify"} <= set(summary["conditions"]) and len(summary["conditional_minus_random"]["accuracy"]) == 4
+    assert len(json.loads((run_dir / schema.STEER_CONDITIONAL).read_text())["folds"]) == 3
+    gens = [json.loads(line) for line in (run_dir / schema.STEER_GENERATIONS).read_text().splitlines()]
+    selected = {r["id"]: r["selected"] for r in test}
+    assert gens and all(g["conditional_selected"] is selected[g["id"]] for g in gens)
+    for g in gens:
+        assert g["conditional"] == (g["steered"] if g["conditional_selected"] else g["unsteered"])
+    report = (run_dir / schema.REPORT_MD).read_text()
+    for text in ("| amplify (chosen on validation) |", "| conditional (steered where the probe condition passes) |",
+                 "conditional − random-direction control, same condition (paired)", CARRY_QUESTION,
+                 "On held-out files, ", "Generated explanation: the condition selected",
+                 "Condition chosen on each validation fold"):
+        assert text in report, text
+    if not all(g["conditional_selected"] for g in gens):
+        assert "(not selected: the unsteered text)" in report

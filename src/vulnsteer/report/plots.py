@@ -16,7 +16,8 @@ from matplotlib.ticker import MaxNLocator
 from vulnsteer.errors import DataError
 DPI = 110
 BAR_LABELS = {"baseline": "baseline", "baseline_calibrated": "baseline,\ncalibrated", "steered": "steered",
-              "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe"}
+              "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe",
+              "amplify": "amplify", "conditional": "conditional"}
 
 
 def _figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, list]:

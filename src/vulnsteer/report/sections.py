@@ -17,10 +17,10 @@ from vulnsteer.io import read_utf8
 from vulnsteer.report import plots
 from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.tables import (
-    CONDITIONS, PC_LABEL, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data,
-    templates_data,
+    CONDITIONS, PC_LABEL, TableData, baseline_data, comparisons_data, conditional_data, fmt, fmt_ci, headline_data,
+    per_cwe_data, templates_data,
 )
-from vulnsteer.report.verdicts import probe_conclusion, versus_random
+from vulnsteer.report.verdicts import carries_signal, probe_conclusion, versus_random
 
 MAX_GENERATIONS = 20
 HOW_TO_READ = [
@@ -184,6 +184,15 @@ def _verdict(run: Run) -> list[Block]:
     return blocks
 
 
+def _carry(run: Run) -> list[Block]:
+    summary = run.json(schema.STEER_SUMMARY)
+    if summary is None:
+        return _not_run(schema.STEER_SUMMARY)
+    blocks: list[Block] = [Text(t) for t in carries_signal(summary, run.jsonl(schema.STEER_GENERATIONS))]
+    conditional = run.json(schema.STEER_CONDITIONAL)
+    return blocks + ([conditional_data(conditional)] if conditional else [])
+
+
 def _comparisons(run: Run) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
@@ -304,6 +313,7 @@ def build_sections(run_dir: Path) -> list[Section]:
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
         ("Headline: held-out results", lambda: _headline(run, figures)),
         ("Verdict", lambda: _verdict(run)),
+        ("Does steering carry the probe's signal into the answer?", lambda: _carry(run)),
         ("Paired comparisons: what each rules out", lambda: _comparisons(run)),
         ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
         ("Baseline (no steering)", lambda: _baseline(run)),
