@@ -77,7 +77,8 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
     )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "steer" / "summary.json").read_text())
-    assert set(summary["conditions"]) == {"baseline", "baseline_calibrated", "steered", "random", "opposite", "probe"}
+    assert set(summary["conditions"]) == {"baseline", "baseline_calibrated", "steered", "random", "opposite", "probe",
+                                           "amplify", "conditional"}
     assert summary["conditions"]["baseline"]["all"]["n"][0] == 18
     test_rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in test_rows) == sorted({r["id"] for r in test_rows})  # each tested once

@@ -194,3 +194,19 @@ def test_strength_curves_give_each_operator_its_own_axis(tmp_path):
 
     width, height = Image.open(out).size
     assert height > width / 2, "one row of panels per operator: two operators, two rows"
+
+
+def test_a_conditional_generation_is_shown_and_an_unselected_one_is_marked(tmp_path):
+    write_steer(tmp_path)
+    gens = [{"id": f"f{i}", "cwe": "CWE-22", "label": 1, "config": "L2 caa add:8", "unsteered": f"plain {i}",
+             "steered": f"pushed {i}", "unsteered_verdict": "no", "steered_verdict": "yes",
+             "conditional": f"pushed {i}" if i == 0 else f"plain {i}", "conditional_verdict": "yes" if i == 0 else "no",
+             "conditional_selected": i == 0} for i in range(2)]
+    (tmp_path / "steer" / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gens))
+    md_path, html_path = write_report(tmp_path)
+    md, page = md_path.read_text(), html_path.read_text()
+    assert "f0 (CWE-22, labelled vulnerable; steering L2 caa add:8) [selected by the condition]" in md
+    assert "conditionally steered (verdict: yes):\n\n```text\npushed 0\n```" in md
+    assert "[not selected by the condition]" in md
+    assert "conditionally steered (not selected: the unsteered text) (verdict: no):\n\n```text\nplain 1\n```" in md
+    assert "<h4>conditionally steered (not selected: the unsteered text) (verdict: no)</h4><pre>plain 1</pre>" in page

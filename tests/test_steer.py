@@ -144,3 +144,27 @@ def test_code_scope_steers_the_code_with_vectors_from_code_mean_residuals(setup)
             (w,) = s.windows
             want = score_full_forwards(loaded.model, w.input_ids, vector.interventions(), words, "span", span=w.code_span)
             assert abs(rows[int(i)].steered - float(want[0])) < 1e-4
+
+
+def test_amplify_is_reported_apart_at_its_best_validation_configuration(setup):
+    from vulnsteer.experiments.steer import _applied
+    from vulnsteer.vectors.training import POOLED, fit_vectors
+
+    loaded, words, main, _ = setup
+    cfg = SteerConfig(layers=(0, 2), methods=("caa",), add_alphas=(-4.0, 4.0), amplify_alphas=(2.0, 8.0),
+                      ablate=False, k_folds=3, n_random=1)
+    result = run_steering(loaded.parts, main, words, cfg)
+    for f, (train, val, test) in enumerate(result.folds):
+        amp = _choose(result.sweep, f, main, val, cfg, Operator.AMPLIFY)
+        assert amp.operator is Operator.AMPLIFY
+        vector = _applied({POOLED: fit_vectors(*training_set(main, None, train, np.concatenate([val, test])),
+                                               [0, 2], cfg.methods)}, amp, cfg)[POOLED]
+        from vulnsteer.experiments.scorer import SampleScorer
+
+        score = SampleScorer(loaded.parts, main, words, cfg.scope, None)
+        for row in (r for r in result.test if r.fold == f):
+            assert row.amplify_config == amp.label()
+            assert row.amplify == float(score(row.index, vector.interventions())[0])
+    no_amp = run_steering(loaded.parts, main, words, SteerConfig(layers=(0,), methods=("caa",), add_alphas=(4.0,),
+                                                                 amplify_alphas=(), k_folds=3, n_random=1))
+    assert all(r.amplify != r.amplify and r.amplify_config == "" for r in no_amp.test)

@@ -90,3 +90,20 @@ def test_sweep_summary_and_curves():
     assert c["caa/add"]["layer"] == 1 and c["caa/add"]["alphas"] == [-1.0, 1.0]
     assert c["by_layer"]["caa/add"]["alpha"] == -1.0
     assert math.isclose(c["by_layer"]["caa/add"]["balanced_accuracy"][1], 1.0)
+
+
+def test_conditional_rows_add_conditions_and_their_masked_random_comparison():
+    from dataclasses import replace
+
+    from vulnsteer.experiments.summary import conditional_minus_random, conditions_of
+
+    rows = _rows([1.0] * 8, random=[[-1.0, -2.0, 5.0]] * 8)
+    assert conditions_of(rows) == CONDITIONS and conditional_minus_random(rows, 200, 0) is None
+    # selected: the vulnerable files (even i), steered to yes; the others keep their (yes) baseline
+    cond = [replace(r, selected=r.label == 1, conditional=r.steered if r.label == 1 else r.baseline, amplify=-1.0)
+            for r in rows]
+    assert conditions_of(cond) == CONDITIONS + ("amplify", "conditional")
+    assert set(condition_metrics(cond, 200, 0)) == set(CONDITIONS) | {"amplify", "conditional"}
+    # the masked random control: median -1 (says no) where selected, the baseline (yes) elsewhere -> accuracy 0
+    d = conditional_minus_random(cond, 200, 0)
+    assert d is not None and d["accuracy"][0] == 0.5 and len(d["accuracy"]) == 4

@@ -11,7 +11,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.report.tables import (
     to_markdown, to_rich,
     CONDITIONS, PC_LABEL, baseline_data, baseline_table, comparisons_data, fmt, fmt_ci, fmt_delta, headline_data,
-    headline_table, per_cwe_data, published_models, templates_data,
+    headline_table, per_cwe_data, published_models, templates_data, OPTIONAL_CONDITIONS, conditional_data,
 )
 
 NAN = float("nan")
@@ -184,3 +184,26 @@ def test_template_table_has_a_row_per_template_with_intervals():
     assert data.columns == ["template", "description", "n", "accuracy", "balanced acc.", "AUROC", PC_LABEL]
     assert data.rows[1] == ["R2", "steps", "20", "0.70 [0.58, 0.83]", "0.60 [0.50, 0.70]", "0.70 [0.60, 0.80]",
                             "0.30 [0.10, 0.50]"]
+
+
+def test_conditional_and_amplify_rows_appear_only_where_the_run_has_them():
+    summary = steer_summary()
+    for name in OPTIONAL_CONDITIONS:
+        del summary["conditions"][name]
+    labels = [r[0] for r in headline_data(summary).rows]
+    assert labels == [v for k, v in CONDITIONS.items() if k not in OPTIONAL_CONDITIONS]
+    full = steer_summary()
+    full["conditional_minus_random"] = {"accuracy": [0.1, -0.02, 0.2, 0.15]}
+    rows = {r[0] for r in headline_data(full).rows}
+    assert {CONDITIONS["amplify"], CONDITIONS["conditional"]} <= rows
+    compared = [r for r in comparisons_data(full).rows
+                if r[0] == "conditional − random-direction control, same condition (paired)"]
+    assert compared[0][1:] == ["accuracy", "0.10 [-0.02, 0.20]", "0.15", "no effect larger than 0.15 (80% power)"]
+
+
+def test_conditional_choices_table_says_the_rule_and_how_many_were_steered():
+    data = conditional_data({"folds": [dict(fold=0, rule="steer where the projection at block 2 > 1.5",
+                                            config="L2 caa add:8", val_metrics={"balanced_accuracy": 0.75},
+                                            val_selected=3, n_val=6, test_selected=4, n_test=6)]})
+    assert data.rows == [["0", "steer where the projection at block 2 > 1.5", "L2 caa add:8", "0.75", "3 of 6",
+                          "4 of 6"]]

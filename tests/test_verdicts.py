@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vulnsteer.report.verdicts import versus_random
+from vulnsteer.report.verdicts import CARRY_QUESTION, carries_signal, versus_random
 
 
 def ci(v: float | None, w: float = 0.1) -> list:
@@ -42,3 +42,44 @@ def test_probe_conclusion_judges_against_the_control_over_all_layers():
     assert "0.673 at layer 1" in text and "reaches 0.693" in text and "not clearly above chance" in text
     curve["control_auroc_max"] = [0.58, 0.6, 0.55]
     assert "a linear signal about the label is present" in probe_conclusion(curve)
+
+
+def _carry_summary(conditional_delta: list, vs_random: list) -> dict:
+    bacc = {"probe": [0.7, 0.6, 0.8], "baseline": [0.5, 0.5, 0.5], "conditional": [0.65, 0.55, 0.75],
+            "amplify": [0.5, 0.5, 0.5]}
+    return {"conditions": {c: {"all": {"balanced_accuracy": v}} for c, v in bacc.items()},
+            "deltas": {"conditional": {"balanced_accuracy": conditional_delta},
+                       "amplify": {"balanced_accuracy": [0.0, -0.1, 0.1, 0.12]}},
+            "conditional_minus_random": {"balanced_accuracy": vs_random}}
+
+
+@pytest.mark.parametrize(("delta", "vs_random", "expected"), [
+    ([0.15, 0.05, 0.25, 0.1], [0.1, 0.02, 0.2, 0.1], "conditional steering carries the probe's signal into the answer"),
+    ([0.15, 0.05, 0.25, 0.1], [0.0, -0.1, 0.1, 0.1], "no more than a random direction on the same files"),
+    ([0.02, -0.05, 0.1, 0.13], [0.0, -0.1, 0.1, 0.1], "does not carry the probe's signal into the answer, no effect "
+                                                       "larger than 0.13 (80% power)"),
+])
+def test_carries_signal_answers_from_the_intervals(delta, vs_random, expected):
+    text = " ".join(carries_signal(_carry_summary(delta, vs_random), None))
+    assert text.startswith(CARRY_QUESTION) and expected in text
+    assert "the probe alone 0.70 [0.60, 0.80]; the model's answer unsteered 0.50 [0.50, 0.50]" in text
+    assert "The probe leads the unsteered answer by 0.20; the conditional answer closes 75% of that gap" in text
+    assert "amplifying the direction does not make the answer follow the projection, no effect larger than 0.12" in text
+    assert "no conditionally steered generations" in text
+
+
+def test_carries_signal_counts_what_steering_did_to_the_selected_explanations():
+    gens = [dict(label=1, unsteered="a", unsteered_verdict="no", conditional="b", conditional_verdict="yes",
+                 conditional_selected=True),
+            dict(label=0, unsteered="c", unsteered_verdict="yes", conditional="c", conditional_verdict="yes",
+                 conditional_selected=True),
+            dict(label=0, unsteered="d", unsteered_verdict="yes", conditional="d", conditional_verdict="yes",
+                 conditional_selected=False)]
+    last = carries_signal(_carry_summary([0.0, -0.1, 0.1, 0.1], [0.0, -0.1, 0.1, 0.1]), gens)[-1]
+    assert last.startswith("Generated explanation: the condition selected 2 of the 3 side-by-side files; steering "
+                           "changed the text of 1 of them and the parsed verdict of 1 (1 now right); the 1 not "
+                           "selected keep their unsteered text.")
+
+
+def test_carries_signal_says_when_it_was_not_measured():
+    assert "Not measured" in carries_signal({"conditions": {"baseline": {}}}, None)[0]

@@ -160,3 +160,11 @@ def parse_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:
         return []
     items = [values] if isinstance(values, str) else list(values)
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+class ConditionSide(Choice):
+    """Which side of its threshold a sample's projection on the condition direction must lie on to be steered
+    (experiments/conditional.py)."""
+
+    ABOVE = "above"
+    BELOW = "below"

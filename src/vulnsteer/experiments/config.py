@@ -95,8 +95,13 @@ class SteerConfig:
     # template whose unsteered answer score has the best validation balanced accuracy (one extra pass per
     # template and file); or a template id.
     template: str | None = None
+    # Conditional steering (experiments/conditional.py): steer a test sample only where a probe condition, chosen
+    # on validation, passes. Costs no forward pass (it reuses the sweep's scores), hence on by default.
+    conditional: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.conditional, bool):
+            raise VulnsteerError(f"conditional {self.conditional!r}: must be true or false")
         if not self.methods:
             raise VulnsteerError("--methods is empty; use any of " + ", ".join(m.value for m in Method))
         object.__setattr__(self, "methods", tuple(Method(m) for m in self.methods))

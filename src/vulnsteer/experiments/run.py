@@ -32,6 +32,10 @@ from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
 )
 from vulnsteer.experiments.checkpoint import RunFoldStore
+from vulnsteer.experiments.conditional import (
+    ConditionalResult, conditional_file, conditional_steering, with_conditional, with_conditional_text,
+)
+from vulnsteer.experiments.summary import conditional_minus_random
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.template_choice import fold_templates, merge_results
 from vulnsteer.experiments.templates import template_samples
@@ -218,6 +222,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
     parts: list[SteerResult] = []
     probe: dict[int, tuple[float, int]] = {}
     calib: dict[int, float] = {}
+    conditional: list[ConditionalResult] = []
     for template in dict.fromkeys(plan):  # each chosen template steers its own folds, on its own prompts
         own = {f for f, t in enumerate(plan) if t == template}
         sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
@@ -227,11 +232,17 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
         probe |= {r["index"]: (r["probe"], r["probe_layer"])
                   for r in crossfit_probe(sset, folds, cfg.steer.seed, cfg.readout) if r["fold"] in own}
         calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}
+        if cfg.steer.conditional:
+            conditional.append(conditional_steering(sset, part, cfg.steer.select, cfg.readout))
         if 0 in own:
             main = sset  # side by side generates under fold 0's template, from its kept passes
         parts.append(part)
     result = merge_results(parts)
     result.test = with_controls(result.test, probe, calib)
+    cond = ConditionalResult.merge(conditional) if conditional else None
+    if cond is not None:
+        result.test = with_conditional(result.test, cond)
+        run.write_json(schema.STEER_CONDITIONAL, conditional_file(cond))
     labels = main.labels.tolist()
     pair_ids = [s.record.pair_id for s in main.samples]
     run.write_csv(schema.STEER_SWEEP, result.sweep)
@@ -252,6 +263,7 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
     bias = bias_only(delta)
     vs_random = steered_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed)
     summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random,
+               "conditional_minus_random": conditional_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
                "flips": flips(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
                "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
                "verdict": verdict_text(conds, delta, bias, vs_random)}
@@ -259,6 +271,6 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
     run.stage("fluency_and_summary", time.time() - t0)
 
     t0 = time.time()
-    run.write_jsonl(schema.STEER_GENERATIONS, side_by_side(ctx, main, result, cfg))
+    run.write_jsonl(schema.STEER_GENERATIONS, with_conditional_text(side_by_side(ctx, main, result, cfg), result.test))
     run.stage("side_by_side_generation", time.time() - t0)
     return summary

@@ -23,6 +23,7 @@ STEER_TEST = "steer/test.jsonl"
 STEER_CURVES = "steer/curves.json"
 STEER_SUMMARY = "steer/summary.json"
 STEER_GENERATIONS = "steer/generations.jsonl"
+STEER_CONDITIONAL = "steer/conditional.json"  # per fold: the condition layer, side and threshold
 STEER_VECTORS = "steer/vectors"  # fold<f>-<cwe>.{safetensors,json,gguf}
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

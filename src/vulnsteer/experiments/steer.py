@@ -70,6 +70,10 @@ class TestRow:
     probe: float = float("nan")  # a probe fit on the training folds, its layer chosen on validation
     probe_layer: int = -1
     calibrated: float = float("nan")  # the baseline score minus its threshold tuned on validation
+    amplify: float = float("nan")  # the best amplify configuration on validation (NaN: no amplify strengths)
+    amplify_config: str = ""
+    conditional: float = float("nan")  # steered if the condition selected the sample, else baseline (conditional.py)
+    selected: bool | None = None  # None: conditional steering not run
 
 
 @dataclass
@@ -103,12 +107,14 @@ def _val_rank(metrics: dict[str, float], alpha: float, select: str) -> tuple:
     return (nan_low(metrics[select]), nan_low(metrics["auroc"]), -abs(alpha))
 
 
-def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, cfg: SteerConfig) -> Choice:
+def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, cfg: SteerConfig,
+            operator: Operator | None = None) -> Choice:
+    """The best configuration on the validation fold (of one `operator`'s configurations when given)."""
     labels = samples.labels.numpy()
     pair_ids = [s.record.pair_id for s in samples.samples]
     by_config: dict[tuple, dict[int, float]] = {}
     for row in sweep:
-        if row["fold"] == fold:
+        if row["fold"] == fold and (operator is None or row["operator"] == operator.value):
             key = (row["layer"], row["method"], row["operator"], row["alpha"])
             by_config.setdefault(key, {})[row["index"]] = row["score"]
     best: tuple | None = None
@@ -219,19 +225,32 @@ def run_steering(
                 advance(1)
             choice = _choose(result.sweep, f, main, val, cfg)
             result.choices.append(choice)
-            chosen = {
-                cwe: v[choice.method].at_layer(choice.layer).with_application(
-                    choice.operator.value, choice.alpha, cfg.strength_unit.value, cfg.scope.hook_scope.value)
-                for cwe, v in vecs.items()
-            }
+            chosen = _applied(vecs, choice, cfg)
             result.vectors.append(chosen)
             rows = _test_rows(score, main, chosen, choice, test, cfg, gen)
+            if cfg.amplify_alphas:  # the amplify operator reported on its own: its best configuration on test
+                amp = _choose(result.sweep, f, main, val, cfg, Operator.AMPLIFY)
+                rows = _amplify_rows(score, rows, _applied(vecs, amp, cfg), amp)
             result.test += rows
             if store is not None:
                 store.save(f, FoldResult(result.sweep[n_sweep:], choice, chosen, rows))
             advance(len(test))
     result.test.sort(key=lambda r: r.index)
     return result
+
+
+def _applied(vecs: dict[str, dict[Method, SteeringVector]], choice: Choice, cfg: SteerConfig) -> dict[str, SteeringVector]:
+    """Per CWE (or pooled), the vector of `choice` at its layer, set to apply itself as chosen."""
+    return {cwe: v[choice.method].at_layer(choice.layer).with_application(
+                choice.operator.value, choice.alpha, cfg.strength_unit.value, cfg.scope.hook_scope.value)
+            for cwe, v in vecs.items()}
+
+
+def _amplify_rows(score: SampleScorer, rows: list[TestRow], chosen: dict[str, SteeringVector], choice: Choice) -> list[TestRow]:
+    """`rows` with the amplify choice's test scores (scored apart from the other conditions, so theirs stay
+    bit-identical to a run without it)."""
+    return [replace(r, amplify=float(score(r.index, chosen.get(r.cwe, chosen[POOLED]).interventions())[0]),
+                    amplify_config=choice.label()) for r in rows]
 
 
 def _skip_draws(gen: torch.Generator, n: int, d_model: int) -> None:

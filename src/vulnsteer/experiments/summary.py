@@ -12,14 +12,25 @@ from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.deltas import delta_ci, mean_ci
 from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
+from vulnsteer.experiments.conditional import masked_random
 from vulnsteer.experiments.steer import TestRow
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
+# Reported where every test row has them: amplify (a grid with amplify strengths), conditional (conditional.py).
+OPTIONAL_CONDITIONS = ("amplify", "conditional")
+
+
+def conditions_of(rows: Sequence[TestRow]) -> tuple[str, ...]:
+    """The conditions these test rows carry: `CONDITIONS`, then each optional one every row has."""
+    has = {"amplify": all(r.amplify == r.amplify for r in rows),
+           "conditional": all(r.selected is not None for r in rows)}
+    return CONDITIONS + tuple(c for c in OPTIONAL_CONDITIONS if rows and has[c])
 
 
 def _scores(r: TestRow, condition: str) -> float:
     return float({"baseline": r.baseline, "baseline_calibrated": r.calibrated, "steered": r.steered,
-                  "opposite": r.opposite, "probe": r.probe}[condition])
+                  "opposite": r.opposite, "probe": r.probe, "amplify": r.amplify,
+                  "conditional": r.conditional}[condition])
 
 
 def predictions(rows: Sequence[TestRow], condition: str) -> Predictions:
@@ -43,7 +54,7 @@ def _median_random(rows: Sequence[TestRow]) -> list[float]:
 
 
 def condition_metrics(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
-    return {c: as_triples(per_cwe(predictions(rows, c), n_boot=n_boot, seed=seed)) for c in CONDITIONS}
+    return {c: as_triples(per_cwe(predictions(rows, c), n_boot=n_boot, seed=seed)) for c in conditions_of(rows)}
 
 
 def deltas(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
@@ -51,7 +62,7 @@ def deltas(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
     metric as [value, low, high, minimal detectable effect] (`DeltaWithCI.stored`)."""
     base = predictions(rows, "baseline")
     out = {}
-    for c in CONDITIONS[1:]:
+    for c in conditions_of(rows)[1:]:
         new = base.with_scores(_median_random(rows)) if c == "random" else predictions(rows, c)
         out[c] = {k: m.stored() for k, m in delta_ci(base, new, n_boot, seed).items()}
     return out
@@ -65,13 +76,23 @@ def steered_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dic
     return {k: m.stored() for k, m in d.items()}
 
 
+def conditional_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, list] | None:
+    """Conditional minus the random-direction control under the same condition mask (its median over draws
+    where selected, the unsteered score elsewhere), paired per sample; None without conditional steering."""
+    if "conditional" not in conditions_of(rows):
+        return None
+    cond = predictions(rows, "conditional")
+    random = [float(np.median(masked_random(r))) for r in rows]
+    return {k: m.stored() for k, m in delta_ci(cond.with_scores(random), cond, n_boot, seed).items()}
+
+
 def flips(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict[str, list[float]]]:
     """Verdict changes against the baseline, both directions, for vulnerable and secure files alike (a fix,
     a secure file no longer called vulnerable, counts as much as a harm), as [rate, low, high] with a
     bootstrap over scenario groups."""
     out = {}
     base = predictions(rows, "baseline")
-    for c in CONDITIONS[1:]:
+    for c in conditions_of(rows)[1:]:
         p = predictions(rows, c)
         if c == "random":
             b = [verdict(r.baseline) for r in rows for _ in r.random]

@@ -24,7 +24,7 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
 td{text-align:right}td.l{text-align:left}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
 .note{font-size:.85rem;color:#555}img{max-width:100%}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5rem;
-font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-auto-flow:column;grid-auto-columns:1fr;gap:1rem}
 .scroll{overflow-x:auto;max-width:100%}"""
 
 
@@ -40,8 +40,22 @@ def _gen_head(r: dict) -> str:
         tags.append("steering flipped its answer-score verdict")
     if r.get("identical"):
         tags.append("steered text IDENTICAL to unsteered")
+    if r.get("conditional_selected") is not None:
+        tags.append("selected by the condition" if r["conditional_selected"] else "not selected by the condition")
     more = f" [{'; '.join(tags)}]" if tags else ""
     return f"{r.get('id')} ({r.get('cwe')}, labelled {label}; steering {r.get('config')}){more}"
+
+
+def _gen_columns(r: dict) -> tuple[str, ...]:
+    return ("unsteered", "steered", "conditional") if "conditional" in r else ("unsteered", "steered")
+
+
+def _gen_title(r: dict, name: str) -> str:
+    """A generation's heading; an unselected file's conditional text is its unsteered text, said so."""
+    label = {"conditional": "conditionally steered"}.get(name, name)
+    if name == "conditional" and not r.get("conditional_selected"):
+        label += " (not selected: the unsteered text)"
+    return f"{label} (verdict: {r.get(name + '_verdict')})"
 
 
 def _markdown(block: Block, run_dir: Path) -> str:
@@ -51,9 +65,8 @@ def _markdown(block: Block, run_dir: Path) -> str:
         return f"![{block.alt}]({block.path.relative_to(run_dir).as_posix()})\n"
     if isinstance(block, Generation):
         r = block.row
-        return (f"**{html.escape(_gen_head(r))}**\n\nunsteered (verdict: {r.get('unsteered_verdict')}):\n\n"
-                f"{_fence(str(r.get('unsteered') or ''))}\n\nsteered (verdict: {r.get('steered_verdict')}):\n\n"
-                f"{_fence(str(r.get('steered') or ''))}\n")
+        return f"**{html.escape(_gen_head(r))}**\n\n" + "\n\n".join(
+            f"{_gen_title(r, name)}:\n\n{_fence(str(r.get(name) or ''))}" for name in _gen_columns(r)) + "\n"
     return md_text(block.text) + "\n"
 
 
@@ -72,8 +85,8 @@ def _html(block: Block) -> str:
         return f'<figure><img alt="{e(block.alt)}" src="data:image/png;base64,{data}"></figure>'
     if isinstance(block, Generation):
         r = block.row
-        side = "".join(f"<div><h4>{name} (verdict: {e(str(r.get(name + '_verdict')))})</h4>"
-                       f"<pre>{e(str(r.get(name) or ''))}</pre></div>" for name in ("unsteered", "steered"))
+        side = "".join(f"<div><h4>{e(_gen_title(r, name))}</h4><pre>{e(str(r.get(name) or ''))}</pre></div>"
+                       for name in _gen_columns(r))
         return f'<h3>{e(_gen_head(r))}</h3><div class="pair">{side}</div>'
     return f"<p>{e(block.text)}</p>"
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # results reads run folders through sections, which draws wit
 
 DPI = 110
 BAR_LABELS = {"baseline": "baseline", "baseline_calibrated": "baseline,\ncalibrated", "steered": "steered",
-              "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe"}
+              "random": "random\ndirection", "opposite": "opposite\nsign", "probe": "probe",
+              "amplify": "amplify", "conditional": "conditional"}
 
 
 def _figure(ncols: int = 1, width: float = 6.4) -> tuple[Figure, list]:

@@ -17,9 +17,10 @@ from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, comparisons_data, fmt, fmt_ci, headline_data, per_cwe_data, templates_data,
+    CONDITIONS, TableData, baseline_data, comparisons_data, conditional_data, fmt, fmt_ci, headline_data,
+    per_cwe_data, templates_data,
 )
-from vulnsteer.report.verdicts import probe_conclusion, versus_random
+from vulnsteer.report.verdicts import carries_signal, probe_conclusion, versus_random
 
 MAX_GENERATIONS = 20
 
@@ -106,6 +107,15 @@ def _verdict(run: Run) -> list[Block]:
         blocks.append(Text("Overlap of two intervals is a conservative comparison; this run has no paired "
                            "steered-minus-random interval."))
     return blocks
+
+
+def _carry(run: Run) -> list[Block]:
+    summary = run.json(schema.STEER_SUMMARY)
+    if summary is None:
+        return _not_run(schema.STEER_SUMMARY)
+    blocks: list[Block] = [Text(t) for t in carries_signal(summary, run.jsonl(schema.STEER_GENERATIONS))]
+    conditional = run.json(schema.STEER_CONDITIONAL)
+    return blocks + ([conditional_data(conditional)] if conditional else [])
 
 
 def _comparisons(run: Run) -> list[Block]:
@@ -232,6 +242,7 @@ def build_sections(run_dir: Path) -> list[Section]:
     builders: list[tuple[str, Callable[[], list[Block]]]] = [
         ("Headline: held-out results", lambda: _headline(run, figures)),
         ("Verdict", lambda: _verdict(run)),
+        ("Does steering carry the probe's signal into the answer?", lambda: _carry(run)),
         ("Paired comparisons: what each rules out", lambda: _comparisons(run)),
         ("Per CWE, beside published LLMs", lambda: _per_cwe(run)),
         ("Baseline (no steering)", lambda: _baseline(run)),

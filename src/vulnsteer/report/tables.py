@@ -26,7 +26,11 @@ CONDITIONS: dict[str, str] = {
     "random": "random-direction control",
     "opposite": "opposite sign",
     "probe": "probe (layer chosen on validation)",
+    "amplify": "amplify (chosen on validation)",
+    "conditional": "conditional (steered where the probe condition passes)",
 }
+# Rows a run has only where it computed them (runs before conditional steering have neither).
+OPTIONAL_CONDITIONS = ("amplify", "conditional")
 # pairs_both_right is PrimeVul's P-C (pair-wise correct: a vulnerable file and its patched twin both
 # classified correctly); the label says so, so readers can set it beside PrimeVul's numbers.
 PC_LABEL = "P-C (pairs both right)"
@@ -172,6 +176,8 @@ def headline_data(steer_summary: Mapping, where: str | None = None) -> TableData
                  f"{PC_LABEL}: PrimeVul's pair-wise correct metric. "
                  "Bias only: accuracy rose but AUROC did not (re-thresholding, not better ranking).")
     for name, label in CONDITIONS.items():
+        if name in OPTIONAL_CONDITIONS and name not in conditions:
+            continue
         m = conditions.get(name, {}).get("all", {})
         d = deltas.get(name, {})
         row = [label, *(fmt_ci(m.get(k)) for k in HEADLINE_METRICS)]
@@ -203,6 +209,9 @@ def comparisons_data(steer_summary: Mapping) -> TableData:
     compared = [(f"{CONDITIONS.get(c, c)} − baseline", d) for c, d in deltas.items()]
     if steer_summary.get("steered_minus_random") is not None:
         compared.append(("steered − random-direction control (paired)", steer_summary["steered_minus_random"]))
+    if steer_summary.get("conditional_minus_random") is not None:
+        compared.append(("conditional − random-direction control, same condition (paired)",
+                         steer_summary["conditional_minus_random"]))
     data = TableData("Paired comparisons and their minimal detectable effects",
                      ["comparison", "metric", "Δ [95% interval]", f"MDE ({POWER_PERCENT}% power)", "reading"])
     data.note = ("MDE = (z(0.975) + z(0.8)) × SE, SE the standard deviation of the paired difference over the "
@@ -215,6 +224,20 @@ def comparisons_data(steer_summary: Mapping) -> TableData:
             mde = fmt(x[3]) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
             reading = (NA if zero is None else no_effect_sentence(x) if zero else "interval excludes 0")
             data.rows.append([name, label, fmt_ci(x), mde, reading])
+    return data
+
+
+def conditional_data(conditional: Mapping) -> TableData:
+    """Per fold, the condition chosen on validation (steer/conditional.json) and how many samples it steered."""
+    data = TableData("Condition chosen on each validation fold (conditional steering)",
+                     ["fold", "rule", "steering configuration", "val. balanced acc.", "val. steered", "test steered"])
+    data.note = ("The condition direction is the logistic probe fit on the training folds; its layer, side and "
+                 "threshold were chosen on the validation fold, so its validation numbers are optimistic.")
+    for c in conditional.get("folds") or []:
+        data.rows.append([str(c.get("fold")), str(c.get("rule")), str(c.get("config")),
+                          fmt((c.get("val_metrics") or {}).get("balanced_accuracy")),
+                          f"{fmt_count(c.get('val_selected'))} of {fmt_count(c.get('n_val'))}",
+                          f"{fmt_count(c.get('test_selected'))} of {fmt_count(c.get('n_test'))}"])
     return data
 
 

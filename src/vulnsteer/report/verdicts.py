@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from vulnsteer.report.tables import fmt_ci, includes_zero, no_effect_sentence
+from vulnsteer.report.tables import fmt_ci, fmt_delta, includes_zero, no_effect_sentence
 
 
 def _interval(x: Any) -> tuple[float, float, float] | None:
@@ -71,3 +71,85 @@ def probe_conclusion(curve: dict) -> str:
                        "against the control's peak, not against 0.5).")
     return head + (" The shuffled-label control reaches as high as the probe: at this sample size the probe signal "
                    "is not clearly above chance.")
+
+
+CARRY_QUESTION = "Does steering carry the probe's signal into the model's own answer, and its generated explanation?"
+
+
+def _lower(x: Any) -> float | None:
+    i = _interval(x)
+    return None if i is None else i[1]
+
+
+def carries_signal(summary: dict, generations: list[dict] | None) -> list[str]:
+    """The answer to `CARRY_QUESTION` in sentences drawn from the held-out numbers: the probe's own reading
+    beside the model's answer unsteered, conditionally steered (and against a random direction under the same
+    condition) and amplified; then what the conditionally steered generations did."""
+    conds, deltas = summary.get("conditions", {}), summary.get("deltas", {})
+    if "conditional" not in conds and "amplify" not in conds:
+        return [f"{CARRY_QUESTION} Not measured: this run has neither conditional steering nor the amplify operator."]
+
+    def bacc(name: str) -> str:
+        return fmt_ci((conds.get(name) or {}).get("all", {}).get("balanced_accuracy"))
+
+    out = [f"{CARRY_QUESTION} Held-out balanced accuracy: the probe alone {bacc('probe')}; the model's answer "
+           f"unsteered {bacc('baseline')}"
+           + "".join(f", {label} {bacc(name)}" for name, label in (("conditional", "conditionally steered"),
+                                                                   ("amplify", "amplified")) if name in conds) + "."]
+    answer = []
+    if "conditional" in conds:
+        d, vs = deltas.get("conditional", {}).get("balanced_accuracy"), summary.get("conditional_minus_random") or {}
+        r = vs.get("balanced_accuracy")
+        text = (f"Conditional minus unsteered {fmt_delta(d)}; conditional minus a random direction steered on the "
+                f"same files {fmt_delta(r)}.")
+        lo_d, lo_r = _lower(d), _lower(r)
+        if lo_d is not None and lo_d > 0 and lo_r is not None and lo_r > 0:
+            answer.append("conditional steering carries the probe's signal into the answer: it beats both the "
+                          "unsteered answer and a random direction on the files the condition selected")
+        elif lo_d is not None and lo_d > 0:
+            answer.append("conditional steering improves the answer, but no more than a random direction on the "
+                          "same files: the gain comes from which files the condition picked, not from the direction")
+        else:
+            bound = f", {no_effect_sentence(d)}" if includes_zero(d) else ""
+            answer.append(f"conditional steering does not carry the probe's signal into the answer{bound}")
+        out.append(text + _recovered(conds, "conditional"))
+    if "amplify" in conds:
+        d = deltas.get("amplify", {}).get("balanced_accuracy")
+        out.append(f"Amplified minus unsteered {fmt_delta(d)}.")
+        lo = _lower(d)
+        answer.append("amplifying the direction makes the answer follow the projection better than the unsteered "
+                      "answer" if lo is not None and lo > 0 else
+                      "amplifying the direction does not make the answer follow the projection"
+                      + (f", {no_effect_sentence(d)}" if includes_zero(d) else ""))
+    out.append("On held-out files, " + "; ".join(answer) + ".")
+    return out + [_explanations(generations)]
+
+
+def _recovered(conds: dict, name: str) -> str:
+    """How much of the probe's lead over the unsteered answer (balanced accuracy, point values) `name` closes."""
+    def point(c: str) -> float | None:
+        x = _interval((conds.get(c) or {}).get("all", {}).get("balanced_accuracy"))
+        return None if x is None else x[0]
+    probe, base, new = point("probe"), point("baseline"), point(name)
+    if probe is None or base is None or new is None or probe - base <= 0:
+        return " The probe alone does not lead the unsteered answer on these files (point values)."
+    return (f" The probe leads the unsteered answer by {probe - base:.2f}; the conditional answer closes "
+            f"{(new - base) / (probe - base):.0%} of that gap (point values).")
+
+
+def _explanations(generations: list[dict] | None) -> str:
+    """What conditional steering did to the side-by-side generated answers (few files: a description)."""
+    rows = [g for g in generations or [] if "conditional_selected" in g]
+    if not rows:
+        return "Generated explanation: no conditionally steered generations in this run."
+    chosen = [g for g in rows if g["conditional_selected"]]
+    text_changed = [g for g in chosen if g.get("conditional") != g.get("unsteered")]
+    flipped = [g for g in chosen if g.get("conditional_verdict") != g.get("unsteered_verdict")]
+    right = [g for g in flipped if (g.get("label"), g.get("conditional_verdict")) in ((1, "yes"), (0, "no"))]
+    head = (f"Generated explanation: the condition selected {len(chosen)} of the {len(rows)} side-by-side files; "
+            f"steering changed the text of {len(text_changed)} of them and the parsed verdict of {len(flipped)} "
+            f"({len(right)} now right); the {len(rows) - len(chosen)} not selected keep their unsteered text.")
+    if not flipped:
+        return head + " The explanation does not carry the probe's signal into a changed verdict on these files."
+    return head + (" Read those texts below for whether the explanation follows the new verdict; "
+                   f"{len(rows)} files are a description, not an estimate.")
