@@ -139,7 +139,7 @@ class Executor(Choice):
 
 # Chosen by the fidelity bar in docs/BENCHMARKS.md (benchmarks/precision.py): the fastest precision whose
 # answer scores keep Spearman >= 0.99, verdicts agree on >= 95% of files and every per-layer probe AUROC
-# stays within 0.02 of float32's. Neither bfloat16 nor int8 passed on the default model.
+# stays within 0.02 of float32's. None of bf16-mixed, bfloat16 and int8 passed on the default model.
 DEFAULT_PRECISION = Precision.FLOAT32
 
 

@@ -228,7 +228,7 @@ def run_steering(
             chosen = _applied(vecs, choice, cfg)
             result.vectors.append(chosen)
             rows = _test_rows(score, main, chosen, choice, test, cfg, gen)
-            if cfg.amplify_alphas:  # the amplify operator reported on its own: its best configuration on test
+            if any(op is Operator.AMPLIFY for op, _ in cfg.settings()):  # amplify on its own: its best on test
                 amp = _choose(result.sweep, f, main, val, cfg, Operator.AMPLIFY)
                 rows = _amplify_rows(score, rows, _applied(vecs, amp, cfg), amp)
             result.test += rows
