@@ -48,7 +48,7 @@ def test_loads_as_gemma3_with_exact_reentry(gemma):
 
 def test_prompts_use_the_plain_format_with_bos(gemma, gemma_samples):
     assert not getattr(gemma.tokenizer, "chat_template", None)
-    sample = gemma_samples[1].samples[0]
+    (sample,) = gemma_samples[1].samples[0].windows
     assert sample.prompt.startswith("User: Code: \"\"\"") and sample.prompt.endswith("\n\nAssistant:")
     assert int(sample.input_ids[0, 0]) == gemma.tokenizer.bos_token_id
 
@@ -61,7 +61,8 @@ def test_answer_scores_vary_with_the_code(gemma_samples):
 
 def test_sweep_equals_a_full_steered_forward_on_gemma(gemma, gemma_samples):
     words, sset = gemma_samples
-    state, ids = sset.states[0], sset.samples[0].input_ids
+    (state,), (window,) = sset.states[0], sset.samples[0].windows  # a short file: one window
+    ids = window.input_ids
     iv = Intervention(9, "add", torch.randn(640, generator=torch.Generator().manual_seed(0)) * 20, 1.0)
     got = score_interventions(gemma.parts, state, [iv], words)[0]
     with torch.inference_mode(), steer(gemma.model, [iv], scope="answer", prompt_len=ids.shape[1]):

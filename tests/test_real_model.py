@@ -39,7 +39,8 @@ def test_steering_moves_the_real_answer_and_the_sweep_matches_a_full_forward(rea
     parts, model = real_model.parts, real_model.model
     records = [s.record for s in sset.samples]
     vector = fit_vectors(sset.residuals, records, [12], ["caa"])["caa"]
-    state, ids = sset.states[0], sset.samples[0].input_ids
+    (state,), (window,) = sset.states[0], sset.samples[0].windows  # a short file: one window
+    ids = window.input_ids
     ivs = [iv for a in (-8.0, 8.0) for iv in vector.interventions(a, "add")]
     scores = score_interventions(parts, state, ivs, words)
     # Which way the answer moves is what the experiment measures; here only that a real edit moves it.
