@@ -1,7 +1,7 @@
 """Speed of the parts a sweep depends on, measured in one run on this machine; prints ratios.
 
     python benchmarks/bench.py [--model qwen2.5-coder-0.5b] [--prompts 48] [--skip-cold]
-                               [--dtype D] [--precisions float32,bf16-mixed,bfloat16] [--run-wall]
+                               [--dtype D] [--precisions float32,bf16-mixed,bfloat16] [--run-wall [--keep-runs DIR]]
 
 (1) all-layer extraction / plain forward  (2) 24 layers x 6 strengths sweep / one baseline pass
 (3) the naive sweep (one full forward per configuration), estimated from measured forward time
@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--dtype", default=DEFAULT_PRECISION.value, help="precision of (1)-(5)")
     ap.add_argument("--precisions", default="float32,bf16-mixed,bfloat16", help="comma list for (6) and (7); int8 needs torchao")
     ap.add_argument("--run-wall", action="store_true", help="(7): time `vulnsteer run` per precision (long)")
+    ap.add_argument("--keep-runs", type=Path, default=None,
+                    help="(7) writes its run folders here (<dir>/<precision>) and keeps them; default: a temporary folder")
     args = ap.parse_args()
 
     ctx = open_context(args.model, None, None, ["hand-crafted"], dtype=args.dtype)
@@ -112,7 +114,7 @@ def main() -> None:
     if args.run_wall:
         for name in names:
             if name != "int8":  # vulnsteer does not offer int8 (docs/BENCHMARKS.md)
-                run_wall(args.model, name)
+                run_wall(args.model, name, args.keep_runs)
 
 
 def matmul_params(model, parts) -> int:
@@ -169,16 +171,20 @@ def forward_throughput(model_name: str, name: str, ids: list[torch.Tensor], para
     model = None  # free it before the next precision loads
 
 
-def run_wall(model_name: str, name: str) -> None:
-    """`vulnsteer run` with defaults at precision `name`, in its own process (a cold start, as a user has)."""
-    out = Path(tempfile.mkdtemp(prefix=f"vulnsteer-wall-{name}-"))
-    cmd = [sys.executable, "-m", "vulnsteer", "run", "--model", model_name, "--dtype", name, "--out", str(out / "run")]
+def run_wall(model_name: str, name: str, keep: Path | None = None) -> None:
+    """`vulnsteer run` with defaults at precision `name`, in its own process (a cold start, as a user has);
+    its run folder is kept under `keep` when given (to read its report), else removed."""
+    out = Path(tempfile.mkdtemp(prefix=f"vulnsteer-wall-{name}-")) if keep is None else keep
+    target = out / (name if keep is not None else "run")
+    cmd = [sys.executable, "-m", "vulnsteer", "run", "--model", model_name, "--dtype", name, "--out", str(target)]
     try:
         done, seconds = timed(lambda: subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True))
         status = "ok" if done.returncode == 0 else f"failed ({done.stderr.strip().splitlines()[-1:]})"
-        print(f"(7) vulnsteer run --dtype {name}: {seconds / 60:.1f} min wall, {status}")
+        print(f"(7) vulnsteer run --dtype {name}: {seconds / 60:.1f} min wall, {status}"
+              + (f", run folder {target}" if keep is not None else ""), flush=True)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(out, ignore_errors=True)
 
 
 if __name__ == "__main__":
