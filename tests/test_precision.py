@@ -215,3 +215,25 @@ def test_bf16_mixed_keeps_the_residual_stream_and_unembedding_in_float32(tokeniz
     x = torch.randn(5, lin.in_features)
     want = x.bfloat16().float() @ lin32.weight.bfloat16().float().T
     assert ((lin(x) - want).abs() <= want.abs() * 2**-8 + 1e-6).all()
+
+
+@pytest.mark.parametrize("dtype", LOW)
+def test_bf16_linears_get_contiguous_inputs(tokenizer, dtype, monkeypatch):
+    """The sweep's re-entry and batched decoding hand Linear layers strided views; torch's CPU bfloat16
+    kernel is ~300x slower on those (model/precision.py), so every bfloat16 Linear makes its input
+    contiguous first, without changing the result."""
+    model = to_precision(tiny_model("qwen2"), dtype)
+    lin = model.model.layers[0].mlp.up_proj
+    x = torch.randn(3, 2, lin.in_features, dtype=model.model.embed_tokens.weight.dtype)[:, :1]  # a strided view
+    assert not x.is_contiguous()
+    want = lin(x.contiguous())
+    seen = []
+    real = precision.F.linear
+
+    def spy(inp, *args):
+        seen.append(inp.is_contiguous())
+        return real(inp, *args)
+
+    monkeypatch.setattr(precision.F, "linear", spy)
+    got = lin(x)
+    assert seen == [True] and torch.equal(got, want)

@@ -16,9 +16,10 @@ inputs rounded to it, and each output comes back to float32 before the (float32)
 Everything that accumulates across layers (the residual stream, norms, attention scores, softmax) and the
 unembedding stay float32. Measured on the default model (benchmarks/precision.py): rounding the weights
 alone leaves answer scores unchanged (max difference 0.005); what costs fidelity in plain bfloat16 is the
-bf16 residual stream and the bf16 unembedding, which this mode keeps in float32 for about 2.6x the speed
-of float32 instead of 3.3x. It still misses the bar by one criterion (the probe curve moves by up to 0.029
-AUROC, the bar allows 0.02), so float32 stays the default.
+bf16 residual stream and unembedding, which this mode keeps in float32. Its prompt passes run 1.8x to 3.3x
+faster than float32's, but on this CPU batched decoding and the sweep's one-token re-entry ran slower than
+in float32 (docs/BENCHMARKS.md), and it misses the fidelity bar by one criterion (the probe curve moves by
+up to 0.029 AUROC, the bar allows 0.02), so float32 stays the default.
 """
 
 from __future__ import annotations
@@ -79,6 +80,19 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+# torch 2.13's CPU kernel for a bfloat16 Linear takes a slow path on a strided input: a [48, 1, 896] view
+# took 224 ms against 0.76 ms contiguous (/tmp/s3/smallm2.py, this machine). Prefill passes contiguous
+# activations, but batched decoding and the sweep's re-entry pass views, so both bfloat16 Linears below
+# hand F.linear a contiguous input (free when it already is).
+
+
+class ContiguousLinear(nn.Linear):
+    """nn.Linear with a contiguous input: plain bfloat16's Linear layers (see the comment above)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.contiguous(), self.weight, self.bias)
+
+
 class MixedLinear(nn.Linear):
     """A Linear whose matmul runs in bfloat16 and whose output, bias and everything after are float32.
 
@@ -87,7 +101,7 @@ class MixedLinear(nn.Linear):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x.to(self.weight.dtype), self.weight).to(x.dtype)
+        y = F.linear(x.to(self.weight.dtype).contiguous(), self.weight).to(x.dtype)
         return y if self.bias is None else y + self.bias.to(x.dtype)
 
 
@@ -100,8 +114,14 @@ def _output_linears(model: nn.Module) -> set[int]:
 def to_precision(model: nn.Module, precision: Precision | str) -> nn.Module:
     """Convert a loaded float32 model in place to `precision` (returns it)."""
     p = parse_precision(precision)
-    if p is not Precision.BF16_MIXED:
-        return model.to(TORCH_DTYPES[p])
+    if p is Precision.FLOAT32:
+        return model.to(torch.float32)
+    if p is Precision.BFLOAT16:
+        model = model.to(torch.bfloat16)
+        for module in model.modules():
+            if type(module) is nn.Linear:
+                module.__class__ = ContiguousLinear
+        return model
     keep = _output_linears(model)  # the unembedding reads the answer: float32 (see the module docstring)
     for module in model.modules():
         if type(module) is nn.Linear and id(module) not in keep:
