@@ -178,3 +178,21 @@ def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_roo
         assert text in report, text
     if not all(g["conditional_selected"] for g in gens):
         assert "(not selected: the unsteered text)" in report
+
+
+def test_no_conditional_on_the_command_line_leaves_it_out(data_root, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vulnsteer.cli import app
+    from vulnsteer.experiments import schema
+
+    monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
+    args = ["steer", "--model", "tiny-qwen2", "--cwe", ",".join(CWES), "--layers", "1", "--methods", "caa",
+            "--folds", "3", "--n-random", "1", "--n-boot", "100", "--cache-dir", str(tmp_path / "cache")]
+    for flag, wanted in (("--no-conditional", False), ("--conditional", True)):
+        out = tmp_path / flag.strip("-")
+        result = CliRunner().invoke(app, [*args, flag, "--out", str(out)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "config.json").read_text())["steer"]["conditional"] is wanted
+        assert (out / schema.STEER_CONDITIONAL).is_file() is wanted
+        assert ("conditional" in json.loads((out / schema.STEER_SUMMARY).read_text())["conditions"]) is wanted

@@ -61,6 +61,9 @@ UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strengt
 ScopeOpt = Annotated[str, typer.Option(
     "--scope", help=f"Steered positions: {_choices(SweepScope)} (code = every code token, all = every prompt token; "
                     "both re-run the prompt per configuration, so their grid is smaller, docs/STEERING.md).")]
+ConditionalOpt = Annotated[bool, typer.Option(
+    "--conditional/--no-conditional", help="Also report conditional steering (CAST): steer a test file only where "
+    "a probe condition chosen on validation passes (no extra forward passes).")]
 ReadoutOpt = Annotated[str, typer.Option(
     "--readout", help=f"Residuals probes and vectors read: {_choices(Readout)} (answer = the last prompt token; "
                       "code-mean = mean over the code's tokens; code-last = the code's last token).")]
