@@ -46,6 +46,13 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     assert back.metadata() == sv.metadata()
 
 
+def test_saving_the_same_vector_twice_writes_the_same_bytes(tmp_path: Path) -> None:
+    """A rerun (e.g. a resumed run) must reproduce a vector's files byte for byte, not only its tensors."""
+    sv = make()
+    files = [sv.save(tmp_path / f"v{i}")[0].read_bytes() for i in range(8)]
+    assert all(f == files[0] for f in files)
+
+
 def test_round_trip_without_mu_and_with_suffixed_stem(tmp_path: Path) -> None:
     sv = SteeringVector(directions={0: torch.ones(4)}, method="pca")
     sv.save(tmp_path / "v.safetensors")

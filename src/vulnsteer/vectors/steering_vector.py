@@ -274,7 +274,9 @@ class SteeringVector:
         except (TypeError, ValueError) as exc:
             raise VulnsteerError(f"steering vector metadata is not JSON-serialisable ({exc}); fix `extra`") from exc
         tensors_path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tensors_path), metadata={"format": FORMAT, "version": str(VERSION)})
+        # One metadata entry: safetensors writes its metadata map in hash order, which differs between calls,
+        # so two entries made the same vector's file differ byte for byte from run to run.
+        save_file(tensors, str(tensors_path), metadata={"format": f"{FORMAT}/{VERSION}"})
         meta.update(layers=self.layers, d_model=self.d_model, has_mu=self.mu is not None,
                     tensors_file=tensors_path.name, tensors_sha256=sha256_file(tensors_path))
         atomic_write_text(json_path, json.dumps(meta, indent=2, allow_nan=False) + "\n")
