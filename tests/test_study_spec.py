@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI import torch?
 
 from vulnsteer.experiments.study_spec import (
     SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
@@ -127,16 +128,6 @@ def test_two_models_with_one_folder_name_are_refused(tmp_path):
     assert Split(("sven",), ("hand-crafted",)).label == "sven__hand-crafted"
 
 
-_PROBE_TORCH = """
-import runpy, sys
-sys.argv = ["vulnsteer", *sys.argv[1:]]
-try:
-    runpy.run_module("vulnsteer", run_name="__main__")
-except SystemExit as exc:
-    code = exc.code
-print("torch imported:", "torch" in sys.modules)
-sys.exit(code)
-"""
 
 
 @pytest.mark.parametrize("text, args, message", [

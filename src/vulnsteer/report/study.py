@@ -11,7 +11,8 @@ from vulnsteer.experiments import schema
 from vulnsteer.report import plots
 from vulnsteer.report.document import write_document
 from vulnsteer.report.results import RunResult, cell, mde_cell, read_result
-from vulnsteer.report.sections import Block, Fig, Run, Section, Text
+from vulnsteer.report.blocks import Block, Fig, Section, Text
+from vulnsteer.report.run_reader import Run
 from vulnsteer.report.tables import TableData
 
 HOW_TO_READ = (
