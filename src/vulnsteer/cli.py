@@ -26,12 +26,14 @@ from vulnsteer.cli_options import (
     ModelOpt, DataOpt, SubsetOpt, CweOpt, TemplateOpt, BaselineTemplateOpt, SteerTemplateOpt, OutOpt, CacheOpt,
     TrustOpt, GenerateOpt, NewTokensOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
     TrainOpt, FitOnOpt, TestOnOpt, FoldsOpt, PerCweOpt, UnitOpt, ScopeOpt, ReadoutOpt, DtypeOpt, DeviceOpt,
-    ForceOpt, RandomOpt, ConditionalOpt, PresetOpt, SpecOpt, StudyModelsOpt, StudyOutOpt, ExecutorOpt, RayAddressOpt,
+    ForceOpt, RandomOpt, ConditionalOpt, SearchOpt, SearchTopOpt, SearchSubsampleOpt, PresetOpt, SpecOpt, StudyModelsOpt,
+    StudyOutOpt, ExecutorOpt, RayAddressOpt,
 )
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
 from vulnsteer.options import (
-    Executor, LongFiles, Method, Precision, Readout, StrengthUnit, StudyPreset, SweepScope, Train, parse_list,
+    Executor, LongFiles, Method, Precision, Readout, SearchMode, StrengthUnit, StudyPreset, SweepScope, Train,
+    parse_list,
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -82,12 +84,14 @@ def _names(values: list[str] | None) -> tuple[str, ...] | None:
 
 
 def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, n_random: int, per_cwe: bool,
-               strength_unit: str, scope: str, seed: int, template: str | None, conditional: bool) -> SteerConfig:
+               strength_unit: str, scope: str, seed: int, template: str | None, conditional: bool,
+               search: str, search_top: int, search_subsample: int | None) -> SteerConfig:
     names = parse_list(methods)
     return SteerConfig(
         layers=parse_layers(layers), methods=tuple(Method(m) for m in names) if names else _S.methods,
         k_folds=folds, n_random=n_random, per_cwe=per_cwe, strength_unit=StrengthUnit(strength_unit),
         scope=SweepScope(scope), seed=seed, template=template, conditional=conditional,
+        search=SearchMode(search), search_top=search_top, search_subsample=search_subsample,
     )
 
 
@@ -200,12 +204,15 @@ def run(
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
     device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value, conditional: ConditionalOpt = _S.conditional,
+    search: SearchOpt = _S.search.value, search_top: SearchTopOpt = _S.search_top,
+    search_subsample: SearchSubsampleOpt = _S.search_subsample,
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
                        max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
                        long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional)
+    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional,
+                   search, search_top, search_subsample)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     dtype=Precision(dtype), device=device, readout=Readout(readout), fit_on=tuple(parse_list(fit_on)),
                     test_on=tuple(parse_list(test_on)))
@@ -243,11 +250,14 @@ def steer_command(
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
     device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value, conditional: ConditionalOpt = _S.conditional,
+    search: SearchOpt = _S.search.value, search_top: SearchTopOpt = _S.search_top,
+    search_subsample: SearchSubsampleOpt = _S.search_subsample,
 ) -> None:
     """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
                        max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional)
+    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional,
+                   search, search_top, search_subsample)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
                     stages=("steer",), dtype=Precision(dtype), device=device, readout=Readout(readout),
                     fit_on=tuple(parse_list(fit_on)), test_on=tuple(parse_list(test_on)))

@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from vulnsteer.options import Executor, LongFiles, Method, Readout, StrengthUnit, StudyPreset, SweepScope, Train
+from vulnsteer.options import (
+    Executor, LongFiles, Method, Readout, SearchMode, StrengthUnit, StudyPreset, SweepScope, Train,
+)
 
 
 def _choices(enum: Any) -> str:
@@ -61,6 +63,15 @@ UnitOpt = Annotated[str, typer.Option("--strength-unit", help=f"Additive strengt
 ScopeOpt = Annotated[str, typer.Option(
     "--scope", help=f"Steered positions: {_choices(SweepScope)} (code = every code token, all = every prompt token; "
                     "both re-run the prompt per configuration, so their grid is smaller, docs/STEERING.md).")]
+SearchOpt = Annotated[str, typer.Option(
+    "--search", help=f"Configurations the validation sweep scores: {_choices(SearchMode)} (grid = every layer x "
+    "method x strength; coarse-fine = every layer x method at reference strengths, then every strength at the "
+    "--search-top best pairs; docs/STEERING.md).")]
+SearchTopOpt = Annotated[int, typer.Option(
+    "--search-top", help="With --search coarse-fine: the (layer, method) pairs whose every strength is scored.")]
+SearchSubsampleOpt = Annotated[int | None, typer.Option(
+    "--search-subsample", help="Score at most this many validation samples per fold in the sweep (seeded, "
+    "half per class; default all).")]
 ConditionalOpt = Annotated[bool, typer.Option(
     "--conditional/--no-conditional", help="Also report conditional steering (CAST): steer a test file only where "
     "a probe condition chosen on validation passes (no extra forward passes).")]

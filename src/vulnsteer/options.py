@@ -68,6 +68,15 @@ class SweepScope(Choice):
         return self is not SweepScope.ANSWER
 
 
+class SearchMode(Choice):
+    """How much of the configuration grid the steering experiment's validation sweep scores
+    (experiments/search.py): all of it, or every layer x method at reference strengths, then every strength
+    at the best few (layer, method) pairs."""
+
+    GRID = "grid"
+    COARSE_FINE = "coarse-fine"
+
+
 class Readout(Choice):
     """Where a prompt's residuals are read for probes and steering vectors: the answer position (the last
     prompt token), the mean over the code's tokens, or the code's last token."""

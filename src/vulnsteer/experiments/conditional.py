@@ -121,12 +121,14 @@ def condition_directions(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.stack([probe_direction(x[:, layer], y) for layer in range(x.shape[1])])
 
 
-def _val_steered(sweep: Sequence[dict], choice: Choice, val: np.ndarray) -> np.ndarray:
-    """The chosen configuration's validation scores, from the sweep (no forward pass)."""
+def _val_steered(sweep: Sequence[dict], choice: Choice, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The validation samples the sweep scored (all of `val` unless --search-subsample) and the chosen
+    configuration's scores of them, from the sweep (no forward pass)."""
     key = (choice.layer, choice.method.value, choice.operator.value, choice.alpha)
     scores = {r["index"]: r["score"] for r in sweep
               if r["fold"] == choice.fold and (r["layer"], r["method"], r["operator"], r["alpha"]) == key}
-    return np.array([scores[int(i)] for i in val], dtype=float)
+    scored = np.array([i for i in val if int(i) in scores], dtype=int)
+    return scored, np.array([scores[int(i)] for i in scored], dtype=float)
 
 
 def conditional_steering(samples: SampleSet, result: SteerResult, select: str,
@@ -144,8 +146,9 @@ def conditional_steering(samples: SampleSet, result: SteerResult, select: str,
         train, val, test = result.folds.split(choice.fold)
         directions = condition_directions(x[train], y[train]).double()
         proj = torch.einsum("nld,ld->ln", x, directions).numpy()  # [n_layers, n]
+        val, steered = _val_steered(result.sweep, choice, val)
         layer, side, t, m, n_sel = choose_condition(
-            proj[:, val], _val_steered(result.sweep, choice, val), unsteered[val], [labels[i] for i in val],
+            proj[:, val], steered, unsteered[val], [labels[i] for i in val],
             [pair_ids[i] for i in val], select)
         passed = _passes(proj[layer, test], side, t)
         for i, ok, p in zip(test.tolist(), passed.tolist(), proj[layer, test].tolist()):

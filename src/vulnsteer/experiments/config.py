@@ -16,8 +16,8 @@ from vulnsteer.data.prompts import get_template
 from vulnsteer.data.records import normalise_cwe
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.options import (
-    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, Readout, StrengthUnit, SweepScope, Train,
-    check_device,
+    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, Readout, SearchMode, StrengthUnit, SweepScope,
+    Train, check_device,
 )
 
 
@@ -98,8 +98,21 @@ class SteerConfig:
     # Conditional steering (experiments/conditional.py): steer a test sample only where a probe condition, chosen
     # on validation, passes. Costs no forward pass (it reuses the sweep's scores), hence on by default.
     conditional: bool = True
+    # How much of the grid the validation sweep scores (experiments/search.py, docs/STEERING.md): `grid` every
+    # configuration; `coarse-fine` every layer x method at reference strengths, then every strength at the
+    # `search_top` best (layer, method) pairs. `search_subsample`: score at most this many validation samples
+    # per fold (seeded, class-balanced); None: all of them.
+    search: SearchMode = SearchMode.GRID
+    search_top: int = 3
+    search_subsample: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "search", SearchMode(self.search))
+        if self.search_top < 1:
+            raise VulnsteerError(f"--search-top {self.search_top}: the fine stage needs at least 1 (layer, method) pair")
+        if self.search_subsample is not None and self.search_subsample < 4:
+            raise VulnsteerError(f"--search-subsample {self.search_subsample}: score at least 4 validation samples "
+                                 "per fold (2 per class), or leave it out to score all of them")
         if not isinstance(self.conditional, bool):
             raise VulnsteerError(f"conditional {self.conditional!r}: must be true or false")
         if not self.methods:

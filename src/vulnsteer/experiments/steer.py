@@ -8,6 +8,7 @@ out of both the vector and the choice of configuration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -15,16 +16,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from vulnsteer.activations.scoring import AnswerWords, verdict
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.records import Record
-from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.experiments.scorer import SampleScorer, code_spans
+from vulnsteer.experiments.search import (
+    Config, config_metrics, first_configs, fine_configs, n_stages, scored_validation, val_rank,
+)
 from vulnsteer.experiments.windows import pool_readouts
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
+from vulnsteer.options import Method, Operator, Readout, SearchMode, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -102,27 +105,14 @@ class SteerResult:
     test: list[TestRow] = field(default_factory=list)
 
 
-def _val_rank(metrics: dict[str, float], alpha: float, select: str) -> tuple:
-    nan_low = lambda x: -1.0 if x != x else x  # noqa: E731 - NaN never wins
-    return (nan_low(metrics[select]), nan_low(metrics["auroc"]), -abs(alpha))
-
-
 def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, cfg: SteerConfig,
             operator: Operator | None = None) -> Choice:
-    """The best configuration on the validation fold (of one `operator`'s configurations when given)."""
-    labels = samples.labels.numpy()
-    pair_ids = [s.record.pair_id for s in samples.samples]
-    by_config: dict[tuple, dict[int, float]] = {}
-    for row in sweep:
-        if row["fold"] == fold and (operator is None or row["operator"] == operator.value):
-            key = (row["layer"], row["method"], row["operator"], row["alpha"])
-            by_config.setdefault(key, {})[row["index"]] = row["score"]
+    """The best configuration on the validation fold of those scored (of one `operator`'s when given)."""
+    metrics = config_metrics(sweep, fold, samples.labels.tolist(), [s.record.pair_id for s in samples.samples],
+                             val, cfg, operator)
     best: tuple | None = None
-    for (layer, method, op, alpha), scores in by_config.items():
-        idx = [i for i in val if i in scores]
-        s = [scores[i] for i in idx]
-        m = detection_metrics(labels[idx].tolist(), s, [verdict(x) for x in s], [pair_ids[i] for i in idx])
-        rank = _val_rank(m, alpha, cfg.select)
+    for (layer, method, op, alpha), m in metrics.items():
+        rank = val_rank(m, alpha, cfg.select)
         if best is None or rank > best[0]:
             best = (rank, Choice(fold, layer, Method(method), Operator(op), alpha, m))
     assert best is not None
@@ -187,16 +177,16 @@ def run_steering(
                 code_spans(main.samples[int(i)])
     score = SampleScorer(parts, main, words, cfg.scope, model)
     result = SteerResult(folds=folds)
-    settings = cfg.settings()
-    configs = [(layer, m, op, a) for layer in layers for m in cfg.methods for op, a in settings]
+    labels, pair_ids = main.labels.tolist(), [s.record.pair_id for s in main.samples]
+    scored_val = [scored_validation(val, labels, cfg, f) for f, (_, val, _) in enumerate(folds)]
+    work = [n_stages(cfg) * len(v) + len(test) for v, (_, _, test) in zip(scored_val, folds)]
     gen = torch.Generator().manual_seed(cfg.seed)
-    total = sum(len(val) + len(test) for _, val, test in folds)
-    with progress_bar("steering: validation sweep and test", total=total) as advance:
+    with progress_bar("steering: validation sweep and test", total=sum(work)) as advance:
         for f, (train, val, test) in enumerate(folds):
             assert_no_leak(groups, train, val, test)
             if only_folds is not None and f not in only_folds:
                 _skip_draws(gen, len(test) * cfg.n_random, parts.d_model)
-                advance(len(val) + len(test))
+                advance(work[f])
                 continue
             done = store.load(f) if store is not None else None
             if done is not None:
@@ -205,24 +195,17 @@ def run_steering(
                 result.choices.append(done.choice)
                 result.vectors.append(done.vectors)
                 result.test += done.test
-                advance(len(val) + len(test))
+                advance(work[f])
                 continue
             n_sweep = len(result.sweep)
             x, recs = training_set(main, extra, train, np.concatenate([val, test]), readout)
             vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout.value) if cfg.per_cwe
                     else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout.value)})
-            per_key = {key: [_one(v[m], layer, op, a, cfg.strength_unit) for layer, m, op, a in configs]
-                       for key, v in vecs.items()}
-            for i in val:
-                key = main.samples[i].record.cwe if main.samples[i].record.cwe in vecs else POOLED
-                own, ivs = vecs[key], per_key[key]  # per CWE, pooled as fallback
-                scores = score(int(i), ivs)
-                for (layer, m, op, a), sc in zip(configs, scores.tolist()):
-                    result.sweep.append(
-                        dict(fold=f, index=int(i), id=main.samples[i].record.id, layer=layer, method=m.value,
-                             operator=op.value, alpha=a, score=sc, vector_cwe=own[m].cwe)
-                    )
-                advance(1)
+            val = scored_val[f]  # the fold's validation samples the sweep scores (all unless --search-subsample)
+            result.sweep += _sweep(score, main, vecs, first_configs(cfg, layers), cfg, f, val, advance)
+            if cfg.search is SearchMode.COARSE_FINE:
+                coarse = config_metrics(result.sweep[n_sweep:], f, labels, pair_ids, val, cfg)
+                result.sweep += _sweep(score, main, vecs, fine_configs(cfg, layers, coarse), cfg, f, val, advance)
             choice = _choose(result.sweep, f, main, val, cfg)
             result.choices.append(choice)
             chosen = _applied(vecs, choice, cfg)
@@ -237,6 +220,26 @@ def run_steering(
             advance(len(test))
     result.test.sort(key=lambda r: r.index)
     return result
+
+
+def _sweep(score: SampleScorer, main: SampleSet, vecs: dict[str, dict[Method, SteeringVector]], configs: list[Config],
+           cfg: SteerConfig, fold: int, val: np.ndarray, advance: Callable[[int], None]) -> list[dict]:
+    """One sweep row per (validation sample, configuration): each sample steered by its CWE's vectors (pooled
+    as fallback), all `configs` in one re-entry pass."""
+    rows: list[dict] = []
+    if not configs:
+        advance(len(val))
+        return rows
+    per_key = {key: [_one(v[m], layer, op, a, cfg.strength_unit) for layer, m, op, a in configs]
+               for key, v in vecs.items()}
+    for i in val:
+        key = main.samples[i].record.cwe if main.samples[i].record.cwe in vecs else POOLED
+        own, scores = vecs[key], score(int(i), per_key[key])
+        for (layer, m, op, a), sc in zip(configs, scores.tolist()):
+            rows.append(dict(fold=fold, index=int(i), id=main.samples[i].record.id, layer=layer, method=m.value,
+                             operator=op.value, alpha=a, score=sc, vector_cwe=own[m].cwe))
+        advance(1)
+    return rows
 
 
 def _applied(vecs: dict[str, dict[Method, SteeringVector]], choice: Choice, cfg: SteerConfig) -> dict[str, SteeringVector]:

@@ -147,6 +147,8 @@ RUN_KEYS: dict[str, tuple[str, str, str]] = {
     "ablate": ("steer", "ablate", "bool"), "folds": ("steer", "k_folds", "int"), "n_random": ("steer", "n_random", "int"),
     "per_cwe": ("steer", "per_cwe", "bool"), "strength_unit": ("steer", "strength_unit", "str"),
     "scope": ("steer", "scope", "str"), "select": ("steer", "select", "str"),
+    "search": ("steer", "search", "str"), "search_top": ("steer", "search_top", "int"),
+    "search_subsample": ("steer", "search_subsample", "int"),
     "train": ("run", "train", "strs"), "n_side_by_side": ("run", "n_side_by_side", "int"),
     "side_by_side_tokens": ("run", "side_by_side_tokens", "int"), "n_fluency": ("run", "n_fluency", "int"),
     "dtype": ("run", "dtype", "str"), "device": ("run", "device", "str"), "seed": ("both", "seed", "int"),
