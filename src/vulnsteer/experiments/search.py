@@ -19,7 +19,7 @@ search.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,9 +47,11 @@ def config_metrics(sweep: Sequence[dict], fold: int, labels: Sequence[int], pair
         if row["fold"] == fold and (operator is None or row["operator"] == operator.value):
             key = (row["layer"], row["method"], row["operator"], row["alpha"])
             by_config.setdefault(key, {})[row["index"]] = row["score"]
-    methods, settings = [m.value for m in cfg.methods], [(op.value, a) for op, a in cfg.settings()]
+    methods = {m.value: k for k, m in enumerate(cfg.methods)}
+    settings = {(op.value, a): k for k, (op, a) in enumerate(cfg.settings())}
+    grid_order = lambda k: (k[0], methods.get(k[1], len(methods)), settings.get((k[2], k[3]), len(settings)))  # noqa: E731
     out = {}
-    for key in sorted(by_config, key=lambda k: (k[0], methods.index(k[1]), settings.index((k[2], k[3])))):
+    for key in sorted(by_config, key=grid_order):
         scores = by_config[key]
         idx = [int(i) for i in val if i in scores]
         s = [scores[i] for i in idx]
@@ -89,6 +91,16 @@ def fine_configs(cfg: SteerConfig, layers: Sequence[int], scored: dict[tuple, di
     top = sorted(best, key=lambda p: best[p], reverse=True)[:cfg.search_top]  # sorted is stable
     return [(layer, m, op, a) for layer in layers for m in cfg.methods if (layer, m) in top
             for op, a in cfg.settings() if (layer, m.value, op.value, a) not in scored]
+
+
+def search_fold(cfg: SteerConfig, layers: Sequence[int], sweep: Callable[[list[Config]], list[dict]],
+                metrics: Callable[[list[dict]], dict[tuple, dict[str, float]]]) -> list[dict]:
+    """A fold's sweep rows under `cfg.search`: `sweep` scores configurations on the fold's validation samples
+    (one row per sample and configuration), `metrics` gives the rows' validation metrics (config_metrics)."""
+    rows = sweep(first_configs(cfg, layers))
+    if cfg.search is SearchMode.COARSE_FINE:
+        rows += sweep(fine_configs(cfg, layers, metrics(rows)))
+    return rows
 
 
 def n_stages(cfg: SteerConfig) -> int:

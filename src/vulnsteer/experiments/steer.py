@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Protocol
 
 import numpy as np
@@ -23,11 +24,11 @@ from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.samples import SampleSet
 from vulnsteer.experiments.scorer import SampleScorer, code_spans
 from vulnsteer.experiments.search import (
-    Config, config_metrics, first_configs, fine_configs, n_stages, scored_validation, val_rank,
+    Config, config_metrics, n_stages, scored_validation, search_fold, val_rank,
 )
 from vulnsteer.experiments.windows import pool_readouts
 from vulnsteer.model.architecture import ModelParts
-from vulnsteer.options import Method, Operator, Readout, SearchMode, StrengthUnit, SweepScope
+from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -202,10 +203,8 @@ def run_steering(
             vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout.value) if cfg.per_cwe
                     else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout.value)})
             val = scored_val[f]  # the fold's validation samples the sweep scores (all unless --search-subsample)
-            result.sweep += _sweep(score, main, vecs, first_configs(cfg, layers), cfg, f, val, advance)
-            if cfg.search is SearchMode.COARSE_FINE:
-                coarse = config_metrics(result.sweep[n_sweep:], f, labels, pair_ids, val, cfg)
-                result.sweep += _sweep(score, main, vecs, fine_configs(cfg, layers, coarse), cfg, f, val, advance)
+            result.sweep += search_fold(cfg, layers, partial(_sweep, score, main, vecs, cfg, f, val, advance),
+                                        partial(config_metrics, fold=f, labels=labels, pair_ids=pair_ids, val=val, cfg=cfg))
             choice = _choose(result.sweep, f, main, val, cfg)
             result.choices.append(choice)
             chosen = _applied(vecs, choice, cfg)
@@ -222,8 +221,8 @@ def run_steering(
     return result
 
 
-def _sweep(score: SampleScorer, main: SampleSet, vecs: dict[str, dict[Method, SteeringVector]], configs: list[Config],
-           cfg: SteerConfig, fold: int, val: np.ndarray, advance: Callable[[int], None]) -> list[dict]:
+def _sweep(score: SampleScorer, main: SampleSet, vecs: dict[str, dict[Method, SteeringVector]], cfg: SteerConfig,
+           fold: int, val: np.ndarray, advance: Callable[[int], None], configs: list[Config]) -> list[dict]:
     """One sweep row per (validation sample, configuration): each sample steered by its CWE's vectors (pooled
     as fallback), all `configs` in one re-entry pass."""
     rows: list[dict] = []
