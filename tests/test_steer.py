@@ -168,3 +168,31 @@ def test_amplify_is_reported_apart_at_its_best_validation_configuration(setup):
     no_amp = run_steering(loaded.parts, main, words, SteerConfig(layers=(0,), methods=("caa",), add_alphas=(4.0,),
                                                                  amplify_alphas=(), k_folds=3, n_random=1))
     assert all(r.amplify != r.amplify and r.amplify_config == "" for r in no_amp.test)
+
+
+def test_coarse_fine_scores_part_of_the_grid_alike_and_conditional_steering_reads_the_subsample(setup):
+    from vulnsteer.experiments.conditional import conditional_steering
+    from vulnsteer.experiments.search import coarse_settings
+
+    loaded, words, main, _ = setup
+    common = dict(layers=(0, 1, 2, 3), methods=("caa", "probe"), add_alphas=(-4.0, -1.0, 1.0, 4.0),
+                  amplify_alphas=(2.0, 8.0), k_folds=3, n_random=1, search_subsample=4)
+    grid = run_steering(loaded.parts, main, words, SteerConfig(**common))
+    cfg = SteerConfig(**common, search="coarse-fine", search_top=2)
+    fine = run_steering(loaded.parts, main, words, cfg)
+    key = lambda r: (r["fold"], r["index"], r["layer"], r["method"], r["operator"], r["alpha"])  # noqa: E731
+    grid_scores = {key(r): r["score"] for r in grid.sweep}
+    assert all(abs(grid_scores[key(r)] - r["score"]) < 1e-5 for r in fine.sweep)  # same vectors, same samples
+    n_settings, n_coarse = len(cfg.settings()), len(coarse_settings(cfg))
+    for f, (_, val, _) in enumerate(fine.folds):
+        rows = [r for r in fine.sweep if r["fold"] == f]
+        n_val = len({r["index"] for r in rows})
+        assert n_val == 4 < len(val) and {r["index"] for r in grid.sweep if r["fold"] == f} == {r["index"] for r in rows}
+        assert len(rows) == n_val * (4 * 2 * n_coarse + 2 * (n_settings - n_coarse))
+        g, c = grid.choices[f], fine.choices[f]
+        assert c.val_metrics["balanced_accuracy"] <= g.val_metrics["balanced_accuracy"]
+        if any((r["layer"], r["method"], r["operator"], r["alpha"]) == (g.layer, g.method, g.operator, g.alpha)
+               for r in rows):
+            assert c.label() == g.label()  # the grid's best was scored: the same rule chooses it
+    cond = conditional_steering(main, fine, cfg.select)
+    assert [c.n_val for c in cond.choices] == [4, 4, 4]
