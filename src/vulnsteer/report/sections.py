@@ -192,7 +192,17 @@ def _curves(run: Run, figures: Path) -> list[Block]:
     if curves.get("by_layer"):
         blocks.append(Fig(plots.layer_curves_plot(curves["by_layer"], figures / "layer_curves.png"), "layer curves"))
     return blocks + [Text("These curves are on validation folds (pooled); they chose the configuration and are "
-                          "optimistic by construction. Judge the effect by the held-out table.")]
+                          "optimistic by construction. Judge the effect by the held-out table." + _search_note(run))]
+
+
+def _search_note(run: Run) -> str:
+    """What part of the grid the sweep scored, where not all of it (docs/STEERING.md, "Bounding the search")."""
+    read = run.json(schema.CONFIG)
+    steer = read.get("steer") if isinstance(read, dict) else None
+    steer = steer if isinstance(steer, dict) else {}
+    parts = ([f"--search {steer['search']}, top {steer.get('search_top')}"] if steer.get("search", "grid") != "grid" else [])
+    parts += [f"--search-subsample {steer['search_subsample']}"] if steer.get("search_subsample") is not None else []
+    return f" The sweep scored part of the grid ({'; '.join(parts)}): the curves show only what it scored." if parts else ""
 
 
 def _fluency(run: Run) -> list[Block]:
