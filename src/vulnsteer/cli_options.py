@@ -19,7 +19,8 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Built-in name, loc
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Data root holding secllmholmes/ (else $VULNSTEER_DATA, else ../shared/data).")]
 SubsetOpt = Annotated[list[str] | None, typer.Option(
-    "--subset", help="SecLLMHolmes subset, 'sven', or a pairs .jsonl path; repeatable or comma-separated.")]
+    "--subset", help="SecLLMHolmes subset, 'sven', 'planted' (the positive control), or a pairs .jsonl path; "
+    "repeatable or comma-separated.")]
 CweOpt = Annotated[list[str] | None, typer.Option(
     "--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
 TemplateOpt = Annotated[str, typer.Option(
