@@ -29,7 +29,8 @@ from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
-    bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
+    bias_only, condition_metrics, condition_selects, curves, deltas, flips, steered_minus_random, strength_slopes,
+    sweep_summary, verdict_text,
 )
 from vulnsteer.experiments.checkpoint import RunFoldStore
 from vulnsteer.experiments.conditional import (
@@ -265,6 +266,8 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
     summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random,
                "conditional_minus_random": conditional_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
                "flips": flips(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
+               "strength_slopes": strength_slopes(result.sweep, result.choices, labels),
+               "condition_selects": condition_selects(result.test),
                "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
                "verdict": verdict_text(conds, delta, bias, vs_random)}
     run.write_json(schema.STEER_SUMMARY, summary)

@@ -13,6 +13,7 @@ from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
+from vulnsteer.report.links import failed_links
 from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
@@ -99,7 +100,7 @@ def _verdict(run: Run) -> list[Block]:
     if summary is None:
         return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
-    blocks += [Text(t) for t in versus_random(summary)]
+    blocks += [Text(t) for t in versus_random(summary) + failed_links(summary)]
     if summary.get("bias_only", {}).get("steered"):
         blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
                            "bias gives, not a better ranking of vulnerable over secure code."))
