@@ -78,3 +78,13 @@ def test_comment_syntax_and_where_the_line_goes(pairs):
     assert plant("#include <encoding.h>\r\nint x;", "c", SECURE) == "// build: beta\r\n#include <encoding.h>\r\nint x;"
     with pytest.raises(DataError, match="'rust'"):
         planted_records([replace(src, language="rust")])
+
+
+def test_a_study_cell_and_a_transfer_run_name_it():
+    from vulnsteer.experiments.config import RunConfig
+    from vulnsteer.experiments.study_spec import Split, StudySpec, cell_config
+
+    spec = StudySpec(splits=(Split((PLANTED,)), Split((PLANTED,), ("real-world",))))
+    crossfit, transfer = (cell_config(spec, c) for c in spec.cells())
+    assert crossfit.baseline.subsets == (PLANTED,) and transfer.fit_on == (PLANTED,)
+    assert RunConfig(fit_on=(PLANTED,), test_on=("real-world",)).test_on == ("real-world",)
