@@ -34,8 +34,8 @@ def _probe(summary: dict) -> tuple[bool, str]:
     holds = point is not None and point >= PROBE_HOLDS
     verdict = ("the residuals hold the signal" if holds else
                "the probe does not clearly find the signal, so steering has nothing certain to carry")
-    return holds, f"(a) the probe: held-out AUROC {fmt_ci(auroc)} ({'at or above' if holds else 'not at or above'} " \
-                  f"{PROBE_HOLDS}): {verdict}."
+    return holds, (f"(a) the probe: held-out AUROC {fmt_ci(auroc)} ({'at or above' if holds else 'not at or above'} "
+                   f"{PROBE_HOLDS}): {verdict}.")
 
 
 def _condition(summary: dict) -> tuple[bool, str] | None:
@@ -65,7 +65,7 @@ def _slopes(rows: list[dict], what: str) -> tuple[bool, str]:
         vals = [v for r, _, _ in ok if (v := _number(r.get(key))) is not None]
         return f"{_median(vals):+.3g}" if vals else "n/a"
 
-    lo, hi = min(_number(r.get("alpha_min")) or 0.0 for r, _, _ in ok), max(_number(r.get("alpha_max")) or 0.0 for r, _, _ in ok)
+    lo, hi = min(float(r["alpha_min"]) for r, _, _ in ok), max(float(r["alpha_max"]) for r, _, _ in ok)
     return holds, (f"{what}: the yes/no score changes by {med('slope')} per unit of strength (median over {len(ok)} "
                    f"fold(s); vulnerable files {med('slope_vulnerable')}, secure {med('slope_secure')}), "
                    f"{med('span')} over the swept strengths {lo:g}..{hi:g}; it moves by at least {MOVES:g} in "
