@@ -8,9 +8,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vulnsteer.activations.memo import active_memo
 from vulnsteer.experiments import schema
 from vulnsteer.data.published import load_published, published_missing, published_table
-from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
+from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
@@ -84,21 +85,34 @@ def sample_rows(sset: SampleSet, answers: Sequence[FileAnswer] | None, order: Se
 
 
 def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer]:
-    """Each sample's generated answer: every window generated, pooled per file (experiments/windows.py)."""
+    """Each sample's generated answer: every window generated, pooled per file (experiments/windows.py).
+    Inside `shared_passes` (a study), a window another cell already answered is not decoded again."""
     windows, sizes = flatten([s.windows for s in sset.samples])
     states, _ = flatten(sset.states or [])
     ids = [w.input_ids for w in windows]
-    if len(states) == len(ids) and can_decode_from_passes(states):
-        generations = generate_from_passes(
-            ctx.loaded.model, ctx.loaded.tokenizer, states, ids,
+    memo, lm = active_memo(), ctx.loaded
+    keys = [(lm.source_hash, lm.dtype, lm.device, w.prompt, cfg.max_new_tokens) for w in windows]
+    known: list[Generation | None] = [memo.answer(k) if memo is not None else None for k in keys]
+    todo = [i for i, g in enumerate(known) if g is None]
+    if todo and len(states) == len(ids) and can_decode_from_passes(states):
+        new = generate_from_passes(
+            lm.model, lm.tokenizer, [states[i] for i in todo], [ids[i] for i in todo],
             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
         )
-    else:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
-        generations = generate_answers(
-            ctx.loaded.model, ctx.loaded.tokenizer, [w.prompt for w in windows],
+    elif todo:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
+        new = generate_answers(
+            lm.model, lm.tokenizer, [windows[i].prompt for i in todo],
             max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
         )
-    return [pool_generations(g, s.windows) for g, s in zip(regroup(generations, sizes), sset.samples)]
+    else:
+        new = []
+    for i, g in zip(todo, new):
+        known[i] = g
+        if memo is not None:
+            memo.keep_answer(keys[i], g)
+    answered = [g for g in known if g is not None]
+    assert len(answered) == len(known)
+    return [pool_generations(g, s.windows) for g, s in zip(regroup(answered, sizes), sset.samples)]
 
 
 def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:

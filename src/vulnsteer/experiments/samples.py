@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from vulnsteer.activations.memo import active_memo
 from vulnsteer.activations.cache import ActivationCache, CachedActivations, prompt_key
 from vulnsteer.activations.passes import PromptPass, run_prompt
 from vulnsteer.data.fitting import CodeWindow, FitResult, changed_lines, fit_code
@@ -168,6 +169,7 @@ def run_samples(
     n_res = parts.n_layers + 1
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
+    memo = active_memo()
     scores, residuals, spans, lasts, states = [], [], [], [], []
     with progress_bar(description, total=sum(len(s.windows) for s in live)) as advance:
         for s in live:
@@ -175,8 +177,14 @@ def run_samples(
             for w in s.windows:
                 key = prompt_key(loaded.source_hash, s.template_id, w.prompt, rows.tolist())
                 hit = None if (cache is None or keep_states) else cache.get(key)
+                shared = (key, loaded.dtype, loaded.device)  # a pass another run of this process kept
+                state = memo.get(shared) if (memo is not None and keep_states) else None
                 if hit is None:
-                    state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                    fresh = state is None
+                    if state is None:
+                        state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                        if memo is not None and keep_states:
+                            memo.put(shared, state)
                     hit = CachedActivations(
                         answer_residuals=state.answer_residuals,
                         span_mean=state.span_mean,
@@ -184,7 +192,7 @@ def run_samples(
                         answer_row_logits=state.answer_logits[rows],
                         n_tokens=state.n_tokens,
                     )
-                    if cache is not None:
+                    if cache is not None and fresh:
                         cache.put(key, hit)
                     passes.append(state)
                 hits.append(hit)

@@ -84,8 +84,9 @@ class StudySpec:
                             "give them distinct names or folders")
 
     def cells(self) -> list[Cell]:
-        """Every cell, model by model, readout by readout, split by split."""
-        grid = [(m, r, s) for m in self.models for r in self.readouts for s in self.splits]
+        """Every cell, model by model, split by split, readout by readout: a split's readouts read the same
+        prompts, so run one after another they share one pass per prompt (activations/memo.py)."""
+        grid = [(m, r, s) for m in self.models for s in self.splits for r in self.readouts]
         return [Cell(i, len(grid), m, r, s) for i, (m, r, s) in enumerate(grid, start=1)]
 
     def settings(self) -> dict[str, Any]:
