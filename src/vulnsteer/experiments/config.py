@@ -171,9 +171,18 @@ class RunConfig:
     # Both empty: cross-fitting over baseline.subsets. See _check_transfer for the rule.
     fit_on: tuple[str, ...] = ()
     test_on: tuple[str, ...] = ()
+    # The fit-on data's code budget and long-file policy when they differ from the data under test's (None:
+    # the baseline's): a large fit-on set (SVEN) can skip its long pairs while the test set is read whole.
+    # Without --fit-on there is no fit-on data and they do nothing (a study refuses them on a cross-fitted cell).
+    fit_max_code_tokens: int | None = None
+    fit_long_files: LongFiles | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", Precision(self.dtype))
+        if self.fit_long_files is not None:
+            object.__setattr__(self, "fit_long_files", LongFiles(self.fit_long_files))
+        if self.fit_max_code_tokens is not None and self.fit_max_code_tokens < 16:
+            raise VulnsteerError(f"fit_max_code_tokens {self.fit_max_code_tokens}: must be at least 16")
         object.__setattr__(self, "readout", Readout(self.readout))
         object.__setattr__(self, "device", check_device(self.device))
         object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))
