@@ -97,17 +97,15 @@ class KeptCounts:
 
     def text(self) -> str:
         n_pairs = self.pairs_kept + self.pairs_dropped + self.pairs_split
+        twin = f"; {self.with_twin} only because the twin was over the budget" if self.with_twin else ""
         out = (f"kept {self.kept.text()} of {self.kept.total + self.dropped.total} files and {self.pairs_kept} of "
-               f"{n_pairs} pairs; dropped {self.dropped.text()} files")
-        if self.with_twin:
-            out += f", {self.with_twin} of them only because their twin was over the budget"
-        out += f", and {self.pairs_dropped} pairs whole"
-        return out + (f"; {self.pairs_split} pairs lost one side" if self.pairs_split else "")
+               f"{n_pairs} pairs; dropped {self.dropped.total} files ({self.dropped.vulnerable} vulnerable, "
+               f"{self.dropped.secure} secure{twin}), {_pairs(self.pairs_dropped)} whole")
+        return out + (f"; {_pairs(self.pairs_split)} lost one side" if self.pairs_split else "")
 
-    def brief(self) -> str:
-        """For a table cell: 'files 1008/1440, pairs 504/720'."""
-        n_pairs = self.pairs_kept + self.pairs_dropped + self.pairs_split
-        return f"files {self.kept.total}/{self.kept.total + self.dropped.total}, pairs {self.pairs_kept}/{n_pairs}"
+
+def _pairs(n: int) -> str:
+    return f"{n} pair{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
