@@ -73,3 +73,5 @@ def test_generated_counts_cover_the_evaluated_files_only():
     g = GeneratedCounts.of(rows, 2)
     assert (g.generated.vulnerable, g.generated.secure, g.evaluated) == (1, 1, 3)
     assert g.text().startswith("generated answers: a seeded class-balanced sample of 2 of 3 files (1 vulnerable, 1 secure")
+    every = GeneratedCounts.of(rows[:2], 4).text()
+    assert every == "generated answers: every one of the 2 files (--generate-sample 4 is not fewer)"

@@ -99,13 +99,13 @@ class KeptCounts:
         n_pairs = self.pairs_kept + self.pairs_dropped + self.pairs_split
         twin = f"; {self.with_twin} only because the twin was over the budget" if self.with_twin else ""
         out = (f"kept {self.kept.text()} of {self.kept.total + self.dropped.total} files and {self.pairs_kept} of "
-               f"{n_pairs} pairs; dropped {self.dropped.total} files ({self.dropped.vulnerable} vulnerable, "
-               f"{self.dropped.secure} secure{twin}), {_pairs(self.pairs_dropped)} whole")
-        return out + (f"; {_pairs(self.pairs_split)} lost one side" if self.pairs_split else "")
+               f"{n_pairs} pairs; dropped {_count(self.dropped.total, 'file')} ({self.dropped.vulnerable} vulnerable, "
+               f"{self.dropped.secure} secure{twin}), {_count(self.pairs_dropped, 'pair')} whole")
+        return out + (f"; {_count(self.pairs_split, 'pair')} lost one side" if self.pairs_split else "")
 
 
-def _pairs(n: int) -> str:
-    return f"{n} pair{'' if n == 1 else 's'}"
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,9 @@ class GeneratedCounts:
     def text(self) -> str:
         if self.sample is None:
             return f"generated answers: every one of the {self.evaluated} files"
+        if self.generated.total == self.evaluated:
+            return (f"generated answers: every one of the {self.evaluated} files (--generate-sample {self.sample} is "
+                    "not fewer)")
         return (f"generated answers: a seeded class-balanced sample of {self.generated.total} of {self.evaluated} files "
                 f"({self.generated.vulnerable} vulnerable, {self.generated.secure} secure; --generate-sample "
-                f"{self.sample}); the answer score covers every file")
+                f"{self.sample}); the answer score and published LLMs' columns cover every file")
