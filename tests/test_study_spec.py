@@ -12,7 +12,7 @@ from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI i
 from vulnsteer.experiments.study_spec import (
     SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
 )
-from vulnsteer.options import Method, Readout, Train
+from vulnsteer.options import LongFiles, Method, Readout, Train
 
 AUGMENTED = ("hand-crafted", "augmented-trivial", "augmented-non-trivial")
 
@@ -62,6 +62,8 @@ methods = ["caa", "pca"]
 add_alphas = [-4, 4.5]
 seed = 7
 train = ["augmented"]
+long_files = "skip-pairs"
+generate_sample = 64
 """)
     spec = load_spec(spec_file)
     names = [c.name for c in spec.cells()]
@@ -74,6 +76,7 @@ train = ["augmented"]
     for cfg in (first, second):
         assert cfg.steer.k_folds == 3 and cfg.steer.layers == (1, 2) and cfg.steer.methods == (Method.CAA, Method.PCA)
         assert cfg.steer.add_alphas == (-4.0, 4.5) and cfg.steer.seed == 7 and cfg.baseline.seed == 7
+        assert cfg.baseline.long_files is LongFiles.SKIP_PAIRS and cfg.baseline.generate_sample == 64
 
 
 def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path):
@@ -96,6 +99,7 @@ def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path
     ("[run]\nfolds = 2", "[run] folds = 2: --folds 2: cross-fitting needs at least 3"),
     ("[run]\nfolds = \"3\"", "[run] folds = '3': expected an integer"),
     ("[run]\ngenerate = 1", "[run] generate = 1: expected true or false"),
+    ("[run]\ngenerate_sample = 5", "[run] generate_sample = 5: --generate-sample 5: must be an even number"),
     ("[run]\nmethods = [\"caa\", \"magic\"]", "[run] methods = ['caa', 'magic']: unknown method 'magic'"),
     ("[run]\nlayers = [-1]", "[run] layers = [-1]: --layers: block -1 is negative"),
     ("[run]\ndevice = \"tpu\"", "[run] device = 'tpu': unknown device 'tpu'"),
