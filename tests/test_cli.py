@@ -295,6 +295,8 @@ sys.exit(code)
     (["run", "--steer-template", "Z9"], "unknown prompt template 'Z9'"),
     (["run", "--template", "all"], "only `vulnsteer baseline` scores every template"),
     (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
+    (["run", "--long-files", "skip-pair"], "use one of windows, diff-centred, skip, skip-pairs"),
+    (["run", "--generate-sample", "3"], "--generate-sample 3: must be an even number of at least 2"),
     # the old name of diff-centred is gone, not an alias: one way each
     (["run", "--long-files", "truncate"], "unknown longfiles 'truncate'; use one of windows, diff-centred, skip"),
     (["run", "--fit-on", "nonsense"], "--fit-on 'nonsense': not a dataset"),

@@ -12,7 +12,7 @@ from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI i
 from vulnsteer.experiments.study_spec import (
     SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
 )
-from vulnsteer.options import Method, Readout, Train
+from vulnsteer.options import LongFiles, Method, Readout, Train
 
 AUGMENTED = ("hand-crafted", "augmented-trivial", "augmented-non-trivial")
 
@@ -62,6 +62,8 @@ methods = ["caa", "pca"]
 add_alphas = [-4, 4.5]
 seed = 7
 train = ["augmented"]
+long_files = "skip-pairs"
+generate_sample = 64
 """)
     spec = load_spec(spec_file)
     names = [c.name for c in spec.cells()]
@@ -77,6 +79,7 @@ train = ["augmented"]
     for cfg in (first, second):
         assert cfg.steer.k_folds == 3 and cfg.steer.layers == (1, 2) and cfg.steer.methods == (Method.CAA, Method.PCA)
         assert cfg.steer.add_alphas == (-4.0, 4.5) and cfg.steer.seed == 7 and cfg.baseline.seed == 7
+        assert cfg.baseline.long_files is LongFiles.SKIP_PAIRS and cfg.baseline.generate_sample == 64
 
 
 def test_a_cell_sets_its_own_run_keys_and_the_fit_side_its_own_long_file_policy(tmp_path):
@@ -120,6 +123,7 @@ def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path
     ("[run]\nfolds = 2", "[run] folds = 2: --folds 2: cross-fitting needs at least 3"),
     ("[run]\nfolds = \"3\"", "[run] folds = '3': expected an integer"),
     ("[run]\ngenerate = 1", "[run] generate = 1: expected true or false"),
+    ("[run]\ngenerate_sample = 5", "[run] generate_sample = 5: --generate-sample 5: must be an even number"),
     ("[run]\nmethods = [\"caa\", \"magic\"]", "[run] methods = ['caa', 'magic']: unknown method 'magic'"),
     ("[run]\nlayers = [-1]", "[run] layers = [-1]: --layers: block -1 is negative"),
     ("[run]\ndevice = \"tpu\"", "[run] device = 'tpu': unknown device 'tpu'"),
@@ -127,7 +131,8 @@ def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path
     ("run = 3", "[run]: expected a table of [run] keys"),
     ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fold = 3 }", "cells[0].run unknown key 'fold'"),
     ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fit_long_files = \"skip\" }", "a cross-fitted cell (sven__crossfit) has none"),
-    ("[[cells]]\ncrossfit = [\"sven\"]\n[[cells]]\ncrossfit = [\"sven\"]\nrun = { n_fluency = 1 }", "two cells read the same data (sven__crossfit)"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\n[[cells]]\ncrossfit = [\"sven\"]\nrun = { n_fluency = 1 }",
+     "two cells read the same data (sven__crossfit)"),
     ("models = [", "not valid TOML"),
 ])
 def test_a_bad_key_or_value_is_one_line_naming_it(tmp_path, text, message):

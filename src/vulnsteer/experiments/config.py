@@ -35,6 +35,9 @@ class BaselineConfig:
     generate: bool = True
     max_new_tokens: int = 256
     batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
+    # Generate answers for a seeded, class-balanced sample of this many files (experiments/coverage.py), not
+    # for every file; the answer score still covers every file. None: every file.
+    generate_sample: int | None = None
     max_code_tokens: int = 1536
     long_files: LongFiles = LongFiles.WINDOWS
     n_boot: int = 1000
@@ -59,6 +62,10 @@ class BaselineConfig:
         for name, low in (("max_new_tokens", 1), ("batch_size", 1), ("max_code_tokens", 16), ("n_boot", 100)):
             if getattr(self, name) < low:
                 raise VulnsteerError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {low}")
+        n = self.generate_sample
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2 or n % 2):
+            raise VulnsteerError(f"--generate-sample {n}: must be an even number of at least 2 (half vulnerable, "
+                                 "half secure), or left out to generate for every file")
 
     def check_context(self, context: int | None) -> None:
         """Refuse answers longer than the model can hold (prompt tokens come on top)."""

@@ -153,6 +153,7 @@ CELL_KEYS = ("crossfit", "fit", "test", "run")
 RUN_KEYS: dict[str, tuple[str, str, str]] = {
     "cwes": ("baseline", "cwes", "strs"), "template": ("baseline", "template", "str"),
     "generate": ("baseline", "generate", "bool"), "max_new_tokens": ("baseline", "max_new_tokens", "int"),
+    "generate_sample": ("baseline", "generate_sample", "int"),
     "batch_size": ("baseline", "batch_size", "int"), "max_code_tokens": ("baseline", "max_code_tokens", "int"),
     "long_files": ("baseline", "long_files", "str"), "n_boot": ("baseline", "n_boot", "int"),
     "layers": ("steer", "layers", "ints"), "methods": ("steer", "methods", "strs"),
