@@ -34,7 +34,7 @@ from vulnsteer.options import (
     Executor, LongFiles, Method, Precision, Readout, StrengthUnit, StudyPreset, SweepScope, Train, parse_list,
 )
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)  # None: flags show as flags
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -320,5 +320,8 @@ def study(
         chosen = replace(chosen, models=tuple(parse_list(model)))
     path = run_study(chosen, out_dir, data, cache_dir, trust_remote_code, Executor(executor), ray_address)
     from vulnsteer.experiments import schema
+    from vulnsteer.report.study import results_table
+    from vulnsteer.report.tables import to_rich
 
+    out.print(to_rich(results_table(path)))
     out.print(f"study folder: {path}  report: {schema.STUDY_MD}, {schema.STUDY_HTML}")

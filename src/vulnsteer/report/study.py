@@ -127,12 +127,21 @@ def _figure(cells: list[StudyCell], results: dict[str, RunResult | None], study_
                  "is not evidence of a readable signal.")]
 
 
+def _read(study_dir: Path) -> tuple[list[StudyCell], dict[str, RunResult | None]]:
+    cells = read_cells(study_dir)
+    return cells, {c.name: read_result(study_dir / c.folder) if (study_dir / c.folder / schema.CONFIG).is_file()
+                   else None for c in cells}
+
+
+def results_table(study_dir: Path) -> TableData:
+    """The study's held-out results, one row per cell: what `vulnsteer study` prints when it ends."""
+    return _results_table(*_read(Path(study_dir)))
+
+
 def write_study(study_dir: Path) -> tuple[Path, Path]:
     """Write study_dir/study.md and study_dir/study.html (the figure under study_dir/figures)."""
     study_dir = Path(study_dir)
-    cells = read_cells(study_dir)
-    results = {c.name: read_result(study_dir / c.folder) if (study_dir / c.folder / schema.CONFIG).is_file() else None
-               for c in cells}
+    cells, results = _read(study_dir)
     done = sum(_status(r) == "finished" for r in results.values())
     title = f"vulnsteer study: {len(cells)} cells" + ("" if done == len(cells) else f" ({done} finished)")
     sections = [
