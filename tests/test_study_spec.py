@@ -12,7 +12,7 @@ from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI i
 from vulnsteer.experiments.study_spec import (
     SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
 )
-from vulnsteer.options import Method, Readout, Train
+from vulnsteer.options import LongFiles, Method, Readout, Train
 
 AUGMENTED = ("hand-crafted", "augmented-trivial", "augmented-non-trivial")
 
@@ -62,18 +62,45 @@ methods = ["caa", "pca"]
 add_alphas = [-4, 4.5]
 seed = 7
 train = ["augmented"]
+long_files = "skip-pairs"
+generate_sample = 64
 """)
     spec = load_spec(spec_file)
     names = [c.name for c in spec.cells()]
-    assert names == [f"{m}__{r}__{s}" for m in ("tiny-qwen2", "tiny-falcon") for r in ("code-mean", "answer")
-                     for s in ("sven+pairs__real-world", "hand-crafted+augmented-trivial__crossfit")]
-    first, second = (cell_config(spec, c) for c in spec.cells()[:2])
+    # readouts innermost: a split's cells follow each other and share their passes (activations/memo.py)
+    assert names == [f"{m}__{r}__{s}" for m in ("tiny-qwen2", "tiny-falcon")
+                     for s in ("sven+pairs__real-world", "hand-crafted+augmented-trivial__crossfit")
+                     for r in ("code-mean", "answer")]
+    first, second = (cell_config(spec, c) for c in spec.cells()[1:3])
     assert first.fit_on == ("sven", str(tmp_path / "pairs.jsonl"))  # relative to the spec file
     assert first.train == (Train.HOLDOUT,) and second.train == (Train.AUGMENTED,)
     assert second.baseline.subsets == ("hand-crafted", "augmented-trivial") and second.readout is Readout.CODE_MEAN
+    assert first.readout is Readout.ANSWER
     for cfg in (first, second):
         assert cfg.steer.k_folds == 3 and cfg.steer.layers == (1, 2) and cfg.steer.methods == (Method.CAA, Method.PCA)
         assert cfg.steer.add_alphas == (-4.0, 4.5) and cfg.steer.seed == 7 and cfg.baseline.seed == 7
+        assert cfg.baseline.long_files is LongFiles.SKIP_PAIRS and cfg.baseline.generate_sample == 64
+
+
+def test_a_cell_sets_its_own_run_keys_and_the_fit_side_its_own_long_file_policy(tmp_path):
+    spec_file = tmp_path / "study.toml"
+    spec_file.write_text("""
+[[cells]]
+fit = ["sven"]
+test = ["real-world"]
+run = { fit_long_files = "skip", fit_max_code_tokens = 384, n_fluency = 0 }
+[[cells]]
+crossfit = ["hand-crafted"]
+[run]
+max_code_tokens = 1024
+n_fluency = 2
+""")
+    spec = load_spec(spec_file)
+    transfer, crossfit = (cell_config(spec, c) for c in spec.cells())
+    assert (transfer.fit_long_files, transfer.fit_max_code_tokens, transfer.n_fluency) == ("skip", 384, 0)
+    assert transfer.baseline.max_code_tokens == 1024 and transfer.baseline.long_files == "windows"
+    assert (crossfit.fit_long_files, crossfit.fit_max_code_tokens, crossfit.n_fluency) == (None, None, 2)
+    assert spec.settings()["cells"][0]["run"] == {"fit_long_files": "skip", "fit_max_code_tokens": 384, "n_fluency": 0}
 
 
 def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path):
@@ -96,11 +123,16 @@ def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path
     ("[run]\nfolds = 2", "[run] folds = 2: --folds 2: cross-fitting needs at least 3"),
     ("[run]\nfolds = \"3\"", "[run] folds = '3': expected an integer"),
     ("[run]\ngenerate = 1", "[run] generate = 1: expected true or false"),
+    ("[run]\ngenerate_sample = 5", "[run] generate_sample = 5: --generate-sample 5: must be an even number"),
     ("[run]\nmethods = [\"caa\", \"magic\"]", "[run] methods = ['caa', 'magic']: unknown method 'magic'"),
     ("[run]\nlayers = [-1]", "[run] layers = [-1]: --layers: block -1 is negative"),
     ("[run]\ndevice = \"tpu\"", "[run] device = 'tpu': unknown device 'tpu'"),
     ("[run]\nadd_alphas = [1, \"x\"]", "[run] add_alphas = [1, 'x']: expected a list of numbers"),
-    ("run = 3", "run: expected a [run] table"),
+    ("run = 3", "[run]: expected a table of [run] keys"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fold = 3 }", "cells[0].run unknown key 'fold'"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fit_long_files = \"skip\" }", "a cross-fitted cell (sven__crossfit) has none"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\n[[cells]]\ncrossfit = [\"sven\"]\nrun = { n_fluency = 1 }",
+     "two cells read the same data (sven__crossfit)"),
     ("models = [", "not valid TOML"),
 ])
 def test_a_bad_key_or_value_is_one_line_naming_it(tmp_path, text, message):

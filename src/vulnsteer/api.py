@@ -150,6 +150,12 @@ def run(
     length against the model's shape read from its config or GGUF header, then the weights load."""
     t0 = time.time()
     root, records = preflight(cfg, model, data, out, force, command)  # before torch is imported
+    from vulnsteer.experiments.run_folder import fresh_run_path
+    from vulnsteer.progress import log
+
+    out = Path(out) if out is not None else fresh_run_path(command)
+    log(f"{command}: model {model}, {cfg.dtype} on device {cfg.device}, data {root} ({len(records)} files: "
+        f"{', '.join(cfg.baseline.subsets)}), run folder {out}")
 
     from vulnsteer.experiments.context import open_context
     from vulnsteer.experiments.run import run_all
@@ -191,7 +197,11 @@ def study(
     resumes; every cell is checked before the first loads a model (docs/STUDY.md)."""
     from vulnsteer.experiments.study import plan_study, run_cells
 
+    from vulnsteer.progress import log
+
     plan = plan_study(spec, out, data, cache_dir, trust_remote_code)
+    log(f"study: {len(plan.jobs)} cells ({len(plan.todo)} to run) of {', '.join(spec.models)}, executor "
+        f"{Executor(executor)}, data {plan.jobs[0].data if plan.jobs else '-'}, study folder {plan.path}")
     run_cells(plan, run_cell, executor, ray_address)
     from vulnsteer.report.study import write_study
 

@@ -70,8 +70,10 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet, template: str)
     records = load_records(ctx.data_root, names, cwes)
     seen = {s.record.sha256 for s in main.samples}
     records = [r for r in records if r.sha256 not in seen]  # byte-identical copies of test files add nothing
+    # Long training files are left out (skip-pairs: with their twins, so SVEN's pairs stay whole and balanced).
+    policy = LongFiles.SKIP_PAIRS if cfg.baseline.long_files is LongFiles.SKIP_PAIRS else LongFiles.SKIP
     samples = build_samples(records, ctx.loaded, template, ctx.cwe_names, ctx.data_root,
-                            cfg.baseline.max_code_tokens, LongFiles.SKIP)
+                            cfg.baseline.max_code_tokens, policy)
     return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
 
 
