@@ -27,21 +27,30 @@ def test_the_quick_preset_is_the_default_model_two_readouts_hand_crafted_without
     assert cfg.n_side_by_side == 0 and cfg.n_fluency == 0 and cfg.stages == ("probe", "steer")
 
 
-def test_the_full_preset_is_every_readout_times_five_splits():
+def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_budget():
     cells = preset("full").cells()
-    assert len(cells) == 15 and [c.index for c in cells] == list(range(1, 16)) and {c.total for c in cells} == {15}
-    assert cells[2].title == "cell 3/15 qwen2.5-coder-0.5b__answer__sven__real-world"
+    assert len(cells) == 18 and [c.index for c in cells] == list(range(1, 19)) and {c.total for c in cells} == {18}
+    assert cells[2].title == "cell 3/18 qwen2.5-coder-0.5b__code-last__sven__crossfit"
     configs = {c.name.split("__", 1)[1]: cell_config(preset("full"), c) for c in cells}
     assert set(configs) == {f"{r}__{s}" for r in ("answer", "code-mean", "code-last") for s in (
         "sven__crossfit", "sven__hand-crafted", "sven__real-world",
-        "hand-crafted+augmented-trivial+augmented-non-trivial__real-world", "hand-crafted__crossfit")}
+        "hand-crafted+augmented-trivial+augmented-non-trivial__real-world", "hand-crafted__crossfit",
+        "planted__crossfit")}
     xfit = configs["code-last__sven__crossfit"]
     assert xfit.baseline.subsets == ("sven",) and (xfit.fit_on, xfit.test_on) == ((), ())
     assert xfit.readout is Readout.CODE_LAST
+    assert (xfit.baseline.long_files, xfit.baseline.max_code_tokens, xfit.baseline.generate_sample) == (
+        "skip-pairs", 384, 64)
+    to_hc = configs["answer__sven__hand-crafted"]
+    assert (to_hc.fit_long_files, to_hc.fit_max_code_tokens) == ("skip-pairs", 384)
+    assert (to_hc.baseline.long_files, to_hc.baseline.max_code_tokens, to_hc.baseline.generate_sample) == (
+        "windows", 1536, None), "the data under test is read whole"
     transfer = configs["answer__hand-crafted+augmented-trivial+augmented-non-trivial__real-world"]
     assert transfer.fit_on == AUGMENTED and transfer.test_on == ("real-world",)
     assert transfer.baseline.subsets == ("real-world",) and transfer.train == (Train.HOLDOUT,)
-    assert configs["answer__sven__hand-crafted"].baseline.generate  # full keeps everything vulnsteer run does
+    assert transfer.fit_long_files is None and transfer.baseline.generate
+    assert configs["code-mean__planted__crossfit"].baseline.subsets == ("planted",)
+    assert {(c.n_side_by_side, c.n_fluency) for c in configs.values()} == {(2, 4)}
 
 
 def test_a_toml_spec_expands_model_by_readout_by_split(tmp_path):

@@ -21,11 +21,10 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from vulnsteer.activations.passes import PromptPass
+if TYPE_CHECKING:  # torch-free at import: the study planner imports this module before any option check
+    from vulnsteer.activations.passes import PromptPass
 
 # Of the machine's memory, what the memo may hold by default: one data set's passes (SVEN's at a 512-token
 # budget are about 10 GB for the 0.5B model) beside the model and the cell that is running.
@@ -34,6 +33,8 @@ DEFAULT_FRACTION = 0.5
 
 def _nbytes(obj: Any, seen: set[int]) -> int:
     """Bytes of the tensors reachable from `obj` (each storage counted once)."""
+    import torch
+
     if isinstance(obj, torch.Tensor):
         key = obj.untyped_storage().data_ptr()
         if key in seen:
