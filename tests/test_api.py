@@ -11,7 +11,7 @@ import torch
 
 import vulnsteer as vs
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.api import _build, _words
+from vulnsteer.api_notebook import _build, _words
 from vulnsteer.steering.sweep import score_interventions
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,6 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.splits import grouped_kfold
+from vulnsteer.progress import console
 
 # lbfgs on standardised features converges in well under 200 iterations at C=1 for n~300, d~900; the cap
 # bounds the time of a nearly separable layer, where the optimum is still close enough for ranking.
@@ -42,6 +43,11 @@ class ProbeResult:
     @property
     def best_layer(self) -> int:
         return int(np.nanargmax(self.auroc))
+
+
+def _bar(progress: bool) -> Progress:
+    """A transient bar on the shared stderr console; off a terminal it drew only blank lines, so none there."""
+    return Progress(transient=True, disable=not progress or not console.is_terminal, console=console)
 
 
 def _probe(C: float, seed: int) -> Pipeline:
@@ -85,7 +91,7 @@ def layer_probes(
     folds = grouped_kfold(groups, k, seed, labels=y)
     n, n_layers, _ = X.shape
     scores = np.empty((n_layers, n))
-    with Progress(transient=True, disable=not progress) as bar, warnings.catch_warnings():
+    with _bar(progress) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         task = bar.add_task("probing layers" + (" (shuffled labels)" if shuffle_labels else ""), total=n_layers)
         for layer in range(n_layers):
@@ -162,7 +168,7 @@ def transfer_probes(
         y_fit = np.random.default_rng(seed).permutation(y_fit)
     n_layers = X_fit.shape[1]
     scores = np.empty((n_layers, len(X_test)))
-    with Progress(transient=True, disable=not progress) as bar, warnings.catch_warnings():
+    with _bar(progress) as bar, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         task = bar.add_task("probing layers" + (" (shuffled labels)" if shuffle_labels else ""), total=n_layers)
         for layer in range(n_layers):
