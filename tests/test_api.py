@@ -64,8 +64,8 @@ def test_quickstart_example_runs(tiny_dirs, data_root, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "examples" / "quickstart.py"), "--model", str(tiny_dirs["qwen2"]),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "the reloaded vector gives the same steered score" in proc.stdout
-    assert len(list((tmp_path / "out").glob("caa-block*.safetensors"))) == 1
+    assert "the reloaded vector gives the same steered score" in proc.stdout and "probe AUROC per block" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["caa.gguf", "caa.json", "caa.safetensors"]
 
 
 def test_a_vector_vulnsteer_run_saved_applies_in_two_lines_as_the_experiment_scored_it(data_root, tmp_path, monkeypatch):
