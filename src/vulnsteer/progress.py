@@ -38,6 +38,19 @@ def log(message: str) -> None:
 
 
 @contextmanager
+def status(message: str) -> Iterator[None]:
+    """A step with no count (e.g. a dequantisation): a spinner on a terminal, else a line before and after."""
+    if console.is_terminal:
+        with console.status(_label(message)):
+            yield
+        return
+    start = time.monotonic()
+    log(f"{message} ...")
+    yield
+    log(f"{message}: done in {time.monotonic() - start:.0f} s")
+
+
+@contextmanager
 def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; draws to stderr so stdout stays clean for tables and JSON."""
     description = _label(description)
