@@ -241,3 +241,15 @@ def test_a_trained_vector_exports_to_gguf_without_a_hint(lm, tmp_path):
     with pytest.raises(VulnsteerError, match="only add"):
         v.with_application("amplify", 4).to_gguf(tmp_path / "amp.gguf")
     assert not (tmp_path / "amp.gguf").exists()
+
+
+def test_the_walk_through_in_docs_api_runs_as_written(tmp_path, monkeypatch):
+    """Done when a notebook user does all of it from docs/API.md in under 15 lines: the first block, as written,
+    on a tiny model."""
+    doc = (REPO / "docs" / "API.md").read_text(encoding="utf-8")
+    code = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 15
+    monkeypatch.setenv("VULNSTEER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code.replace('"qwen2.5-coder-0.5b"', '"tiny-qwen2"'), "docs/API.md", "exec"), {})
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["caa.gguf", "caa.json", "caa.safetensors"]

@@ -89,6 +89,8 @@ class SteeringVector:
     operator: str = Operator.ADD.value
     alpha: float = 1.0
     unit: str = StrengthUnit.RAW.value
+    # Every position, as a llama.cpp / repeng control vector: a vector no experiment chose a scope for then adds
+    # in `apply` what its GGUF export adds; a run's saved vectors carry the scope the experiment chose.
     scope: str = Scope.ALL.value
     model_id: str = ""
     model_hash: str = ""
@@ -229,6 +231,7 @@ class SteeringVector:
         A vector built on another model (by source hash) is refused unless `force=True`: a direction is
         meaningless in another model's residual stream even where the widths agree.
         """
+        net: torch.nn.Module
         if isinstance(model, LoadedModel):
             if self.model_hash and self.model_hash != model.source_hash and not force:
                 raise ModelError(f"this steering vector was built on {self.model_id or self.model_hash[:12]}, not "
