@@ -59,3 +59,16 @@ def test_show_false_prints_nothing(monkeypatch):
     with progress.progress_bar("probing layers", total=2, show=False) as advance:
         advance(2)
     assert log.getvalue() == ""
+
+
+def test_hashing_a_large_file_off_a_terminal_logs_its_progress(monkeypatch, tmp_path):
+    from vulnsteer import io as vio
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=log, force_terminal=False, width=200))
+    monkeypatch.setattr(vio, "_PROGRESS_MIN_BYTES", 1 << 20)  # a model-sized file, scaled down
+    path = tmp_path / "weights.gguf"
+    path.write_bytes(b"\1" * (3 << 20))
+    vio.sha256_file(path)
+    text = log.getvalue()
+    assert "hashing weights.gguf (MiB): 0/3" in text and "hashing weights.gguf (MiB): 3/3 done in" in text

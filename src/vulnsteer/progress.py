@@ -46,6 +46,19 @@ def _silent(_n: int = 1) -> None:
 
 
 @contextmanager
+def status(message: str) -> Iterator[None]:
+    """A step with no count (e.g. a dequantisation): a spinner on a terminal, else a line before and after."""
+    if console.is_terminal:
+        with console.status(_label(message)):
+            yield
+        return
+    start = time.monotonic()
+    log(f"{message} ...")
+    yield
+    log(f"{message}: done in {time.monotonic() - start:.0f} s")
+
+
+@contextmanager
 def progress_bar(description: str, total: int, unit: str = "", show: bool = True) -> Iterator[Callable[[int], None]]:
     """Yields `advance(n)`; draws to stderr so stdout stays clean for tables and JSON. `unit` names what is
     counted in log lines ("tokens"); show=False yields an `advance` that shows nothing."""
