@@ -11,6 +11,10 @@
     precision (the practical peak of this machine at that precision); int8 (torchao, not offered by
     vulnsteer, see docs/BENCHMARKS.md) can be listed too
 (7) with --run-wall: wall time of `vulnsteer run` (defaults) per precision, in a subprocess each
+(8) with --study-wall PRESET (alone: (1)-(7) are skipped): wall time of `vulnsteer study --preset PRESET`
+    cold (an empty activation cache; the converted model is reused, its cold load is line (4)), warm (the same
+    study into a new folder with that cache) and rerun (the same command into the same folder: every cell
+    finished, skipped), each in a subprocess, with each stage's time summed over the cells
 """
 
 from __future__ import annotations
@@ -55,7 +59,13 @@ def main() -> None:
     ap.add_argument("--run-wall", action="store_true", help="(7): time `vulnsteer run` per precision (long)")
     ap.add_argument("--keep-runs", type=Path, default=None,
                     help="(7) writes its run folders here (<dir>/<precision>) and keeps them; default: a temporary folder")
+    ap.add_argument("--study-wall", metavar="PRESET", default=None, help="(8) only: time `vulnsteer study --preset PRESET`")
+    ap.add_argument("--study-runs", default="cold,warm,rerun", help="(8): which of cold, warm, rerun")
+    ap.add_argument("--study-dir", type=Path, default=None, help="(8) keeps its study folders and cache here")
     args = ap.parse_args()
+    if args.study_wall:
+        study_wall(args.study_wall, args.study_dir, [r.strip() for r in args.study_runs.split(",") if r.strip()])
+        return
 
     ctx = open_context(args.model, None, None, ["hand-crafted"], dtype=args.dtype)
     model, parts = ctx.loaded.model, ctx.loaded.parts
@@ -185,6 +195,36 @@ def run_wall(model_name: str, name: str, keep: Path | None = None) -> None:
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)
+
+
+def study_wall(preset: str, keep: Path | None, runs: list[str]) -> None:
+    """(8): `vulnsteer study --preset PRESET` cold, warm and rerun, each in its own process."""
+    import json
+
+    root = Path(tempfile.mkdtemp(prefix="vulnsteer-study-")) if keep is None else keep
+    cache = root / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not (cache / "models").exists():  # the converted model is reused: its cold load is line (4)
+        (cache / "models").symlink_to(default_cache_dir() / "models")
+    folders = {"cold": root / "cold", "warm": root / "warm", "rerun": root / "cold"}
+    try:
+        for which in runs:
+            out = folders[which]
+            cmd = [sys.executable, "-m", "vulnsteer", "study", "--preset", preset, "--out", str(out),
+                   "--cache-dir", str(cache)]
+            with open(root / f"{which}.log", "w") as log:
+                done, seconds = timed(lambda: subprocess.run(cmd, env=os.environ.copy(), stdout=log, stderr=log))
+            stages: dict[str, float] = {}
+            for cfg in sorted(out.glob("cells/*/config.json")):
+                for name, sec in json.loads(cfg.read_text()).get("stage_seconds", {}).items():
+                    stages[name] = stages.get(name, 0.0) + float(sec)
+            status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode}, {root / (which + '.log')})"
+            print(f"(8) vulnsteer study --preset {preset}, {which}: {seconds / 60:.1f} min wall, {status}; stages summed "
+                  "over cells: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in sorted(stages.items(), key=lambda kv: -kv[1])),
+                  flush=True)
+    finally:
+        if keep is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

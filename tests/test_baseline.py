@@ -19,12 +19,13 @@ def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-def _baseline(policy: str, data_root, tiny_dirs, tmp_path, budget: int = 200) -> tuple[list[dict], dict, str]:
+def _baseline(policy: str, data_root, tiny_dirs, tmp_path, budget: int = 200,
+              *extra: str) -> tuple[list[dict], dict, str]:
     out = tmp_path / policy
     result = CliRunner().invoke(app, [str(a) for a in (
         "baseline", "--model", tiny_dirs["qwen2"], "--data", data_root, "--cwe", "CWE-787", "--max-new-tokens", "3",
         "--max-code-tokens", budget, "--long-files", policy, "--n-boot", "100", "--out", out,
-        "--cache-dir", tmp_path / "cache")], catch_exceptions=False)
+        "--cache-dir", tmp_path / "cache", *extra)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
     return rows, json.loads((out / "config.json").read_text()), (out / "report.md").read_text()
@@ -72,3 +73,30 @@ def test_diff_centred_and_skip_are_labelled(data_root, tiny_dirs, tmp_path):
     assert skipped and all(r["n_windows"] == 0 and r["generation"] is None for r in skipped)
     assert any(n.startswith(f"--long-files skip: {len(skipped)} of 6 files") for n in config["notes"])
     assert f"{len(skipped)} skipped" in report
+
+
+def test_skip_pairs_drops_pairs_whole_and_counts_them_in_notes_and_report(data_root, tiny_dirs, tmp_path):
+    """At 640 tiny tokens pair 2 is over on both sides and pair 3 on its patched side only (test_samples.py)."""
+    rows, config, report = _baseline("skip-pairs", data_root, tiny_dirs, tmp_path, 640)
+    kept = [r for r in rows if not r["skipped"]]
+    assert [r["label"] for r in kept] == [1, 0] and kept[0]["pair_id"] == kept[1]["pair_id"]
+    assert [r["id"].rsplit("/", 1)[1] for r in rows if r["skipped_with_twin"]] == ["3"]
+    counts = ("kept 2 (1 vulnerable, 1 secure) of 6 files and 1 of 3 pairs; dropped 4 files (2 vulnerable, 2 secure; "
+              "1 only because the twin was over the budget), 2 pairs whole")
+    assert f"--long-files skip-pairs: {counts}" in config["notes"]
+    assert any(n.startswith("--long-files skip-pairs: 3 of 6 files were longer than 640") for n in config["notes"])
+    baseline = report.split("## Baseline (no steering)")[1].split("\n## ")[0]
+    assert f"In all, {counts}." in baseline
+
+
+def test_a_generation_sample_generates_for_its_files_only_and_scores_every_file(data_root, tiny_dirs, tmp_path):
+    rows, config, report = _baseline("windows", data_root, tiny_dirs, tmp_path, 1536, "--generate-sample", "2")
+    generated = [r for r in rows if r["generation"] is not None]
+    assert len(generated) == 2 and {r["label"] for r in generated} == {0, 1}
+    assert generated[0]["pair_id"] == generated[1]["pair_id"]  # a whole pair, so P-C stays computable
+    assert all(r["generation_verdict"] is None for r in rows if r not in generated)
+    summary = json.loads((tmp_path / "windows" / "baseline" / "summary.json").read_text())
+    assert summary["score"]["all"]["n"][0] == 6 and summary["generation"]["all"]["n"][0] == 2
+    line = ("generated answers: a seeded class-balanced sample of 2 of 6 files (1 vulnerable, 1 secure; "
+            "--generate-sample 2); the answer score and published LLMs' columns cover every file")
+    assert line in config["notes"] and "Generated answers: a seeded class-balanced sample of 2 of 6 files" in report

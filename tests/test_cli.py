@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -48,6 +49,10 @@ def test_baseline_on_tiny_starcoder_writes_a_complete_run_folder(data_root, tiny
         "--n-boot", "100", "--out", out, "--cache-dir", tmp_path / "cache",
     )
     assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (  # the opening line says what runs where, before anything slow
+        f"baseline: model {tiny_dirs['gpt_bigcode']}, float32 on device auto, data {data_root.resolve()} "
+        f"(48 files: hand-crafted), run folder {out}")
+    assert "generating: 0/192 tokens" in result.stderr, "generation progress counts tokens (48 files x 4)"
     rows = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == 48 and {r["label"] for r in rows} == {0, 1}
     assert len({round(r["score"], 6) for r in rows}) > 1, "scores must not be constant"
@@ -298,6 +303,8 @@ sys.exit(code)
     (["run", "--steer-template", "Z9"], "unknown prompt template 'Z9'"),
     (["run", "--template", "all"], "only `vulnsteer baseline` scores every template"),
     (["baseline", "--long-files", "fold"], "unknown longfiles 'fold'"),
+    (["run", "--long-files", "skip-pair"], "use one of windows, diff-centred, skip, skip-pairs"),
+    (["run", "--generate-sample", "3"], "--generate-sample 3: must be an even number of at least 2"),
     # the old name of diff-centred is gone, not an alias: one way each
     (["run", "--long-files", "truncate"], "unknown longfiles 'truncate'; use one of windows, diff-centred, skip"),
     (["run", "--fit-on", "nonsense"], "--fit-on 'nonsense': not a dataset"),
@@ -394,3 +401,55 @@ def test_transfer_run_on_tiny_qwen_writes_a_complete_run_folder(small_root, tiny
     assert "Held-out results (fit on sven, tested on hand-crafted)" in report
     assert "validation split of the fit-on data" in report and (out / "report.html").is_file()
     assert (out / "steer" / "generations.jsonl").is_file()
+
+
+def _probe_torch(args: list, env: dict | None = None):
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's code, whatever the cwd
+    path = os.pathsep.join([src, *filter(None, [os.environ.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-c", _PROBE_TORCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": path, **(env or {})})
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_a_device_this_torch_cannot_use_is_refused_before_torch_loads(data_root, tmp_path, device):
+    """torch/version.py is read as text: a CPU build of torch refuses cuda, a machine without Apple silicon mps."""
+    import platform
+
+    import torch
+
+    cpu_build = torch.version.cuda is None and getattr(torch.version, "hip", None) is None
+    refused = cpu_build if device.startswith("cuda") else platform.machine() != "arm64"
+    proc = _probe_torch(["probe", "--device", device, "--data", data_root, "--out", tmp_path / "run",
+                         "--model", "no-such-model-anywhere"])
+    assert proc.returncode == 2 and "torch imported: False" in proc.stdout, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    if refused:
+        assert error.startswith(f"error: --device {device} asked for but"), error
+    else:  # the device passes this check; the model name is what is refused then
+        assert "no-such-model-anywhere" in error, error
+
+
+@pytest.mark.parametrize("env, why", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set"),
+                                      ({"HF_ENDPOINT": "http://127.0.0.1:9"}, "127.0.0.1 not reachable")])
+def test_an_unreachable_hub_id_is_refused_before_torch_loads(data_root, tmp_path, env, why):
+    proc = _probe_torch(["probe", "--model", "nobody-vulnsteer/no-such-model", "--data", data_root,
+                         "--out", tmp_path / "run"], {**env, "HF_HOME": str(tmp_path / "hf")})
+    assert proc.returncode == 2 and "torch imported: False" in proc.stdout, proc.stderr
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: could not reach the Hugging Face hub for 'nobody-vulnsteer/no-such-model'")
+    assert why in error and "pass a local HF model directory or a .gguf file" in error
+
+
+@pytest.mark.parametrize("command", ["baseline", "run", "probe", "steer", "study", "report"])
+def test_flags_show_as_flags_in_help(command):
+    """A boolean flag takes no value: its help shows no value placeholder (typer's rich help printed <bool>)."""
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    flags = [line for line in result.stdout.splitlines() if line.strip().startswith(("--force", "--per-cwe", "--help",
+                                                                                      "--trust-remote-code", "--partial"))]
+    assert flags and all("<" not in line.split("  ")[1] for line in flags if "  " in line.strip()), flags
+    assert "<bool>" not in result.stdout

@@ -165,6 +165,10 @@ def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_roo
     summary = json.loads((run_dir / schema.STEER_SUMMARY).read_text())
     assert {"conditional", "amplify"} <= set(summary["conditions"]) and len(summary["conditional_minus_random"]["accuracy"]) == 4
     assert len(json.loads((run_dir / schema.STEER_CONDITIONAL).read_text())["folds"]) == 3
+    slopes = summary["strength_slopes"]  # per fold: the chosen operator's slope, and amplify's (one strength: none)
+    assert sorted(r["fold"] for r in slopes if r["chosen"]) == [0, 1, 2]
+    assert all((r["slope"] is None) == (r["operator"] == "amplify") for r in slopes)
+    assert set(summary["condition_selects"]) == {"vulnerable", "secure"}
     gens = [json.loads(line) for line in (run_dir / schema.STEER_GENERATIONS).read_text().splitlines()]
     selected = {r["id"]: r["selected"] for r in test}
     assert gens and all(g["conditional_selected"] is selected[g["id"]] for g in gens)
@@ -176,6 +180,8 @@ def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_roo
                  "On held-out files, ", "Generated explanation: the condition selected",
                  "Condition chosen on each validation fold"):
         assert text in report, text
+    low = summary["steered_minus_random"]["balanced_accuracy"][1]
+    assert ("Which link failed:" in report) == (not low > 0)  # the diagnosis exactly when steering did not beat random
     if not all(g["conditional_selected"] for g in gens):
         assert "(not selected: the unsteered text)" in report
 

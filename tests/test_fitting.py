@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from vulnsteer.data.fitting import POLICIES, WINDOW_OVERLAP, changed_lines, count_tokens, fit_code, omission_marker
+from vulnsteer.data.fitting import (
+    POLICIES, WINDOW_OVERLAP, changed_lines, count_tokens, fit_code, omission_marker, with_twin,
+)
 from vulnsteer.errors import VulnsteerError
 
 OMITTED = re.compile(r"^(?:/\*|#) \.\.\. (\d+) lines? omitted \.\.\.(?: \*/)?$")
@@ -95,6 +97,18 @@ def test_skip_policy(pair, tokenizer):
     r = fit_code(vuln, tokenizer, 300, "skip", [10])
     assert r.skipped and not r.truncated and r.windows == ()
     assert "300" in r.note
+
+
+def test_skip_pairs_refuses_one_file_like_skip_and_marks_a_twin_refused_for_its_pair(pair, tokenizer):
+    vuln, patch = pair
+    over, alone = fit_code(vuln, tokenizer, 300, "skip-pairs"), fit_code(vuln, tokenizer, 300, "skip")
+    assert over.skipped and over.windows == () and over.note == alone.note and not over.with_twin
+    short = "int main(void) { return 0; }\n"
+    fits = fit_code(short, tokenizer, 300, "skip-pairs")
+    assert not fits.skipped and fits.windows == fit_code(short, tokenizer, 300, "skip").windows
+    dropped = with_twin(fits, "x/vuln")
+    assert dropped.skipped and dropped.with_twin and dropped.original_tokens == fits.original_tokens
+    assert "x/vuln" in dropped.note
 
 
 def test_spread_focus_reported(tokenizer):

@@ -19,7 +19,8 @@ SHARED = Path(os.environ.get("VULNSTEER_DATA", Path(__file__).resolve().parents[
 def test_rebuild_matches_the_shipped_csv_row_for_row(tmp_path):
     results, shipped = SHARED / "secllmholmes-results", SHARED / "secllmholmes-published" / "predictions.csv"
     if not (results / "prompts").is_dir() or not shipped.is_file():
-        pytest.skip(f"SecLLMHolmes results or predictions.csv not under {SHARED}")
+        pytest.skip(f"SecLLMHolmes results or predictions.csv not under {SHARED}: copy SecLLMHolmes' results/ to "
+                    f"{results}, then vulnsteer data import-published {results} --data {SHARED}")
     out = tmp_path / "predictions.csv"
     n = import_published(results, out)
     with shipped.open(newline="") as a, out.open(newline="") as b:

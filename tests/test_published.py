@@ -24,7 +24,8 @@ HEADER = "study,model,prompt,subset,cwe,item,label,pred\n"
 @pytest.fixture(scope="module")
 def preds(data_root):
     if not (data_root / "secllmholmes-published" / "predictions.csv").is_file():
-        pytest.skip("no published predictions in the data root")
+        pytest.skip(f"no published predictions under {data_root}: vulnsteer data import-published "
+                    f"<SecLLMHolmes clone>/results --data {data_root}")
     return load_published(data_root)
 
 

@@ -48,3 +48,26 @@ def test_a_minimal_detectable_effect_gets_its_column_and_missing_cells_say_so(ti
     config.write_text(json.dumps({**json.loads(config.read_text()), "status": "failed"}))
     write_study(study)
     assert "unfinished (status failed)" in md.read_text()
+
+
+def test_the_files_table_counts_what_each_cell_kept_dropped_and_generated(tiny_study, tmp_path):
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study)
+    cell = study / "cells" / CELLS[0]
+    rows = [json.loads(line) for line in (cell / "baseline" / "samples.jsonl").read_text().splitlines()]
+    n, pair = len(rows), rows[0]["pair_id"]
+    for r in rows:  # as --long-files skip-pairs leaves the first pair out
+        if r["pair_id"] == pair:
+            r.update(skipped=True, skipped_with_twin=r["label"] == 0)
+    (cell / "baseline" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = json.loads((cell / "config.json").read_text())
+    config["baseline"]["long_files"] = "skip-pairs"
+    (cell / "config.json").write_text(json.dumps(config))
+    md, _ = write_study(study)
+    header, _, first, second = _rows(md.read_text(), "Files per cell (baseline/samples.jsonl)")
+    assert header == ["#", "cell", "long files", "files kept", "files dropped", "pairs kept / dropped / split",
+                      "generated answers"]
+    half = n // 2
+    assert first[2:] == ["skip-pairs", f"{n - 2} ({half - 1} vulnerable, {half - 1} secure)",
+                         "2 (1 vulnerable, 1 secure)", f"{half - 1} / 1 / 0", "none"]  # the study ran without generation
+    assert second[2:5] == ["windows", f"{n} ({half} vulnerable, {half} secure)", "0 (0 vulnerable, 0 secure)"]

@@ -63,12 +63,14 @@ def test_default_candidates_are_beside_checkout_and_cwd(tmp_path, monkeypatch):
     assert tmp_path.resolve() / "shared" / "data" in candidates
 
 
-def test_default_finds_shared_data_beside_checkout(monkeypatch):
+def test_default_finds_shared_data_beside_checkout_else_beside_cwd(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    shared = REPO.parent / "shared" / "data"
-    if not (shared / "secllmholmes").is_dir():
-        pytest.skip("no ../shared/data beside this checkout")
-    assert resolve_data_root(None) == shared.resolve()
+    (tmp_path / "shared" / "data" / "secllmholmes").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    beside_checkout = REPO.parent / "shared" / "data"
+    want = beside_checkout if (beside_checkout / "secllmholmes").is_dir() else tmp_path / "shared" / "data"
+    assert resolve_data_root(None) == want.resolve()
 
 
 def test_nothing_found_lists_where_it_looked(tmp_path, monkeypatch):

@@ -52,6 +52,28 @@ def test_long_files_are_recorded_not_dropped(data_root, tokenizer):
             assert w.code.code in w.prompt and w.code.code.strip()[-20:] in tokenizer.decode(w.input_ids[0, start:end])
 
 
+def test_skip_pairs_drops_a_pair_whole_and_keeps_paired_data_balanced(data_root, tokenizer):
+    """CWE-787's hand-crafted pairs are 136/122, 997/997 and 619/666 tiny tokens long: a budget of 640 keeps pair 1,
+    drops pair 2 (both sides over) and pair 3 (its patched side over); plain skip keeps 3's vulnerable side."""
+    records = [r for r in load_secllmholmes(data_root, ["hand-crafted"]) if r.cwe == "CWE-787"]
+    loaded, names = _loaded(tokenizer), cwe_names(data_root)
+
+    def kept(policy: str, recs=records) -> dict[str, bool]:
+        return {s.record.id.rsplit("/", 1)[1]: not s.fit.skipped
+                for s in build_samples(recs, loaded, "S1", names, data_root, max_code_tokens=640, policy=policy)}
+
+    assert kept("skip") == {"1": True, "p_1": True, "2": False, "p_2": False, "3": True, "p_3": False}
+    assert kept("skip-pairs") == {"1": True, "p_1": True, "2": False, "p_2": False, "3": False, "p_3": False}
+    samples = build_samples(records, loaded, "S1", names, data_root, max_code_tokens=640, policy="skip-pairs")
+    live = [s.record.label for s in samples if not s.fit.skipped]
+    assert live.count(1) == live.count(0) == 1  # skip would keep two vulnerable files and one secure
+    (three,) = [s for s in samples if s.record.id.endswith("/3")]
+    assert three.fit.with_twin and three.windows == () and "p_3" in three.fit.note
+    assert [s.fit.with_twin for s in samples].count(True) == 1  # pair 2's sides are over on their own
+    # Without its twin a file is unpaired: over the budget it goes alone, within it it stays.
+    assert kept("skip-pairs", [r for r in records if not r.id.endswith("/p_3")])["3"] is True
+
+
 def test_a_file_that_fits_is_one_window_scored_as_without_windows(data_root, tokenizer):
     """Bit-identical to the whole-file prompt run once, whatever the policy."""
     from vulnsteer.activations.passes import run_prompt

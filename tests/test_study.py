@@ -4,6 +4,7 @@ interrupted study resumes to the same study.md, and the Ray executor gives what 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import replace
 
@@ -41,6 +42,11 @@ def test_a_rerun_skips_finished_cells(tiny_study, study_toml, data_root, tmp_pat
     result = CliRunner().invoke(app, ["study", "--spec", str(study_toml), "--data", str(data_root), "--out",
                                       str(tiny_study), "--cache-dir", str(tmp_path / "cache")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (f"study: 2 cells (0 to run) of tiny-qwen2, executor local, data "
+                                             f"{data_root.resolve()}, study folder {tiny_study.resolve()}")
+    table = result.stdout.split("Held-out results per cell")[1]  # study prints its table, as run does
+    rows = [line for line in table.splitlines() if re.match(r"│\s*[12]\s*│", line)]  # rows 1 and 2 (cells fold)
+    assert [re.match(r"│\s*(\d)", r).group(1) for r in rows] == ["1", "2"], table
     assert [line for line in result.stderr.splitlines() if line.startswith("cell ")] == [
         f"cell 1/2 {CELLS[0]}: finished earlier, skipped", f"cell 2/2 {CELLS[1]}: finished earlier, skipped"]
     assert {c: (tiny_study / "cells" / c / "config.json").stat().st_mtime_ns for c in CELLS} == before
@@ -83,7 +89,7 @@ def test_an_interrupted_study_resumes_to_the_same_table(tiny_study, study_toml, 
 
 
 def test_the_ray_executor_gives_the_same_table(tiny_study, study_toml, data_root, tmp_path):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[ray]' (or bash scripts/setup.sh --dev)")
     ray.init(num_cpus=1, include_dashboard=False)
     try:
         out = study(load_spec(study_toml), tmp_path / "study", data_root, tmp_path / "cache", executor="ray")

@@ -12,7 +12,7 @@ from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI i
 from vulnsteer.experiments.study_spec import (
     SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
 )
-from vulnsteer.options import Method, Readout, SearchMode, Train
+from vulnsteer.options import LongFiles, Method, Readout, SearchMode, Train
 
 AUGMENTED = ("hand-crafted", "augmented-trivial", "augmented-non-trivial")
 
@@ -27,21 +27,30 @@ def test_the_quick_preset_is_the_default_model_two_readouts_hand_crafted_without
     assert cfg.n_side_by_side == 0 and cfg.n_fluency == 0 and cfg.stages == ("probe", "steer")
 
 
-def test_the_full_preset_is_every_readout_times_five_splits():
+def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_budget():
     cells = preset("full").cells()
-    assert len(cells) == 15 and [c.index for c in cells] == list(range(1, 16)) and {c.total for c in cells} == {15}
-    assert cells[2].title == "cell 3/15 qwen2.5-coder-0.5b__answer__sven__real-world"
+    assert len(cells) == 18 and [c.index for c in cells] == list(range(1, 19)) and {c.total for c in cells} == {18}
+    assert cells[2].title == "cell 3/18 qwen2.5-coder-0.5b__code-last__sven__crossfit"
     configs = {c.name.split("__", 1)[1]: cell_config(preset("full"), c) for c in cells}
     assert set(configs) == {f"{r}__{s}" for r in ("answer", "code-mean", "code-last") for s in (
         "sven__crossfit", "sven__hand-crafted", "sven__real-world",
-        "hand-crafted+augmented-trivial+augmented-non-trivial__real-world", "hand-crafted__crossfit")}
+        "hand-crafted+augmented-trivial+augmented-non-trivial__real-world", "hand-crafted__crossfit",
+        "planted__crossfit")}
     xfit = configs["code-last__sven__crossfit"]
     assert xfit.baseline.subsets == ("sven",) and (xfit.fit_on, xfit.test_on) == ((), ())
     assert xfit.readout is Readout.CODE_LAST
+    assert (xfit.baseline.long_files, xfit.baseline.max_code_tokens, xfit.baseline.generate_sample) == (
+        "skip-pairs", 384, 64)
+    to_hc = configs["answer__sven__hand-crafted"]
+    assert (to_hc.fit_long_files, to_hc.fit_max_code_tokens) == ("skip-pairs", 384)
+    assert (to_hc.baseline.long_files, to_hc.baseline.max_code_tokens, to_hc.baseline.generate_sample) == (
+        "windows", 1536, None), "the data under test is read whole"
     transfer = configs["answer__hand-crafted+augmented-trivial+augmented-non-trivial__real-world"]
     assert transfer.fit_on == AUGMENTED and transfer.test_on == ("real-world",)
     assert transfer.baseline.subsets == ("real-world",) and transfer.train == (Train.HOLDOUT,)
-    assert configs["answer__sven__hand-crafted"].baseline.generate  # full keeps everything vulnsteer run does
+    assert transfer.fit_long_files is None and transfer.baseline.generate
+    assert configs["code-mean__planted__crossfit"].baseline.subsets == ("planted",)
+    assert {(c.n_side_by_side, c.n_fluency) for c in configs.values()} == {(2, 4)}
 
 
 def test_a_toml_spec_expands_model_by_readout_by_split(tmp_path):
@@ -65,19 +74,46 @@ train = ["augmented"]
 search = "coarse-fine"
 search_top = 2
 search_subsample = 8
+long_files = "skip-pairs"
+generate_sample = 64
 """)
     spec = load_spec(spec_file)
     names = [c.name for c in spec.cells()]
-    assert names == [f"{m}__{r}__{s}" for m in ("tiny-qwen2", "tiny-falcon") for r in ("code-mean", "answer")
-                     for s in ("sven+pairs__real-world", "hand-crafted+augmented-trivial__crossfit")]
-    first, second = (cell_config(spec, c) for c in spec.cells()[:2])
+    # readouts innermost: a split's cells follow each other and share their passes (activations/memo.py)
+    assert names == [f"{m}__{r}__{s}" for m in ("tiny-qwen2", "tiny-falcon")
+                     for s in ("sven+pairs__real-world", "hand-crafted+augmented-trivial__crossfit")
+                     for r in ("code-mean", "answer")]
+    first, second = (cell_config(spec, c) for c in spec.cells()[1:3])
     assert first.fit_on == ("sven", str(tmp_path / "pairs.jsonl"))  # relative to the spec file
     assert first.train == (Train.HOLDOUT,) and second.train == (Train.AUGMENTED,)
     assert second.baseline.subsets == ("hand-crafted", "augmented-trivial") and second.readout is Readout.CODE_MEAN
+    assert first.readout is Readout.ANSWER
     for cfg in (first, second):
         assert cfg.steer.k_folds == 3 and cfg.steer.layers == (1, 2) and cfg.steer.methods == (Method.CAA, Method.PCA)
         assert cfg.steer.add_alphas == (-4.0, 4.5) and cfg.steer.seed == 7 and cfg.baseline.seed == 7
         assert (cfg.steer.search, cfg.steer.search_top, cfg.steer.search_subsample) == (SearchMode.COARSE_FINE, 2, 8)
+        assert cfg.baseline.long_files is LongFiles.SKIP_PAIRS and cfg.baseline.generate_sample == 64
+
+
+def test_a_cell_sets_its_own_run_keys_and_the_fit_side_its_own_long_file_policy(tmp_path):
+    spec_file = tmp_path / "study.toml"
+    spec_file.write_text("""
+[[cells]]
+fit = ["sven"]
+test = ["real-world"]
+run = { fit_long_files = "skip", fit_max_code_tokens = 384, n_fluency = 0 }
+[[cells]]
+crossfit = ["hand-crafted"]
+[run]
+max_code_tokens = 1024
+n_fluency = 2
+""")
+    spec = load_spec(spec_file)
+    transfer, crossfit = (cell_config(spec, c) for c in spec.cells())
+    assert (transfer.fit_long_files, transfer.fit_max_code_tokens, transfer.n_fluency) == ("skip", 384, 0)
+    assert transfer.baseline.max_code_tokens == 1024 and transfer.baseline.long_files == "windows"
+    assert (crossfit.fit_long_files, crossfit.fit_max_code_tokens, crossfit.n_fluency) == (None, None, 2)
+    assert spec.settings()["cells"][0]["run"] == {"fit_long_files": "skip", "fit_max_code_tokens": 384, "n_fluency": 0}
 
 
 def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path):
@@ -102,11 +138,16 @@ def test_an_empty_toml_is_the_default_model_answer_readout_hand_crafted(tmp_path
     ("[run]\ngenerate = 1", "[run] generate = 1: expected true or false"),
     ("[run]\nsearch = \"all\"", "[run] search = 'all': unknown searchmode 'all'"),
     ("[run]\nsearch_top = 0", "[run] search_top = 0: --search-top 0"),
+    ("[run]\ngenerate_sample = 5", "[run] generate_sample = 5: --generate-sample 5: must be an even number"),
     ("[run]\nmethods = [\"caa\", \"magic\"]", "[run] methods = ['caa', 'magic']: unknown method 'magic'"),
     ("[run]\nlayers = [-1]", "[run] layers = [-1]: --layers: block -1 is negative"),
     ("[run]\ndevice = \"tpu\"", "[run] device = 'tpu': unknown device 'tpu'"),
     ("[run]\nadd_alphas = [1, \"x\"]", "[run] add_alphas = [1, 'x']: expected a list of numbers"),
-    ("run = 3", "run: expected a [run] table"),
+    ("run = 3", "[run]: expected a table of [run] keys"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fold = 3 }", "cells[0].run unknown key 'fold'"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\nrun = { fit_long_files = \"skip\" }", "a cross-fitted cell (sven__crossfit) has none"),
+    ("[[cells]]\ncrossfit = [\"sven\"]\n[[cells]]\ncrossfit = [\"sven\"]\nrun = { n_fluency = 1 }",
+     "two cells read the same data (sven__crossfit)"),
     ("models = [", "not valid TOML"),
 ])
 def test_a_bad_key_or_value_is_one_line_naming_it(tmp_path, text, message):

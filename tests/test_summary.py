@@ -107,3 +107,33 @@ def test_conditional_rows_add_conditions_and_their_masked_random_comparison():
     # the masked random control: median -1 (says no) where selected, the baseline (yes) elsewhere -> accuracy 0
     d = conditional_minus_random(cond, 200, 0)
     assert d is not None and d["accuracy"][0] == 0.5 and len(d["accuracy"]) == 4
+
+
+def test_strength_slopes_by_hand():
+    from vulnsteer.experiments.steer import Choice
+    from vulnsteer.experiments.summary import strength_slopes
+    from vulnsteer.options import Method, Operator
+
+    def row(i, layer, op, alpha, score, fold=0):
+        return dict(fold=fold, index=i, layer=layer, method="caa", operator=op, alpha=alpha, score=score)
+
+    sweep = [row(0, 1, "add", -2.0, -1.0), row(0, 1, "add", 2.0, 3.0),  # vulnerable: slope 1
+             row(1, 1, "add", -2.0, 5.0), row(1, 1, "add", 2.0, 5.0),  # secure: slope 0, own baseline 5
+             row(0, 1, "amplify", 4.0, 9.0), row(1, 1, "amplify", 4.0, 0.0),  # one strength: no slope
+             row(0, 2, "add", -2.0, 100.0), row(0, 2, "add", 2.0, -100.0),  # another layer: not chosen
+             row(0, 1, "add", -2.0, 100.0, fold=1), row(0, 1, "add", 2.0, -100.0, fold=1)]  # another fold
+    out = strength_slopes(sweep, [Choice(0, 1, Method.CAA, Operator.ADD, 2.0, {})], labels=[1, 0])
+    add, amp = sorted(out, key=lambda r: r["operator"])
+    assert (add["slope"], add["slope_vulnerable"], add["slope_secure"], add["span"]) == (0.5, 1.0, 0.0, 2.0)
+    assert add["chosen"] and (add["alpha_min"], add["alpha_max"]) == (-2.0, 2.0)
+    assert not amp["chosen"] and amp["slope"] is None and amp["span"] is None
+
+
+def test_condition_selects_shares_by_label():
+    from dataclasses import replace
+
+    from vulnsteer.experiments.summary import condition_selects
+    rows = _rows([0.0] * 8)
+    assert condition_selects(rows) is None
+    rows = [replace(r, selected=r.label == 1 or r.index == 1, conditional=r.steered) for r in rows]
+    assert condition_selects(rows) == {"vulnerable": 1.0, "secure": 0.25}

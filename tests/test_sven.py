@@ -15,7 +15,8 @@ from vulnsteer.errors import DataError
 @pytest.fixture(scope="module")
 def records(data_root):
     if not (data_root / "sven" / "train").is_dir():
-        pytest.skip("SVEN not in the data root")
+        pytest.skip(f"SVEN not under {data_root}: put SVEN's data_train_val/train/*.jsonl in {data_root}/sven/train "
+                    "(docs/DATA_FORMAT.md)")
     return load_sven(data_root)
 
 

@@ -4,10 +4,10 @@ The public API (docs/API.md); names load lazily, so `import vulnsteer` and the c
 
     import vulnsteer as vs
     lm = vs.load_model("qwen2.5-coder-0.5b")
-    records = vs.load_records(["hand-crafted"])
-    vector = vs.train_steering_vector(lm, records, layers=[12], method="caa")
+    acts = vs.read_activations(lm, vs.load_records("hand-crafted"))
+    vector = vs.train_steering_vector(lm, acts, layers=[12], method="caa")
     with vector.apply(lm, alpha=8.0, scope="answer"):
-        print(vs.answer_score(lm, records[0]))
+        print(vs.answer_score(lm, acts.records[0]))
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "load_model": "vulnsteer.api",
+    "wrap_model": "vulnsteer.api",
     "LoadedModel": "vulnsteer.model.loading",
     "Record": "vulnsteer.data.records",
     "load_records": "vulnsteer.api",
-    "answer_score": "vulnsteer.api",
-    "generate_answer": "vulnsteer.api",
-    "train_steering_vector": "vulnsteer.api",
+    "read_activations": "vulnsteer.api_notebook",
+    "probe_layers": "vulnsteer.api_notebook",
+    "answer_score": "vulnsteer.api_notebook",
+    "answer_scores": "vulnsteer.api_notebook",
+    "generate_answer": "vulnsteer.api_notebook",
+    "train_steering_vector": "vulnsteer.api_notebook",
     "SteeringVector": "vulnsteer.vectors.steering_vector",
     "RunConfig": "vulnsteer.experiments.config",
     "run": "vulnsteer.api",
@@ -34,19 +38,22 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from vulnsteer.api import answer_score as answer_score
-    from vulnsteer.api import generate_answer as generate_answer
+    from vulnsteer.api import load_model as load_model
     from vulnsteer.api import load_records as load_records
     from vulnsteer.api import run as run
     from vulnsteer.api import study as study
-    from vulnsteer.experiments.study_spec import StudySpec as StudySpec
-    from vulnsteer.api import train_steering_vector as train_steering_vector
+    from vulnsteer.api import wrap_model as wrap_model
+    from vulnsteer.api_notebook import answer_score as answer_score
+    from vulnsteer.api_notebook import answer_scores as answer_scores
+    from vulnsteer.api_notebook import generate_answer as generate_answer
+    from vulnsteer.api_notebook import probe_layers as probe_layers
+    from vulnsteer.api_notebook import read_activations as read_activations
+    from vulnsteer.api_notebook import train_steering_vector as train_steering_vector
     from vulnsteer.data.records import Record as Record
     from vulnsteer.experiments.config import RunConfig as RunConfig
+    from vulnsteer.experiments.study_spec import StudySpec as StudySpec
     from vulnsteer.model.loading import LoadedModel as LoadedModel
-    from vulnsteer.api import load_model as load_model
     from vulnsteer.vectors.steering_vector import SteeringVector as SteeringVector
-
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:

@@ -1,11 +1,5 @@
-"""The library surface: a model to a steered answer in a few lines, and the whole study in one call.
-
-    import vulnsteer as vs
-    lm = vs.load_model("qwen2.5-coder-0.5b")
-    records = vs.load_records(["hand-crafted"])
-    vector = vs.train_steering_vector(lm, records, layers=[12], method="caa")
-    with vector.apply(lm, alpha=8.0, scope="answer"):
-        print(vs.answer_score(lm, records[0]))
+"""The library surface: models and records in, the whole study in one call (docs/API.md). The notebook
+functions (activations, vectors, probes, scores) are in api_notebook.py.
 
 `run` is what `vulnsteer run|baseline|probe|steer` execute, `study` what `vulnsteer study` executes: the
 command line only builds their configs.
@@ -20,118 +14,65 @@ from typing import TYPE_CHECKING, Any
 
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.errors import DataError
+from vulnsteer.api_inputs import names
+from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.study_spec import StudySpec
-from vulnsteer.options import Executor, Method
+from vulnsteer.options import Executor
 
 if TYPE_CHECKING:  # torch-free at import: the command line imports this module before any option check
     from vulnsteer.experiments.study import CellJob
     from vulnsteer.model.loading import LoadedModel
-    from vulnsteer.vectors.steering_vector import SteeringVector
 
 
 def load_model(
-    name: str = "qwen2.5-coder-0.5b",
+    name: str | Path = "qwen2.5-coder-0.5b",
     cache_dir: Path | str | None = None,
     trust_remote_code: bool = False,
     device: str = "auto",
     dtype: str = "float32",
 ) -> LoadedModel:
     """A built-in name (qwen2.5-coder-0.5b, qwen2.5-coder-1.5b, gemma-3-270m, tiny-<arch>), a .gguf file, an HF
-    folder or a hub id, in eval mode on `device` computing in `dtype`; with its parts located and the
-    re-entry shortcut the sweep uses checked against full forwards (docs/MODELS.md)."""
+    folder or a hub id, in eval mode on `device` (auto: a GPU when there is one) computing in `dtype`
+    (float32, bf16-mixed, bfloat16); with its parts located and the re-entry shortcut the sweep uses checked
+    against full forwards (docs/MODELS.md)."""
+    if not isinstance(name, (str, Path)):
+        raise VulnsteerError(f"load_model takes a model name or path, not {type(name).__name__} {name!r}")
     from vulnsteer.model.loading import default_cache_dir
     from vulnsteer.model.loading import load_model as _load
     from vulnsteer.steering.reentry import checked
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "models"
-    return checked(_load(name, cache_dir=root, trust_remote_code=trust_remote_code, device=device, dtype=dtype))
+    return checked(_load(str(name), cache_dir=root, trust_remote_code=trust_remote_code, device=device, dtype=dtype))
 
 
-def load_records(subsets: Sequence[str] = ("hand-crafted",), cwes: Sequence[str] | None = None,
+def wrap_model(model: Any, tokenizer: Any, name: str | None = None, dtype: str = "float32") -> LoadedModel:
+    """A transformers causal LM you already loaded (and its tokenizer) as a `LoadedModel`, converted in place to
+    `dtype`; its source hash is over its weights and vocabulary (a second per GB), so the activation cache and
+    every vector's provenance tell it apart from other models."""
+    from vulnsteer.model.wrap import wrap
+    from vulnsteer.steering.reentry import checked
+
+    return checked(wrap(model, tokenizer, name, dtype))
+
+
+def load_records(subsets: str | Sequence[str] = ("hand-crafted",), cwes: str | Sequence[str] | None = None,
                  data: Path | str | None = None) -> list[Record]:
-    """Records of SecLLMHolmes subsets, "sven", or pairs .jsonl files, from `data` (else $VULNSTEER_DATA,
-    else ../shared/data beside the checkout)."""
+    """Records of SecLLMHolmes subsets, "sven", or pairs .jsonl files (one name or a list), of `cwes` (one or a
+    list; None: all). The data root (`data`, else $VULNSTEER_DATA, else ../shared/data beside the checkout)
+    is needed only for SecLLMHolmes and SVEN: a pairs file loads on its own."""
+    from vulnsteer.data.load import SVEN, dataset_names
     from vulnsteer.data.load import load_records as _load
+    from vulnsteer.data.secllmholmes import SUBSETS
 
-    return _load(resolve_data_root(Path(data) if data else None), list(subsets), cwes)
-
-
-def _build(lm: LoadedModel, records: Sequence[Record], template: str) -> list[Any]:
-    from vulnsteer.data.secllmholmes import cwe_names
-    from vulnsteer.experiments.samples import build_samples
-
-    root = None
-    try:
-        root = resolve_data_root(None)
-    except DataError:
-        pass  # few-shot templates and CWE names need the data root; zero-shot ones do not
-    return build_samples(list(records), lm, template, cwe_names(root) if root else {}, root)
-
-
-def _words(lm: LoadedModel) -> Any:
-    from vulnsteer.activations.scoring import AnswerWords
-    from vulnsteer.data.prompts import answer_token_ids
-
-    yes, no = answer_token_ids(lm.tokenizer)
-    return AnswerWords(tuple(yes), tuple(no))
-
-
-def answer_score(lm: LoadedModel, record: Record, template: str = "S1") -> float:
-    """log P(yes) - log P(no) at the answer position for one record under `template` (> 0 means "vulnerable").
-
-    One plain forward of each rendered prompt, so a surrounding `vector.apply(lm, scope="answer")` steers
-    exactly the last prompt token. A file over the token budget is read in windows and scored by the
-    maximum over them, as `vulnsteer run` does (docs/PROMPTS.md)."""
-    import torch
-
-    from vulnsteer.experiments.windows import pool_scores
-
-    (sample,) = _build(lm, [record], template)
-    if sample.fit.skipped:
-        raise DataError(f"{record.id}: {sample.fit.note}")
-    words = _words(lm)
-    with torch.inference_mode():
-        scores = [words.score(lm.model(input_ids=w.input_ids, logits_to_keep=1).logits[0, -1].float())
-                  for w in sample.windows]
-    return float(pool_scores(torch.stack(scores)))
-
-
-def generate_answer(lm: LoadedModel, record: Record, template: str = "S1", max_new_tokens: int = 128) -> str:
-    """The model's greedy answer to `record` under `template` (steered inside `vector.apply(lm)`); a file read
-    in windows gets one answer per window, each under a header line naming its lines."""
-    from vulnsteer.evaluation.generation import generate_answers
-    from vulnsteer.experiments.windows import pool_generations
-
-    (sample,) = _build(lm, [record], template)
-    if sample.fit.skipped:
-        raise DataError(f"{record.id}: {sample.fit.note}")
-    generations = generate_answers(lm.model, lm.tokenizer, [w.prompt for w in sample.windows], max_new_tokens, 1,
-                                   sort_by_length=False)
-    return pool_generations(generations, sample.windows).text
-
-
-def train_steering_vector(
-    lm: LoadedModel,
-    records: Sequence[Record],
-    layers: Sequence[int] | None = None,
-    method: Method | str = Method.CAA,
-    template: str = "S1",
-) -> SteeringVector:
-    """Fit a vector on `records` (vulnerable/secure pairs for CAA and PCA) at the answer position of
-    `template`'s prompts; every block when `layers` is None. Carries the model and data provenance."""
-    from dataclasses import replace
-
-    from vulnsteer.vectors.training import fit_vectors
-
-    from vulnsteer.experiments.samples import run_samples
-
-    sset = run_samples(_build(lm, records, template), lm, _words(lm), description="forward passes")
-    chosen = list(layers) if layers is not None else list(range(lm.parts.n_layers))
-    vector = fit_vectors(sset.residuals, [s.record for s in sset.samples], chosen, [method])[Method(method)]
-    return replace(vector, model_id=lm.model_id, model_hash=lm.source_hash, template_id=template)
+    chosen = dataset_names(names(subsets, "subsets") or [], "subset")
+    if not chosen:
+        raise DataError("load_records needs at least one subset name or pairs .jsonl path")
+    wanted = names(cwes, "cwes")
+    needs_root = any(n in SUBSETS or n == SVEN for n in chosen)
+    root = resolve_data_root(Path(data) if data else None) if needs_root else Path(".")
+    return _load(root, list(chosen), wanted)
 
 
 def run(
@@ -148,8 +89,16 @@ def run(
 
     Checks before anything slow: the data (and folds against its groups), then the layers and answer
     length against the model's shape read from its config or GGUF header, then the weights load."""
+    if not isinstance(cfg, RunConfig):
+        raise VulnsteerError(f"run takes a RunConfig (vulnsteer.experiments.config), not {type(cfg).__name__}")
     t0 = time.time()
     root, records = preflight(cfg, model, data, out, force, command)  # before torch is imported
+    from vulnsteer.experiments.run_folder import fresh_run_path
+    from vulnsteer.progress import log
+
+    out = Path(out) if out is not None else fresh_run_path(command)
+    log(f"{command}: model {model}, {cfg.dtype} on device {cfg.device}, data {root} ({len(records)} files: "
+        f"{', '.join(cfg.baseline.subsets)}), run folder {out}")
 
     from vulnsteer.experiments.context import open_context
     from vulnsteer.experiments.run import run_all
@@ -191,7 +140,13 @@ def study(
     resumes; every cell is checked before the first loads a model (docs/STUDY.md)."""
     from vulnsteer.experiments.study import plan_study, run_cells
 
+    if not isinstance(spec, StudySpec):
+        raise VulnsteerError(f"study takes a StudySpec (vulnsteer.experiments.study_spec), not {type(spec).__name__}")
+    from vulnsteer.progress import log
+
     plan = plan_study(spec, out, data, cache_dir, trust_remote_code)
+    log(f"study: {len(plan.jobs)} cells ({len(plan.todo)} to run) of {', '.join(spec.models)}, executor "
+        f"{Executor(executor)}, data {plan.jobs[0].data if plan.jobs else '-'}, study folder {plan.path}")
     run_cells(plan, run_cell, executor, ray_address)
     from vulnsteer.report.study import write_study
 

@@ -24,7 +24,7 @@ from rich.markup import escape
 
 from vulnsteer.cli_options import (
     ModelOpt, DataOpt, SubsetOpt, CweOpt, TemplateOpt, BaselineTemplateOpt, SteerTemplateOpt, OutOpt, CacheOpt,
-    TrustOpt, GenerateOpt, NewTokensOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
+    TrustOpt, GenerateOpt, NewTokensOpt, SampleOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
     TrainOpt, FitOnOpt, TestOnOpt, FoldsOpt, PerCweOpt, UnitOpt, ScopeOpt, ReadoutOpt, DtypeOpt, DeviceOpt,
     ForceOpt, RandomOpt, ConditionalOpt, SearchOpt, SearchTopOpt, SearchSubsampleOpt, PresetOpt, SpecOpt, StudyModelsOpt,
     StudyOutOpt, ExecutorOpt, RayAddressOpt,
@@ -36,7 +36,7 @@ from vulnsteer.options import (
     parse_list,
 )
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)  # None: flags show as flags
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +101,9 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
 
     t0 = time.time()
     from vulnsteer.experiments import schema
+    from vulnsteer.report.long_files import generation_line
     from vulnsteer.report.reading import transfer_text
+    from vulnsteer.report.run_reader import Run
     from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
@@ -111,6 +113,9 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     published = json.loads(pub.read_text()) if pub.exists() else None
     for reading in summary:
         out.print(baseline_table(summary, published, reading=reading))
+        if reading == "generation" and (line := generation_line(json.loads((path / schema.CONFIG).read_text()),
+                                                               Run(path).jsonl(schema.BASELINE_SAMPLES))):
+            out.print(line, highlight=False)
     templates = path / schema.BASELINE_TEMPLATES
     if templates.exists():
         out.print(to_rich(templates_data(json.loads(templates.read_text()))))
@@ -174,7 +179,8 @@ def import_published_command(
 def baseline(
     model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
     template: BaselineTemplateOpt = _B.template, generate: GenerateOpt = _B.generate,
-    max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
+    max_new_tokens: NewTokensOpt = _B.max_new_tokens, generate_sample: SampleOpt = _B.generate_sample,
+    batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
@@ -184,8 +190,9 @@ def baseline(
     every = template == ALL_TEMPLATES
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe),
                        template=_B.template if every else template, generate=generate,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
-                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed, all_templates=every)
+                       max_new_tokens=max_new_tokens, generate_sample=generate_sample, batch_size=batch_size,
+                       max_code_tokens=max_code_tokens, long_files=LongFiles(long_files), n_boot=n_boot, seed=seed,
+                       all_templates=every)
     cfg = RunConfig(baseline=b, stages=(), dtype=Precision(dtype), device=device)
     _execute("baseline", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
 
@@ -199,7 +206,8 @@ def run(
     methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
     strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
     n_random: RandomOpt = _S.n_random, generate: GenerateOpt = _B.generate,
-    max_new_tokens: NewTokensOpt = _B.max_new_tokens, batch_size: BatchOpt = _B.batch_size,
+    max_new_tokens: NewTokensOpt = _B.max_new_tokens, generate_sample: SampleOpt = _B.generate_sample,
+    batch_size: BatchOpt = _B.batch_size,
     max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
     n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
     trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
@@ -209,8 +217,8 @@ def run(
 ) -> None:
     """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
     b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, max_code_tokens=max_code_tokens,
-                       long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
+                       max_new_tokens=max_new_tokens, generate_sample=generate_sample, batch_size=batch_size,
+                       max_code_tokens=max_code_tokens, long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
     s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional,
                    search, search_top, search_subsample)
     cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
@@ -322,5 +330,8 @@ def study(
         chosen = replace(chosen, models=tuple(parse_list(model)))
     path = run_study(chosen, out_dir, data, cache_dir, trust_remote_code, Executor(executor), ray_address)
     from vulnsteer.experiments import schema
+    from vulnsteer.report.study import results_table
+    from vulnsteer.report.tables import to_rich
 
+    out.print(to_rich(results_table(path)))
     out.print(f"study folder: {path}  report: {schema.STUDY_MD}, {schema.STUDY_HTML}")

@@ -21,7 +21,8 @@ ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Built-in name, loc
 DataOpt = Annotated[Path | None, typer.Option(
     "--data", help="Data root holding secllmholmes/ (else $VULNSTEER_DATA, else ../shared/data).")]
 SubsetOpt = Annotated[list[str] | None, typer.Option(
-    "--subset", help="SecLLMHolmes subset, 'sven', or a pairs .jsonl path; repeatable or comma-separated.")]
+    "--subset", help="SecLLMHolmes subset, 'sven', 'planted' (the positive control), or a pairs .jsonl path; "
+    "repeatable or comma-separated.")]
 CweOpt = Annotated[list[str] | None, typer.Option(
     "--cwe", help="Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.")]
 TemplateOpt = Annotated[str, typer.Option(
@@ -38,12 +39,16 @@ CacheOpt = Annotated[Path | None, typer.Option(
 TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="Allow a hub model's own code to run (off by default).")]
 GenerateOpt = Annotated[bool, typer.Option(help="Also generate a multi-token answer and parse it.")]
 NewTokensOpt = Annotated[int, typer.Option(help="Tokens generated per answer.")]
+SampleOpt = Annotated[int | None, typer.Option(
+    "--generate-sample", help="Generate answers for a seeded (--seed), class-balanced sample of this many files "
+    "(even; whole pairs first) instead of every file; the answer score still covers every file.")]
 BatchOpt = Annotated[int, typer.Option(help="Prompts decoded together in generation.")]
 CodeTokensOpt = Annotated[int, typer.Option(help="Longer files follow --long-files.")]
 LongOpt = Annotated[str, typer.Option(
     help=f"Files over --max-code-tokens: {_choices(LongFiles)}. windows reads the whole file in windows of whole "
     "lines (answer score: max over windows; residuals: mean); diff-centred keeps one window around the lines "
-    "that differ from the patched twin (knowledge of where the bug is); skip leaves the file out.")]
+    "that differ from the patched twin (knowledge of where the bug is); skip leaves the file out; skip-pairs leaves "
+    "it out with its twin, so whole pairs go and paired data keeps its class balance.")]
 BootOpt = Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")]
 LayersOpt = Annotated[list[str] | None, typer.Option(
     "--layers", help="Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default all).")]

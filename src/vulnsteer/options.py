@@ -98,11 +98,14 @@ class StrengthUnit(Choice):
 
 class LongFiles(Choice):
     """What happens to a file longer than the token budget (data/fitting.py): read in consecutive windows and
-    pooled, cut to one window around the lines that differ from its patched twin (oracle knowledge), or skipped."""
+    pooled, cut to one window around the lines that differ from its patched twin (oracle knowledge), skipped,
+    or skipped together with its twin (the other side of its vulnerable/patched pair), so that dropping long
+    files drops whole pairs and leaves the class balance of paired data as it was."""
 
     WINDOWS = "windows"
     DIFF_CENTRED = "diff-centred"
     SKIP = "skip"
+    SKIP_PAIRS = "skip-pairs"
 
 
 class Train(Choice):

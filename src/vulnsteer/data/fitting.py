@@ -6,7 +6,9 @@ readings (experiments/windows.py). It needs nothing but the file.
 "diff-centred" keeps one window of whole lines around the focus lines (the lines a patch changes, so it
 needs the file's patched twin: knowledge of where the bug is that no user scanning unknown code has);
 with no focus lines it keeps the head.
-"skip" refuses the sample.
+"skip" refuses the sample. "skip-pairs" refuses it the same way here, one file at a time; the caller
+(experiments/samples.py) then also refuses the twin of every refused file (`with_twin`), so a pair is kept
+or dropped whole.
 Each window marks every cut with a comment saying how many lines were omitted. The `FitResult` says what
 happened, and the caller records it per sample: nothing is dropped or shortened silently.
 """
@@ -19,8 +21,8 @@ from typing import Any, Literal, Sequence
 
 from vulnsteer.errors import VulnsteerError
 
-Policy = Literal["windows", "diff-centred", "skip"]
-POLICIES: tuple[str, ...] = ("windows", "diff-centred", "skip")
+Policy = Literal["windows", "diff-centred", "skip", "skip-pairs"]
+POLICIES: tuple[str, ...] = ("windows", "diff-centred", "skip", "skip-pairs")
 # Consecutive windows share this many lines, so a statement that uses what the line before a boundary set
 # up is seen next to it in at least one window.
 WINDOW_OVERLAP = 3
@@ -45,6 +47,7 @@ class FitResult:
     truncated: bool = False  # diff-centred: lines were cut that no window shows
     focus_kept: bool = True  # diff-centred: every focus line lies inside the kept window
     note: str = ""
+    with_twin: bool = False  # skip-pairs: refused only because its twin is over the budget
 
     @property
     def skipped(self) -> bool:
@@ -114,7 +117,7 @@ def fit_code(
     if original <= max_code_tokens:
         return FitResult(policy, (CodeWindow(code, (1, max(len(lines), 1)), original),), original)
     over = f"{original} tokens > budget {max_code_tokens}"
-    if policy == "skip":
+    if policy in ("skip", "skip-pairs"):
         return FitResult(policy, (), original, focus_kept=not focus_lines, note=f"skipped: {over}")
     counts = [len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"]]
     marker = count_tokens(omission_marker(len(lines), language) + "\n", tokenizer)
@@ -126,6 +129,12 @@ def fit_code(
         return FitResult(policy, windows, original,
                          note=f"windows: {over}; {len(windows)} windows of whole lines, {WINDOW_OVERLAP} lines shared")
     return fit.diff_centred(policy, original, over, sorted({f - 1 for f in focus_lines}))
+
+
+def with_twin(fit: FitResult, twin_id: str) -> FitResult:
+    """`fit` refused because its twin `twin_id` is over the budget ("skip-pairs"): the pair goes as a whole."""
+    return FitResult(fit.policy, (), fit.original_tokens, note=f"skipped with its twin {twin_id}, which is over "
+                     "the budget", with_twin=True)
 
 
 @dataclass

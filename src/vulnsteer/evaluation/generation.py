@@ -7,12 +7,12 @@ on a CPU (prefill gains nothing from batching there, decoding does).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 
 from vulnsteer.activations.passes import PromptPass
@@ -72,23 +72,38 @@ def generate_answers(
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
-        with progress_bar(description, total=len(prompts)) as advance:
+        # counted in tokens, each decoding step as it happens (a batch's rows run until all stop)
+        with progress_bar(description, total=len(prompts) * max_new_tokens, unit="tokens") as advance:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 enc = tokenizer(
                     [prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special
                 ).to(model_device(model))
+                tick = _Tick(advance, len(idx))
                 out = model.generate(  # type: ignore[operator]  # transformers types generate via __getattr__
                     **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos,
                     pad_token_id=pad_id, temperature=None, top_p=None, top_k=None,
+                    stopping_criteria=StoppingCriteriaList([tick]),
                 )
                 new = out[:, enc["input_ids"].shape[1] :]
                 for row, i in enumerate(idx):
                     by_index[i] = _finish(new[row].tolist(), set(eos), tokenizer, max_new_tokens)
-                advance(len(idx))
+                advance(len(idx) * max_new_tokens - tick.counted)  # the budget of rows that stopped early
     finally:
         tokenizer.padding_side = side
     return [by_index[i] for i in range(len(prompts))]
+
+
+class _Tick(StoppingCriteria):
+    """Counts each decoding step's tokens into the progress as `generate` runs it; never stops anything."""
+
+    def __init__(self, advance: Callable[[int], None], rows: int) -> None:
+        self.advance, self.rows, self.counted = advance, rows, 0
+
+    def __call__(self, input_ids: torch.LongTensor, _scores: torch.FloatTensor, **_kwargs: object) -> torch.BoolTensor:
+        self.advance(self.rows)
+        self.counted += self.rows
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)  # type: ignore[return-value]
 
 
 def _finish(tokens: list[int], eos: set[int], tokenizer: PreTrainedTokenizerBase, limit: int) -> Generation:
@@ -164,7 +179,9 @@ def generate_from_passes(
     eos = set(_eos_ids(model, tokenizer))
     order = sorted(range(len(states)), key=lambda i: int(input_ids[i].shape[1]))
     out: dict[int, Generation] = {}
-    with progress_bar(description, total=len(states)) as advance:
+    # counted in tokens (a row that stops early counts its unused budget then): a batch of rows that all run
+    # to the limit would otherwise show 0 done until its very end
+    with progress_bar(description, total=len(states) * max_new_tokens, unit="tokens") as advance:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
             cache, mask = _merged_cache([states[i] for i in rows])
@@ -181,10 +198,11 @@ def generate_from_passes(
                 nxt = logits.argmax(-1)
                 for i, t in zip(active, nxt.tolist()):
                     produced[i].append(t)
+                advance(len(active))
                 keep = [k for k, t in enumerate(nxt.tolist()) if t not in eos]
                 for k in sorted(set(range(len(active))) - set(keep)):
                     out[active[k]] = _finish(produced[active[k]], eos, tokenizer, max_new_tokens)
-                    advance(1)
+                    advance(max_new_tokens - _step - 1)
                 if not keep:
                     break
                 if len(keep) < len(active):  # drop finished rows: the batch only ever shrinks
@@ -196,5 +214,4 @@ def generate_from_passes(
             for i in active:
                 if i not in out:
                     out[i] = _finish(produced[i], eos, tokenizer, max_new_tokens)
-                    advance(1)
     return [out[i] for i in range(len(states))]

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from rich.progress import Progress
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -21,6 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.splits import grouped_kfold
+from vulnsteer.progress import progress_bar
 
 # lbfgs on standardised features converges in well under 200 iterations at C=1 for n~300, d~900; the cap
 # bounds the time of a nearly separable layer, where the optimum is still close enough for ranking.
@@ -85,14 +85,14 @@ def layer_probes(
     folds = grouped_kfold(groups, k, seed, labels=y)
     n, n_layers, _ = X.shape
     scores = np.empty((n_layers, n))
-    with Progress(transient=True, disable=not progress) as bar, warnings.catch_warnings():
+    label = "probing layers" + (" (shuffled labels)" if shuffle_labels else "")
+    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        task = bar.add_task("probing layers" + (" (shuffled labels)" if shuffle_labels else ""), total=n_layers)
         for layer in range(n_layers):
             Xl = X[:, layer, :]
             for train, test in folds:
                 scores[layer, test] = _probe(C, seed).fit(Xl[train], y[train]).predict_proba(Xl[test])[:, 1]
-            bar.advance(task)
+            advance(1)
     return _result(scores, y, cwes, folds, shuffle_labels)
 
 
@@ -162,12 +162,12 @@ def transfer_probes(
         y_fit = np.random.default_rng(seed).permutation(y_fit)
     n_layers = X_fit.shape[1]
     scores = np.empty((n_layers, len(X_test)))
-    with Progress(transient=True, disable=not progress) as bar, warnings.catch_warnings():
+    label = "probing layers" + (" (shuffled labels)" if shuffle_labels else "")
+    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        task = bar.add_task("probing layers" + (" (shuffled labels)" if shuffle_labels else ""), total=n_layers)
         for layer in range(n_layers):
             scores[layer] = _probe(C, seed).fit(X_fit[:, layer], y_fit).predict_proba(X_test[:, layer])[:, 1]
-            bar.advance(task)
+            advance(1)
     return _result(scores, y_test, cwes, [], shuffle_labels)
 
 

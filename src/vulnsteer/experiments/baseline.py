@@ -8,13 +8,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from vulnsteer.activations.memo import active_memo
 from vulnsteer.experiments import schema
 from vulnsteer.data.published import load_published, published_missing, published_table
-from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
+from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
 from vulnsteer.experiments.context import Context
+from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
 from vulnsteer.experiments.templates import write_template_table
@@ -66,7 +68,8 @@ def _row(s: Sample, score: float | None, answer: FileAnswer | None) -> dict:
         id=r.id, subset=r.subset, cwe=r.cwe, language=r.language, label=r.label, group=r.group,
         pair_id=r.pair_id, flags=list(r.flags), template=s.template_id,
         n_tokens=sum(int(w.input_ids.shape[1]) for w in s.windows), n_windows=len(s.windows),
-        truncated=s.fit.truncated, skipped=skipped, score=float("nan") if score is None else score,
+        truncated=s.fit.truncated, skipped=skipped, skipped_with_twin=s.fit.with_twin,
+        score=float("nan") if score is None else score,
         score_verdict=None if score is None else verdict(score),
         generation=None if answer is None else answer.text,
         generation_verdict=None if answer is None else answer.verdict,
@@ -75,30 +78,57 @@ def _row(s: Sample, score: float | None, answer: FileAnswer | None) -> dict:
     )
 
 
-def sample_rows(sset: SampleSet, answers: Sequence[FileAnswer] | None, order: Sequence[str]) -> list[dict]:
-    """One row per record in `order` (record ids): evaluated samples with their readings, skipped ones marked."""
+def sample_rows(sset: SampleSet, answers: Sequence[FileAnswer | None] | None, order: Sequence[str]) -> list[dict]:
+    """One row per record in `order` (record ids): evaluated samples with their readings (no generated answer
+    for a file outside the --generate-sample sample), skipped ones marked."""
     rows = {s.record.id: _row(s, float(sset.scores[i]), None if answers is None else answers[i])
             for i, s in enumerate(sset.samples)}
     rows.update({s.record.id: _row(s, None, None) for s in sset.skipped})
     return [rows[rid] for rid in order if rid in rows]
 
 
-def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer]:
-    """Each sample's generated answer: every window generated, pooled per file (experiments/windows.py)."""
+def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer | None]:
+    """Each sample's generated answer (None outside the --generate-sample sample): every window generated,
+    pooled per file (experiments/windows.py)."""
+    if cfg.generate_sample is not None:
+        keys = [FileKey(s.record.id, s.record.label, s.record.pair_id) for s in sset.samples]
+        drawn = generation_sample(keys, cfg.generate_sample, cfg.seed)
+        idx = [i for i, s in enumerate(sset.samples) if s.record.id in drawn]
+        answers: list[FileAnswer | None] = [None] * len(sset.samples)
+        for i, a in zip(idx, _generate(ctx, cfg, sset.subset(idx))):
+            answers[i] = a
+        return answers
+    return list(_generate(ctx, cfg, sset))
+
+
+def _generate(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer]:
+    """Inside `shared_passes` (a study), a window another cell already answered is not decoded again."""
     windows, sizes = flatten([s.windows for s in sset.samples])
     states, _ = flatten(sset.states or [])
     ids = [w.input_ids for w in windows]
-    if len(states) == len(ids) and can_decode_from_passes(states):
-        generations = generate_from_passes(
-            ctx.loaded.model, ctx.loaded.tokenizer, states, ids,
+    memo, lm = active_memo(), ctx.loaded
+    keys = [(lm.source_hash, lm.dtype, lm.device, w.prompt, cfg.max_new_tokens) for w in windows]
+    known: list[Generation | None] = [memo.answer(k) if memo is not None else None for k in keys]
+    todo = [i for i, g in enumerate(known) if g is None]
+    if todo and len(states) == len(ids) and can_decode_from_passes(states):
+        new = generate_from_passes(
+            lm.model, lm.tokenizer, [states[i] for i in todo], [ids[i] for i in todo],
             max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
         )
-    else:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
-        generations = generate_answers(
-            ctx.loaded.model, ctx.loaded.tokenizer, [w.prompt for w in windows],
+    elif todo:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
+        new = generate_answers(
+            lm.model, lm.tokenizer, [windows[i].prompt for i in todo],
             max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
         )
-    return [pool_generations(g, s.windows) for g, s in zip(regroup(generations, sizes), sset.samples)]
+    else:
+        new = []
+    for i, g in zip(todo, new):
+        known[i] = g
+        if memo is not None:
+            memo.keep_answer(keys[i], g)
+    answered = [g for g in known if g is not None]
+    assert len(answered) == len(known)
+    return [pool_generations(g, s.windows) for g, s in zip(regroup(answered, sizes), sset.samples)]
 
 
 def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
@@ -118,10 +148,13 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
                      "window of whole lines around the lines that differ from their vulnerable/patched twin: that "
                      "window uses knowledge of where the change is, which a user scanning unknown code does not have")
     if skipped:
-        why = ("were longer than" if cfg.long_files is LongFiles.SKIP
+        why = ("were longer than" if cfg.long_files in (LongFiles.SKIP, LongFiles.SKIP_PAIRS)
                else "have a line that, with the omission comments, alone exceeds")
-        notes.append(f"{policy}: {len(skipped)} of {n} files {why} {budget} code tokens and were skipped: "
-                     f"{', '.join(skipped[:5])}{' ...' if len(skipped) > 5 else ''}")
+        alone = [r["id"] for r in rows if r["skipped"] and not r.get("skipped_with_twin")]
+        notes.append(f"{policy}: {len(alone)} of {n} files {why} {budget} code tokens and were skipped: "
+                     f"{', '.join(alone[:5])}{' ...' if len(alone) > 5 else ''}")
+        if cfg.long_files is LongFiles.SKIP_PAIRS:
+            notes.append(f"{policy}: {KeptCounts.of(rows).text()}")
     return notes
 
 
@@ -171,6 +204,8 @@ def run_baseline(
         run.note(why)
     for note in long_file_notes(rows, cfg):
         run.note(note)
+    if answers is not None and cfg.generate_sample is not None:
+        run.note(GeneratedCounts.of(rows, cfg.generate_sample).text())
     if cfg.all_templates:
         write_template_table(ctx, cfg, run)
     run.done("baseline")

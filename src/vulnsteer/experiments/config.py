@@ -35,6 +35,9 @@ class BaselineConfig:
     generate: bool = True
     max_new_tokens: int = 256
     batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
+    # Generate answers for a seeded, class-balanced sample of this many files (experiments/coverage.py), not
+    # for every file; the answer score still covers every file. None: every file.
+    generate_sample: int | None = None
     max_code_tokens: int = 1536
     long_files: LongFiles = LongFiles.WINDOWS
     n_boot: int = 1000
@@ -59,6 +62,10 @@ class BaselineConfig:
         for name, low in (("max_new_tokens", 1), ("batch_size", 1), ("max_code_tokens", 16), ("n_boot", 100)):
             if getattr(self, name) < low:
                 raise VulnsteerError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {low}")
+        n = self.generate_sample
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 2 or n % 2):
+            raise VulnsteerError(f"--generate-sample {n}: must be an even number of at least 2 (half vulnerable, "
+                                 "half secure), or left out to generate for every file")
 
     def check_context(self, context: int | None) -> None:
         """Refuse answers longer than the model can hold (prompt tokens come on top)."""
@@ -184,9 +191,18 @@ class RunConfig:
     # Both empty: cross-fitting over baseline.subsets. See _check_transfer for the rule.
     fit_on: tuple[str, ...] = ()
     test_on: tuple[str, ...] = ()
+    # The fit-on data's code budget and long-file policy when they differ from the data under test's (None:
+    # the baseline's): a large fit-on set (SVEN) can skip its long pairs while the test set is read whole.
+    # Without --fit-on there is no fit-on data and they do nothing (a study refuses them on a cross-fitted cell).
+    fit_max_code_tokens: int | None = None
+    fit_long_files: LongFiles | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", Precision(self.dtype))
+        if self.fit_long_files is not None:
+            object.__setattr__(self, "fit_long_files", LongFiles(self.fit_long_files))
+        if self.fit_max_code_tokens is not None and self.fit_max_code_tokens < 16:
+            raise VulnsteerError(f"fit_max_code_tokens {self.fit_max_code_tokens}: must be at least 16")
         object.__setattr__(self, "readout", Readout(self.readout))
         object.__setattr__(self, "device", check_device(self.device))
         object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))

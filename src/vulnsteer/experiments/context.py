@@ -51,8 +51,6 @@ def open_context(
         model, cache_dir=cache_dir / "models", trust_remote_code=trust_remote_code,
         device=device, dtype=dtype or DEFAULT_PRECISION,
     ))
-    # Activations differ between precisions, so each has its own cache; float32 keeps the original folder.
-    suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
     yes, no = answer_token_ids(loaded.tokenizer)
     return Context(
         data_root=root,
@@ -60,5 +58,12 @@ def open_context(
         loaded=loaded,
         words=AnswerWords(tuple(yes), tuple(no)),
         cwe_names=cwe_names(root),
-        cache=ActivationCache(cache_dir / "activations" / f"{loaded.source_hash[:16]}{suffix}"),
+        cache=activation_cache(loaded, cache_dir),
     )
+
+
+def activation_cache(loaded: LoadedModel, cache_dir: Path | None = None) -> ActivationCache:
+    """The model's activation cache; activations differ between precisions, so each has its own (float32
+    keeps the original folder)."""
+    suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
+    return ActivationCache((cache_dir or default_cache_dir()) / "activations" / f"{loaded.source_hash[:16]}{suffix}")

@@ -1,5 +1,6 @@
 """Everything checkable before the weights load, in about a second and without importing torch: the data
-(records, folds against scenario groups) and the model's shape (layers, context) from its config or header."""
+(records, folds against scenario groups), the model's shape (layers, context) from its config or header, the
+device against torch's build, and a hub id's reachability."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.run_folder import check_out
-from vulnsteer.model.peek import peek_shape
+from vulnsteer.model.peek import check_device_here, check_hub_reachable, peek_shape
 
 
 def preflight(
@@ -32,6 +33,8 @@ def preflight(
         cfg.steer.check_groups(len({r.group for r in fit}))  # one of --folds grouped folds validates
     elif "steer" in cfg.stages:
         cfg.steer.check_groups(len({r.group for r in records}))
+    check_device_here(cfg.device)
+    check_hub_reachable(model)
     shape = peek_shape(model)
     if shape is not None:
         cfg.baseline.check_context(shape.context)

@@ -3,11 +3,14 @@ cross-fitted probe whose layer is chosen on the validation fold, comparable with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from vulnsteer.activations.layers import block_outputs
+from vulnsteer.data.records import Record
 from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
@@ -24,10 +27,16 @@ class ProbeCurve:
 def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3,
                 readout: Readout = Readout.ANSWER) -> ProbeCurve:
     """Per-layer probes and their shuffled-label control on the residuals read at `readout`."""
-    X = block_outputs(samples.readout(readout)).numpy()
-    y = samples.labels.numpy()
-    groups = [s.record.group for s in samples.samples]
-    cwes = [s.record.cwe for s in samples.samples]
+    return probe_curve_of(samples.readout(readout), [s.record for s in samples.samples], k, seed, repeats)
+
+
+def probe_curve_of(residuals: torch.Tensor, records: Sequence[Record], k: int = 5, seed: int = 0,
+                   repeats: int = 3) -> ProbeCurve:
+    """`probe_curve` on residuals [n, n_layers + 1, d] of `records` (their labels, groups and CWEs)."""
+    X = block_outputs(residuals).numpy()
+    y = np.array([r.label for r in records])
+    groups = [r.group for r in records]
+    cwes = [r.cwe for r in records]
     result = layer_probes(X, y, groups, k=k, seed=seed, cwes=cwes, progress=True)
     control = shuffled_control(X, y, groups, k=k, seed=seed + 1, n_repeats=repeats, progress=True)
     return ProbeCurve(result=result, control=control)

@@ -29,7 +29,8 @@ from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
 from vulnsteer.experiments.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
-    bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
+    bias_only, condition_metrics, condition_selects, curves, deltas, flips, steered_minus_random, strength_slopes,
+    sweep_summary, verdict_text,
 )
 from vulnsteer.experiments.checkpoint import RunFoldStore
 from vulnsteer.experiments.conditional import (
@@ -69,8 +70,10 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet, template: str)
     records = load_records(ctx.data_root, names, cwes)
     seen = {s.record.sha256 for s in main.samples}
     records = [r for r in records if r.sha256 not in seen]  # byte-identical copies of test files add nothing
+    # Long training files are left out (skip-pairs: with their twins, so SVEN's pairs stay whole and balanced).
+    policy = LongFiles.SKIP_PAIRS if cfg.baseline.long_files is LongFiles.SKIP_PAIRS else LongFiles.SKIP
     samples = build_samples(records, ctx.loaded, template, ctx.cwe_names, ctx.data_root,
-                            cfg.baseline.max_code_tokens, LongFiles.SKIP)
+                            cfg.baseline.max_code_tokens, policy)
     return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
 
 
@@ -265,6 +268,8 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
     summary = {"conditions": conds, "deltas": delta, "steered_minus_random": vs_random,
                "conditional_minus_random": conditional_minus_random(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
                "flips": flips(result.test, cfg.baseline.n_boot, cfg.baseline.seed),
+               "strength_slopes": strength_slopes(result.sweep, result.choices, labels),
+               "condition_selects": condition_selects(result.test),
                "bias_only": bias, "fluency": fluency(ctx, main, result, cfg),
                "verdict": verdict_text(conds, delta, bias, vs_random)}
     run.write_json(schema.STEER_SUMMARY, summary)

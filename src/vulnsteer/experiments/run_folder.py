@@ -181,15 +181,21 @@ def check_out(path: Path, force: bool, command: str = "", config: dict[str, Any]
                          f"{cfg.get('status', 'unknown')}); pass --force to replace it, or choose another --out")
 
 
+def fresh_run_path(command: str) -> Path:
+    """The default run folder, runs/<UTC time>-<command>-<4 hex>: named before the run starts (its first log
+    line says it), created when the run claims it."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{command}-{secrets.token_hex(2)}"
+
+
 def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
     """A folder this process may write: a new unique one, or `out` when empty, or `out` holding an old run
     with force (cleared first), or `out` holding an unfinished run of these settings (returned, to resume).
     Takes its lock."""
     old = None
     if out is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         while True:  # unique even for two runs started in the same second
-            path = Path("runs") / f"{stamp}-{command}-{secrets.token_hex(2)}"
+            path = fresh_run_path(command)
             try:
                 path.mkdir(parents=True, exist_ok=False)
                 break

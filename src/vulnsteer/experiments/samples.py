@@ -9,9 +9,10 @@ from pathlib import Path
 
 import torch
 
+from vulnsteer.activations.memo import active_memo
 from vulnsteer.activations.cache import ActivationCache, CachedActivations, prompt_key
 from vulnsteer.activations.passes import PromptPass, run_prompt
-from vulnsteer.data.fitting import CodeWindow, FitResult, changed_lines, fit_code
+from vulnsteer.data.fitting import CodeWindow, FitResult, changed_lines, fit_code, with_twin
 from vulnsteer.data.prompts import TEMPLATES, build_messages, few_shot_examples, render_prompt
 from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
@@ -113,20 +114,26 @@ def build_samples(
     policy: LongFiles | str = LongFiles.WINDOWS,
 ) -> list[Sample]:
     """Render every record; a long file is read in windows, cut around the lines that differ from its twin,
-    or skipped (`policy`), as each sample's FitResult records."""
+    skipped, or skipped with its twin (`policy`), as each sample's FitResult records."""
     tok = loaded.tokenizer
     policy = LongFiles(policy)
-    # Only diff-centred looks at the twin: the other policies use nothing a user scanning one file lacks.
-    twins = _twins(records) if policy is LongFiles.DIFF_CENTRED else {}
+    # diff-centred reads the twin's code, skip-pairs its fit; the other policies use nothing a user scanning
+    # one file lacks.
+    twins = _twins(records) if policy in (LongFiles.DIFF_CENTRED, LongFiles.SKIP_PAIRS) else {}
     add_special = not bool(getattr(tok, "chat_template", None))
-    samples: list[Sample] = []
+    fits: dict[str, FitResult] = {}
     for record in records:
-        twin = twins.get(record.id)
+        twin = twins.get(record.id) if policy is LongFiles.DIFF_CENTRED else None
         focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
-        fit = fit_code(record.code, tok, max_code_tokens, policy.value, focus, language=record.language)
-        samples.append(Sample(record, template_id, tuple(
-            _render(record, w, template_id, cwe_names, data_root, tok, add_special) for w in fit.windows), fit))
-    return samples
+        fits[record.id] = fit_code(record.code, tok, max_code_tokens, policy.value, focus, language=record.language)
+    if policy is LongFiles.SKIP_PAIRS:
+        over = {rid for rid, fit in fits.items() if fit.skipped}
+        for rid, twin in twins.items():
+            if twin.id in over and rid not in over:
+                fits[rid] = with_twin(fits[rid], twin.id)
+    return [Sample(record, template_id, tuple(_render(record, w, template_id, cwe_names, data_root, tok, add_special)
+                                              for w in fits[record.id].windows), fits[record.id])
+            for record in records]
 
 
 def _render(record: Record, window: CodeWindow, template_id: str, cwe_names: dict[str, str],
@@ -168,6 +175,7 @@ def run_samples(
     n_res = parts.n_layers + 1
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
+    memo = active_memo()
     scores, residuals, spans, lasts, states = [], [], [], [], []
     with progress_bar(description, total=sum(len(s.windows) for s in live)) as advance:
         for s in live:
@@ -175,8 +183,14 @@ def run_samples(
             for w in s.windows:
                 key = prompt_key(loaded.source_hash, s.template_id, w.prompt, rows.tolist())
                 hit = None if (cache is None or keep_states) else cache.get(key)
+                shared = (key, loaded.dtype, loaded.device)  # a pass another run of this process kept
+                state = memo.get(shared) if (memo is not None and keep_states) else None
                 if hit is None:
-                    state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                    fresh = state is None
+                    if state is None:
+                        state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                        if memo is not None and keep_states:
+                            memo.put(shared, state)
                     hit = CachedActivations(
                         answer_residuals=state.answer_residuals,
                         span_mean=state.span_mean,
@@ -184,7 +198,7 @@ def run_samples(
                         answer_row_logits=state.answer_logits[rows],
                         n_tokens=state.n_tokens,
                     )
-                    if cache is not None:
+                    if cache is not None and fresh:
                         cache.put(key, hit)
                     passes.append(state)
                 hits.append(hit)

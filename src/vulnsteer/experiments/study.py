@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vulnsteer import __version__
+from vulnsteer.activations.memo import shared_passes
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import RunConfig
@@ -114,8 +115,11 @@ def run_cells(plan: StudyPlan, runner: Runner, executor: Executor | str = Execut
     if Executor(executor) is Executor.RAY:
         _on_ray(plan.todo, runner, ray_address)
         return
-    for job in plan.todo:
-        runner(job)
+    # One process runs every cell: cells on the same prompts (each readout of a split, a data set that is fit
+    # on in one cell and tested in the next) share their passes and generated answers (activations/memo.py).
+    with shared_passes():
+        for job in plan.todo:
+            runner(job)
 
 
 def num_gpus(device: str, cluster_gpus: float) -> int:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from vulnsteer.data.load import SVEN, dataset_names
+from vulnsteer.data.planted import PLANTED
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+from vulnsteer.experiments.config import BaselineConfig, RunConfig
 from vulnsteer.model.sources import DEFAULT_MODEL
 from vulnsteer.options import Readout, StudyPreset, Train
 
@@ -28,10 +29,12 @@ class SpecError(VulnsteerError):
 
 @dataclass(frozen=True)
 class Split:
-    """Where vectors and probes are fit and where they are scored; `test` empty: cross-fitted folds over `fit`."""
+    """Where vectors and probes are fit and where they are scored; `test` empty: cross-fitted folds over `fit`.
+    `settings`: [run] keys this cell sets apart from the study's (e.g. a large data set's long-file policy)."""
 
     fit: tuple[str, ...]
     test: tuple[str, ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()
 
     @property
     def label(self) -> str:
@@ -78,20 +81,31 @@ class StudySpec:
                 raise SpecError(f"{name} lists {next(v for v in values if values.count(v) > 1)!r} twice")
         for split in self.splits:
             dataset_names((*split.fit, *split.test), "dataset")
+            with_settings(self.run, dict(split.settings))  # checked here, before anything loads
+            fit_side = [k for k, _ in split.settings if k.startswith("fit_")]
+            if fit_side and not split.test:
+                raise SpecError(f"{fit_side[0]} sets the fit-on data's policy; a cross-fitted cell "
+                                f"({split.label}) has none: use long_files / max_code_tokens")
+        labels = [s.label for s in self.splits]
+        if len(set(labels)) < len(labels):
+            raise SpecError(f"two cells read the same data ({next(x for x in labels if labels.count(x) > 1)}); "
+                            "a cell's folder is named by its data, so give each data split once")
         slugs = [model_slug(m) for m in self.models]
         if len(set(slugs)) < len(slugs):
             raise SpecError(f"two models share the folder name {next(s for s in slugs if slugs.count(s) > 1)!r}; "
                             "give them distinct names or folders")
 
     def cells(self) -> list[Cell]:
-        """Every cell, model by model, readout by readout, split by split."""
-        grid = [(m, r, s) for m in self.models for r in self.readouts for s in self.splits]
+        """Every cell, model by model, split by split, readout by readout: a split's readouts read the same
+        prompts, so run one after another they share one pass per prompt (activations/memo.py)."""
+        grid = [(m, r, s) for m in self.models for s in self.splits for r in self.readouts]
         return [Cell(i, len(grid), m, r, s) for i, (m, r, s) in enumerate(grid, start=1)]
 
     def settings(self) -> dict[str, Any]:
         """What study.json records."""
         return {"models": list(self.models), "readouts": [r.value for r in self.readouts],
-                "cells": [asdict(s) for s in self.splits], "run": self.run.settings()}
+                "cells": [{"fit": list(s.fit), "test": list(s.test), **({"run": dict(s.settings)} if s.settings else {})}
+                          for s in self.splits], "run": self.run.settings()}
 
 
 def cell_config(spec: StudySpec, cell: Cell) -> RunConfig:
@@ -99,24 +113,39 @@ def cell_config(spec: StudySpec, cell: Cell) -> RunConfig:
 
     A cross-fitted cell studies its `fit` datasets (baseline subsets) and keeps `train`; a fit -> test cell
     measures the baseline on `test` and fits on `fit` alone (fit_on names all its training data)."""
-    split, run = cell.split, spec.run
+    split, run = cell.split, with_settings(spec.run, dict(cell.split.settings))
     if split.test:
         return replace(run, baseline=replace(run.baseline, subsets=split.test), readout=cell.readout,
                        fit_on=split.fit, test_on=split.test, train=(Train.HOLDOUT,))
     return replace(run, baseline=replace(run.baseline, subsets=split.fit), readout=cell.readout, fit_on=(), test_on=())
 
 
+# The full preset's large data set on the 2-core machine (about 160 prompt tokens/s in float32): SVEN's 1,440
+# files whole are about 1.35M code tokens, hours of passes. A SVEN pair is kept only when both of its sides fit
+# SVEN_BUDGET code tokens (with the default model's tokenizer: 416 of 720 pairs, 130k code tokens; 768 would keep
+# 545 pairs and twice the tokens), pairs whole so the classes stay balanced, and the 256-token answers are
+# generated for a seeded class-balanced sample. The data under test elsewhere (hand-crafted, real-world,
+# planted) is read whole, long real-world files in windows, as `vulnsteer run` reads it.
+SVEN_BUDGET = 384
+LARGE = (("long_files", "skip-pairs"), ("max_code_tokens", SVEN_BUDGET), ("generate_sample", 64))
+LARGE_FIT = (("fit_long_files", "skip-pairs"), ("fit_max_code_tokens", SVEN_BUDGET))
+# Every cell of the full preset: fewer side-by-side answers and fluency files than `vulnsteer run` (each costs
+# generation in each of the 18 cells).
+FULL_RUN = {"n_side_by_side": 2, "n_fluency": 4}
+
+
 def preset(name: StudyPreset | str) -> StudySpec:
     """quick: the default model, answer and code-mean readouts, hand-crafted cross-fitted, without generation,
-    side-by-side or fluency (about the default run's budget). full: the default model x every readout x
-    SVEN cross-fitted, SVEN -> hand-crafted, SVEN -> real-world, hand-crafted + augmented -> real-world and
-    hand-crafted cross-fitted, each with everything `vulnsteer run` does."""
+    side-by-side or fluency (about the default run's budget). full: the default model x every readout x SVEN
+    cross-fitted, SVEN -> hand-crafted, SVEN -> real-world, hand-crafted + augmented -> real-world, hand-crafted
+    cross-fitted and the planted positive control cross-fitted; SVEN within a code budget (LARGE above)."""
     if StudyPreset(name) is StudyPreset.QUICK:
         return StudySpec(readouts=(Readout.ANSWER, Readout.CODE_MEAN), splits=(Split(("hand-crafted",)),),
                          run=RunConfig(baseline=BaselineConfig(generate=False), n_side_by_side=0, n_fluency=0))
-    return StudySpec(readouts=tuple(Readout), splits=(
-        Split((SVEN,)), Split((SVEN,), ("hand-crafted",)), Split((SVEN,), ("real-world",)),
-        Split(("hand-crafted", *AUGMENTED), ("real-world",)), Split(("hand-crafted",)),
+    return StudySpec(readouts=tuple(Readout), run=run_config(FULL_RUN), splits=(
+        Split((SVEN,), settings=LARGE), Split((SVEN,), ("hand-crafted",), LARGE_FIT),
+        Split((SVEN,), ("real-world",), LARGE_FIT), Split(("hand-crafted", *AUGMENTED), ("real-world",)),
+        Split(("hand-crafted",)), Split((PLANTED,)),
     ))
 
 
@@ -135,11 +164,12 @@ def _names_slug(names: tuple[str, ...]) -> str:
 # ---- the TOML file -------------------------------------------------------------------------------------
 
 TOP_KEYS = ("models", "readouts", "cells", "run")
-CELL_KEYS = ("crossfit", "fit", "test")
+CELL_KEYS = ("crossfit", "fit", "test", "run")
 # [run] key -> (config part, field, kind); "seed" seeds both the baseline's bootstrap and the steering.
 RUN_KEYS: dict[str, tuple[str, str, str]] = {
     "cwes": ("baseline", "cwes", "strs"), "template": ("baseline", "template", "str"),
     "generate": ("baseline", "generate", "bool"), "max_new_tokens": ("baseline", "max_new_tokens", "int"),
+    "generate_sample": ("baseline", "generate_sample", "int"),
     "batch_size": ("baseline", "batch_size", "int"), "max_code_tokens": ("baseline", "max_code_tokens", "int"),
     "long_files": ("baseline", "long_files", "str"), "n_boot": ("baseline", "n_boot", "int"),
     "layers": ("steer", "layers", "ints"), "methods": ("steer", "methods", "strs"),
@@ -151,6 +181,7 @@ RUN_KEYS: dict[str, tuple[str, str, str]] = {
     "search_subsample": ("steer", "search_subsample", "int"),
     "train": ("run", "train", "strs"), "n_side_by_side": ("run", "n_side_by_side", "int"),
     "side_by_side_tokens": ("run", "side_by_side_tokens", "int"), "n_fluency": ("run", "n_fluency", "int"),
+    "fit_max_code_tokens": ("run", "fit_max_code_tokens", "int"), "fit_long_files": ("run", "fit_long_files", "str"),
     "dtype": ("run", "dtype", "str"), "device": ("run", "device", "str"), "seed": ("both", "seed", "int"),
 }
 
@@ -182,14 +213,20 @@ def _typed(where: str, value: Any, kind: str) -> Any:
     return tuple(value) if kind in ("strs", "ints") else value
 
 
-def run_config(settings: dict[str, Any]) -> RunConfig:
-    """The shared RunConfig from checked [run] values (the configs check the values themselves)."""
+def with_settings(run: RunConfig, settings: dict[str, Any]) -> RunConfig:
+    """`run` with checked [run] values set (the configs check the values themselves)."""
     parts: dict[str, dict[str, Any]] = {"baseline": {}, "steer": {}, "run": {}}
     for key, value in settings.items():
         part, name, _ = RUN_KEYS[key]
         for target in ("baseline", "steer") if part == "both" else (part,):
             parts[target][name] = value
-    return RunConfig(baseline=BaselineConfig(**parts["baseline"]), steer=SteerConfig(**parts["steer"]), **parts["run"])
+    return replace(run, baseline=replace(run.baseline, **parts["baseline"]), steer=replace(run.steer, **parts["steer"]),
+                   **parts["run"])
+
+
+def run_config(settings: dict[str, Any]) -> RunConfig:
+    """The shared RunConfig from checked [run] values."""
+    return with_settings(RunConfig(), settings)
 
 
 def _unknown(where: str, key: str, allowed: tuple[str, ...] | list[str]) -> SpecError:
@@ -217,13 +254,31 @@ def _split(where: str, table: Any, base: Path) -> Split:
     for key in table:
         if key not in CELL_KEYS:
             raise _unknown(f"{where}: ", key, CELL_KEYS)
+    table = dict(table)
+    own = _settings(f"{where}.run", table.pop("run", {}))
     if "crossfit" in table:
         if set(table) != {"crossfit"}:
             raise SpecError(f"{where}: give either crossfit = [...] or fit = [...] with test = [...], not both")
-        return Split(_datasets(f"{where}.crossfit", table["crossfit"], base))
+        return Split(_datasets(f"{where}.crossfit", table["crossfit"], base), settings=own)
     if set(table) != {"fit", "test"}:
         raise SpecError(f"{where}: needs crossfit = [...], or both fit = [...] and test = [...]")
-    return Split(_datasets(f"{where}.fit", table["fit"], base), _datasets(f"{where}.test", table["test"], base))
+    return Split(_datasets(f"{where}.fit", table["fit"], base), _datasets(f"{where}.test", table["test"], base), own)
+
+
+def _settings(where: str, table: Any) -> tuple[tuple[str, Any], ...]:
+    """Checked [run] keys and values, in the file's order; each alone first, so an error names its key."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where}: expected a table of [run] keys")
+    checked = {}
+    for key, value in table.items():
+        if key not in RUN_KEYS:
+            raise _unknown(f"{where} ", key, sorted(RUN_KEYS))
+        checked[key] = _typed(f"{where} {key}", value, RUN_KEYS[key][2])
+        try:
+            run_config({key: checked[key]})
+        except VulnsteerError as exc:
+            raise SpecError(f"{where} {key} = {value!r}: {exc}") from None
+    return tuple(checked.items())
 
 
 def load_spec(path: Path) -> StudySpec:
@@ -250,18 +305,7 @@ def load_spec(path: Path) -> StudySpec:
     if not isinstance(cells, list):
         raise SpecError(f"{where}cells: expected [[cells]] tables")
     splits = tuple(_split(f"{where}cells[{i}]", t, path.parent) for i, t in enumerate(cells))
-    settings = doc.get("run", {})
-    if not isinstance(settings, dict):
-        raise SpecError(f"{where}run: expected a [run] table")
-    checked = {}
-    for key, value in settings.items():
-        if key not in RUN_KEYS:
-            raise _unknown(f"{where}[run] ", key, sorted(RUN_KEYS))
-        checked[key] = _typed(f"{where}[run] {key}", value, RUN_KEYS[key][2])
-        try:
-            run_config({key: checked[key]})  # alone first, so the error names this key
-        except VulnsteerError as exc:
-            raise SpecError(f"{where}[run] {key} = {value!r}: {exc}") from None
+    checked = dict(_settings(f"{where}[run]", doc.get("run", {})))
     try:
         return StudySpec(tuple(models), tuple(readouts), splits, run_config(checked))
     except VulnsteerError as exc:

@@ -13,7 +13,7 @@ from vulnsteer.evaluation.deltas import delta_ci, mean_ci
 from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.conditional import masked_random
-from vulnsteer.experiments.steer import TestRow
+from vulnsteer.experiments.steer import Choice, TestRow
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 # Reported where every test row has them: amplify (a grid with amplify strengths), conditional (conditional.py).
@@ -185,3 +185,45 @@ def curves(summary_rows: Sequence[dict]) -> dict:
         out["by_layer"][name] = {"alpha": best[3], "layers": [k[2] for k in at_alpha],
                                  "balanced_accuracy": [mean[k][0] for k in at_alpha], "auroc": [mean[k][1] for k in at_alpha]}
     return out
+
+
+def strength_slopes(sweep: Sequence[dict], choices: Sequence[Choice], labels: Sequence[int]) -> list[dict]:
+    """The chosen vector's effect on the answer, per fold: the least-squares slope of the validation yes/no
+    score against strength (the score's change per unit of strength), within files (each file's own mean
+    removed, so files' differing baselines do not enter), at the layer and method the fold chose for steering,
+    for each operator swept there; over all files and per label, with the change over the swept range
+    (`span`, in the score's units). An operator swept at one strength has no slope (None)."""
+    out = []
+    for c in choices:
+        by_op: dict[str, dict[int, list[tuple[float, float]]]] = {}
+        for r in sweep:
+            if r["fold"] == c.fold and r["layer"] == c.layer and r["method"] == c.method.value:
+                by_op.setdefault(r["operator"], {}).setdefault(r["index"], []).append((r["alpha"], r["score"]))
+        for op, files in sorted(by_op.items()):
+            alphas = sorted({a for pts in files.values() for a, _ in pts})
+
+            def slope(want: set[int], files: dict = files) -> float | None:
+                centred = [np.asarray(p, dtype=float) - np.mean(p, axis=0) for i, p in files.items() if labels[i] in want]
+                if not centred:
+                    return None
+                a, s = np.concatenate(centred).T
+                den = float(a @ a)
+                return float(a @ s / den) if den > 0 else None
+
+            total = slope({0, 1})
+            out.append(dict(fold=c.fold, layer=c.layer, method=c.method.value, operator=op,
+                            chosen=op == c.operator.value, alpha_min=alphas[0], alpha_max=alphas[-1],
+                            slope=total, slope_vulnerable=slope({1}), slope_secure=slope({0}),
+                            span=None if total is None else total * (alphas[-1] - alphas[0])))
+    return out
+
+
+def condition_selects(rows: Sequence[TestRow]) -> dict[str, float] | None:
+    """Shares of held-out vulnerable and secure files the condition selected for steering (a condition that
+    separates the labels selects one far more than the other); None without conditional steering."""
+    if "conditional" not in conditions_of(rows):
+        return None
+    def share(label: int) -> float:
+        mine = [bool(r.selected) for r in rows if r.label == label]
+        return float(np.mean(mine)) if mine else float("nan")
+    return {"vulnerable": share(1), "secure": share(0)}

@@ -79,7 +79,9 @@ def prepare_transfer(ctx: Context, cfg: RunConfig, run: RunDir, test: SampleSet,
     steering sweep) and put them before the test-on samples `test`; writes transfer.json."""
     b = cfg.baseline
     records = load_fit_on(ctx.data_root, cfg.fit_on, cfg.test_on, b.cwes)
-    samples = build_samples(records, ctx.loaded, b.template, ctx.cwe_names, ctx.data_root, b.max_code_tokens, b.long_files)
+    budget = cfg.fit_max_code_tokens or b.max_code_tokens
+    policy = cfg.fit_long_files or b.long_files
+    samples = build_samples(records, ctx.loaded, b.template, ctx.cwe_names, ctx.data_root, budget, policy)
     live = [s for s in samples if not s.fit.skipped]
     train, val = validation_groups([s.record.group for s in live], cfg.steer.k_folds, cfg.steer.seed,
                                    labels=[s.record.label for s in live])
@@ -98,7 +100,7 @@ def prepare_transfer(ctx: Context, cfg: RunConfig, run: RunDir, test: SampleSet,
         "split": f"one grouped split of the fit-on groups: fold 0 of {cfg.steer.k_folds} validates "
                  f"(seed {cfg.steer.seed}), the rest trains",
         "n_fit_train": n_train, "n_fit_validation": n_fit - n_train, "n_test": len(test.samples),
-        "long_files": b.long_files.value, "n_fit_skipped": len(samples) - len(live),
+        "long_files": policy.value, "max_code_tokens": budget, "n_fit_skipped": len(samples) - len(live),
         "n_fit_windowed": sum(len(s.windows) > 1 for s in live), "readout": cfg.readout.value,
         "validation_groups": sorted({live[i].record.group for i in val}),
         "fit_cwes": dict(sorted(fit_cwes.items())),
@@ -107,8 +109,8 @@ def prepare_transfer(ctx: Context, cfg: RunConfig, run: RunDir, test: SampleSet,
                    else f"{POOLED} over every fit-on CWE",
     })
     if len(live) < len(samples):
-        run.note(f"--long-files {b.long_files.value} skipped {len(samples) - len(live)} fit-on file(s) that did not "
-                 "fit --max-code-tokens")
+        run.note(f"long files {policy.value} skipped {len(samples) - len(live)} fit-on file(s) that did not "
+                 f"fit {budget} code tokens")
     return Transfer(main, split)
 
 

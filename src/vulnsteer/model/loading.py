@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from rich.console import Console
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from vulnsteer.errors import ModelError
@@ -35,6 +34,7 @@ from vulnsteer.model.integrity import (
 )
 from vulnsteer.model.precision import DEFAULT_PRECISION, Device, Precision, parse_precision, resolve_device, to_precision
 from vulnsteer.io import sha256_file
+from vulnsteer.progress import status
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
     TINY_PREFIX,
@@ -195,7 +195,7 @@ def _convert_gguf(
     """Dequantise `gguf` to float32 and save it as a safetensors HF directory with its marker written last."""
     import transformers
 
-    with Console(stderr=True).status(f"dequantising {gguf.name} to float32 (about a minute per 0.5B on CPU)"):
+    with status(f"dequantising {gguf.name} to float32 (about a minute per 0.5B on CPU)"):
         try:
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -1,15 +1,25 @@
 """A model's depth and context length without loading its weights: what option checks need at start-up.
 
 Built-in models are known; an HF directory's config.json and a GGUF file's header say it in a few
-milliseconds; a hub id is not looked up (its options are checked once the model has loaded).
+milliseconds; a hub id is not looked up (its options are checked once the model has loaded), only whether the
+hub can be reached when the id is not cached. The device asked for is checked against the installed torch's
+build without importing it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import platform
+import re
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
+from vulnsteer.errors import ModelError
 from vulnsteer.model.sources import TINY_CONTEXT, TINY_LAYERS, resolve_source
 
 # Built-in models' blocks and context (from their GGUF headers); the sha256 pins them in sources.py.
@@ -62,3 +72,53 @@ def _from_gguf(path: Path) -> ModelShape | None:
     except Exception:  # noqa: BLE001 - a malformed header is the loader's to report, in one line
         return None
     return ModelShape(depth, context)
+
+
+def check_device_here(device: str) -> None:
+    """Refuse, in milliseconds and without importing torch, a device this machine cannot have: cuda with a
+    torch built without CUDA (or ROCm), mps off Apple silicon. What passes is checked again when the model
+    loads (model/precision.py: a CUDA build with no GPU, a GPU index out of range)."""
+    kind = device.partition(":")[0]
+    if kind == "cuda" and not _torch_has_gpu_build():
+        raise ModelError(f"--device {device} asked for but this torch has no usable CUDA (a CPU build); "
+                         "install a CUDA build of torch or use --device cpu")
+    if kind == "mps" and not (sys.platform == "darwin" and platform.machine() == "arm64"):
+        raise ModelError(f"--device {device} asked for but MPS is not available here; use --device cpu "
+                         "(MPS needs Apple silicon)")
+
+
+def _torch_has_gpu_build() -> bool:
+    """torch/version.py says what torch was built for (cuda = None and hip = None: a CPU build); read as text."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return True  # no torch to read: the loader's own check reports it
+    try:
+        text = (Path(spec.origin).parent / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    built = re.findall(r"^(cuda|hip)\s*(?::[^=]*)?=\s*(.+)$", text, flags=re.MULTILINE)
+    return not built or any(value.strip() != "None" for _, value in built)
+
+
+def check_hub_reachable(name: str, timeout_s: float = 3.0) -> None:
+    """A hub id not in the local HF cache needs the hub: refuse within `timeout_s` when it cannot be reached
+    (offline, or no route), instead of after the download's own retries."""
+    source = resolve_source(name)
+    if source.kind != "hub":
+        return
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(source.name, "config.json"), str):
+        return  # in the cache: the loader uses it when the hub is unreachable
+    why = None
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+        why = "HF_HUB_OFFLINE is set and it is not in the local HF cache"
+    else:
+        host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+        try:
+            socket.create_connection((host, 443), timeout=timeout_s).close()
+        except OSError as exc:
+            why = f"{host} not reachable: {type(exc).__name__}"
+    if why is not None:
+        raise ModelError(f"could not reach the Hugging Face hub for {source.name!r} ({why}); "
+                         "pass a local HF model directory or a .gguf file instead")

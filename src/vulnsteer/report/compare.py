@@ -16,6 +16,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.report import plots
 from vulnsteer.report.document import write_document
+from vulnsteer.report.long_files import generation_line
 from vulnsteer.report.blocks import Block, Fig, Section, Text
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.tables import NA, TableData, cwe_order, fmt, fmt_ci
@@ -98,6 +99,9 @@ def _baseline(runs: list[Compared]) -> list[Block]:
                 table.rows.append([cwe] + [fmt_ci(have[k][cwe].get(metric)) if k in have and cwe in have[k]
                                            else (NA if k in have else MISSING) for k in summaries])
             blocks.append(table)
+        if reading == "generation":
+            blocks += [Text(f"{c.label}: {line}") for c in runs
+                       if (line := generation_line(c.config(), c.run.jsonl(schema.BASELINE_SAMPLES)))]
     lacking = [k for k, s in summaries.items() if not isinstance(s, dict)]
     if lacking:
         blocks.append(Text(f"baseline/summary.json missing for: {', '.join(lacking)}."))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vulnsteer.experiments.coverage import GeneratedCounts, KeptCounts
+
 
 def long_file_line(cfg: Any, rows: list[dict] | None, always: bool = False) -> str | None:
     """From config.json and baseline/samples.jsonl: the policy and how many files it read in several windows,
@@ -22,5 +24,18 @@ def long_file_line(cfg: Any, rows: list[dict] | None, always: bool = False) -> s
                                              (skipped, "skipped")) if k]
     head = f"Long files (--long-files {policy}, budget {budget} code tokens):"
     if touched:
-        return f"{head} of {n} files, {'; '.join(touched)}."
+        # Which files and pairs the numbers rest on, per class, wherever a file was left out.
+        kept = f" In all, {KeptCounts.of(rows).text()}." if skipped else ""
+        return f"{head} of {n} files, {'; '.join(touched)}.{kept}"
     return f"{head} none of the {n} files exceeded the budget." if always else None
+
+
+def generation_line(cfg: Any, rows: list[dict] | None) -> str | None:
+    """How many files have a generated answer (config.json's baseline.generate_sample and the rows); None
+    when the run generated for every file or has no baseline."""
+    base = cfg.get("baseline") if isinstance(cfg, dict) else None
+    sample = base.get("generate_sample") if isinstance(base, dict) else None
+    if rows is None or not isinstance(sample, int) or isinstance(sample, bool):
+        return None
+    text = GeneratedCounts.of(rows, sample).text()
+    return text[0].upper() + text[1:] + "."

@@ -11,6 +11,7 @@ from typing import Any
 
 from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
+from vulnsteer.experiments.coverage import GeneratedCounts, KeptCounts
 from vulnsteer.report.document import unfinished
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.tables import fmt, fmt_ci
@@ -78,6 +79,9 @@ class RunResult:
     probe_accuracy: Estimate | None
     steered_minus_random: dict[str, Estimate]  # paired, per metric (accuracy, auroc, ...)
     curve: ProbeCurve | None
+    long_files: str | None = None  # the long-file policy (config.json)
+    kept: KeptCounts | None = None  # files and pairs the policy kept and dropped (baseline/samples.jsonl)
+    generated: GeneratedCounts | None = None  # files with a generated answer; None: the run generated none
 
 
 def _dict(x: Any) -> dict:
@@ -103,10 +107,17 @@ def read_result(run_dir: Path) -> RunResult:
     steer = _dict(run.json(schema.STEER_SUMMARY))
     probe = _dict(_dict(steer.get("conditions")).get("probe")).get("all")
     paired = {k: e for k, v in _dict(steer.get("steered_minus_random")).items() if (e := Estimate.read(v)) is not None}
+    cfg = _dict(_dict(run.json(schema.CONFIG)).get("baseline"))
+    rows = run.jsonl(schema.BASELINE_SAMPLES)
+    sample = cfg.get("generate_sample")
+    generated = (GeneratedCounts.of(rows, sample if isinstance(sample, int) else None)
+                 if rows is not None and _dict(run.json(schema.BASELINE_SUMMARY)).get("generation") else None)
     return RunResult(
         path=run.dir, unfinished=unfinished(run.json(schema.CONFIG)),
         baseline_auroc=Estimate.read(_dict(base).get("auroc")) if base is not None else None,
         probe_auroc=Estimate.read(_dict(probe).get("auroc")) if probe is not None else None,
         probe_accuracy=Estimate.read(_dict(probe).get("accuracy")) if probe is not None else None,
         steered_minus_random=paired, curve=_curve(run.json(schema.PROBE_CURVE), run.dir),
+        long_files=None if cfg.get("long_files") is None else str(cfg["long_files"]),
+        kept=None if rows is None else KeptCounts.of(rows), generated=generated,
     )

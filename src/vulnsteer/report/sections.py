@@ -13,7 +13,8 @@ from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
-from vulnsteer.report.long_files import long_file_line
+from vulnsteer.report.links import failed_links
+from vulnsteer.report.long_files import generation_line, long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
@@ -99,7 +100,7 @@ def _verdict(run: Run) -> list[Block]:
     if summary is None:
         return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
-    blocks += [Text(t) for t in versus_random(summary)]
+    blocks += [Text(t) for t in versus_random(summary) + failed_links(summary)]
     if summary.get("bias_only", {}).get("steered"):
         blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
                            "bias gives, not a better ranking of vulnerable over secure code."))
@@ -150,10 +151,12 @@ def _baseline(run: Run) -> list[Block]:
     published = run.json(schema.PUBLISHED)
     line = long_file_line(run.json(schema.CONFIG), run.jsonl(schema.BASELINE_SAMPLES), always=True)
     blocks: list[Block] = [] if line is None else [Text(line)]
+    sampled = generation_line(run.json(schema.CONFIG), run.jsonl(schema.BASELINE_SAMPLES))
     for reading, what in (("score", "log P(yes) - log P(no) at the answer position"),
                           ("generation", "the verdict parsed from free generation")):
         if reading in summary and summary[reading]:
-            blocks += [Text(f"Reading: {what}."), baseline_data(summary, published, reading)]
+            blocks += [Text(f"Reading: {what}."), *([Text(sampled)] if reading == "generation" and sampled else []),
+                       baseline_data(summary, published, reading)]
         else:
             blocks.append(Text(f"{reading.capitalize()} reading: not run."))
     return blocks

@@ -89,6 +89,29 @@ def _results_table(cells: list[StudyCell], results: dict[str, RunResult | None])
     return table
 
 
+def _files_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
+    """Per cell, the files its numbers rest on: what the long-file policy kept and dropped, and how many files
+    have a generated answer."""
+    cols = ["#", "cell", "long files", "files kept", "files dropped", "pairs kept / dropped / split",
+            "generated answers"]
+    table = TableData("Files per cell (baseline/samples.jsonl)", cols, note=(
+        "Files per class (vulnerable, secure). A split pair lost one side to the long-file policy; skip-pairs "
+        "drops whole pairs. Generated answers: every evaluated file, or the seeded class-balanced "
+        "--generate-sample sample (the answer score covers every kept file)."))
+    for i, c in enumerate(cells, start=1):
+        r = results[c.name]
+        k = None if r is None else r.kept
+        if r is None or k is None:
+            table.rows.append([str(i), c.name] + ["not run"] * (len(cols) - 2))
+            continue
+        g = r.generated
+        made = ("none" if g is None else f"all {g.evaluated}" if g.sample is None
+                else f"{g.generated.text()} of {g.evaluated}")
+        table.rows.append([str(i), c.name, r.long_files or "missing", k.kept.text(), k.dropped.text(),
+                           f"{k.pairs_kept} / {k.pairs_dropped} / {k.pairs_split}", made])
+    return table
+
+
 def _figure(cells: list[StudyCell], results: dict[str, RunResult | None], study_dir: Path) -> list[Block]:
     panels: dict[str, dict] = {}
     for c in cells:
@@ -104,17 +127,27 @@ def _figure(cells: list[StudyCell], results: dict[str, RunResult | None], study_
                  "is not evidence of a readable signal.")]
 
 
+def _read(study_dir: Path) -> tuple[list[StudyCell], dict[str, RunResult | None]]:
+    cells = read_cells(study_dir)
+    return cells, {c.name: read_result(study_dir / c.folder) if (study_dir / c.folder / schema.CONFIG).is_file()
+                   else None for c in cells}
+
+
+def results_table(study_dir: Path) -> TableData:
+    """The study's held-out results, one row per cell: what `vulnsteer study` prints when it ends."""
+    return _results_table(*_read(Path(study_dir)))
+
+
 def write_study(study_dir: Path) -> tuple[Path, Path]:
     """Write study_dir/study.md and study_dir/study.html (the figure under study_dir/figures)."""
     study_dir = Path(study_dir)
-    cells = read_cells(study_dir)
-    results = {c.name: read_result(study_dir / c.folder) if (study_dir / c.folder / schema.CONFIG).is_file() else None
-               for c in cells}
+    cells, results = _read(study_dir)
     done = sum(_status(r) == "finished" for r in results.values())
     title = f"vulnsteer study: {len(cells)} cells" + ("" if done == len(cells) else f" ({done} finished)")
     sections = [
         Section("Results side by side", [_results_table(cells, results), Text(HOW_TO_READ)]),
         Section("Probe AUROC by layer", _figure(cells, results, study_dir)),
+        Section("Files per cell", [_files_table(cells, results)]),
         Section("Cells", [_cells_table(cells, results),
                           Text("Each cell is an ordinary run folder with its own report.md (vulnsteer report).")]),
     ]

@@ -11,16 +11,13 @@ llama.cpp control vectors.
 
 Layer keys are vulnsteer layer indices: the 0-based block whose *output* is read and steered.
 
-On disk: `<stem>.safetensors` (float32 tensors `direction.<layer>` and `mu.<layer>`) and `<stem>.json`
-(everything else, including the SHA-256 of the tensor file, so a JSON paired with the wrong tensors is
-refused). What `vulnsteer run` saves is exactly the object its experiment scored.
+On disk (vectors/vector_files.py): safetensors + JSON; what `vulnsteer run` saves is exactly the object its
+experiment scored.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,20 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from vulnsteer.errors import DataError, ModelError, VulnsteerError
-from vulnsteer.io import atomic_write_text, sha256_file
+from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.loading import LoadedModel
-from vulnsteer.options import Operator, Scope, StrengthUnit
+from vulnsteer.options import Operator, Readout, Scope, StrengthUnit
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
 
-FORMAT = "vulnsteer-steering-vector"
-VERSION = 2
-_TENSOR_NAME = re.compile(r"^(direction|mu)\.(\d+)$")
 # Metadata fields written to / read from the JSON, in order.
 _META_FIELDS = (
     "method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
@@ -55,7 +46,10 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _as_f32(t: Tensor) -> Tensor:
+def _as_f32(t: Any, what: str = "direction") -> Tensor:
+    if not isinstance(t, Tensor):
+        raise VulnsteerError(f"a steering vector {what} must be a torch.Tensor, got {type(t).__name__}; "
+                             "wrap it with torch.tensor(...)")
     return t.detach().to("cpu", torch.float32).contiguous()
 
 
@@ -70,6 +64,9 @@ def _layer_floats(name: str, values: dict[Any, Any] | None, layers: list[int]) -
         raise VulnsteerError(f"steering vector {name} covers layers {sorted(out)}, the directions {layers}")
     if not all(math.isfinite(v) for v in out.values()):
         raise VulnsteerError(f"steering vector {name} contains NaN or inf")
+    if not all(v > 0 for v in out.values()):
+        # A length: a negative one would silently reverse the direction, a zero one steer by nothing.
+        raise VulnsteerError(f"steering vector {name} must be > 0 at every layer, got {out}")
     return out
 
 
@@ -92,6 +89,8 @@ class SteeringVector:
     operator: str = Operator.ADD.value
     alpha: float = 1.0
     unit: str = StrengthUnit.RAW.value
+    # Every position, as a llama.cpp / repeng control vector: a vector no experiment chose a scope for then adds
+    # in `apply` what its GGUF export adds; a run's saved vectors carry the scope the experiment chose.
     scope: str = Scope.ALL.value
     model_id: str = ""
     model_hash: str = ""
@@ -103,9 +102,12 @@ class SteeringVector:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.directions:
-            raise VulnsteerError("a steering vector needs at least one layer direction")
-        dirs = {int(k): _as_f32(v) for k, v in sorted(self.directions.items())}
+        if not isinstance(self.directions, dict) or not self.directions:
+            raise VulnsteerError("a steering vector needs a dict {layer: tensor} with at least one layer, got "
+                                 f"{type(self.directions).__name__}")
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in self.directions):
+            raise VulnsteerError(f"steering vector layers must be ints, got {sorted(map(repr, self.directions))}")
+        dirs = {k: _as_f32(v) for k, v in sorted(self.directions.items())}
         widths = {tuple(v.shape) for v in dirs.values()}
         if len(widths) != 1 or len(next(iter(widths))) != 1:
             raise VulnsteerError(f"directions must all be 1-D of one width, got shapes {sorted(widths)}")
@@ -124,7 +126,7 @@ class SteeringVector:
         self.sigma = _layer_floats("sigma", self.sigma, layers)
         self.mean_norm = _layer_floats("mean_norm", self.mean_norm, layers)
         if self.mu is not None:
-            self.mu = {int(k): _as_f32(v) for k, v in sorted(self.mu.items())}
+            self.mu = {int(k): _as_f32(v, "mu") for k, v in sorted(self.mu.items())}
             if sorted(self.mu) != layers:
                 raise VulnsteerError(f"mu layers {sorted(self.mu)} differ from direction layers {layers}")
             if any(tuple(v.shape) != (self.d_model,) or not bool(torch.isfinite(v).all()) for v in self.mu.values()):
@@ -132,10 +134,26 @@ class SteeringVector:
         self.operator = Operator(self.operator).value
         self.unit = StrengthUnit(self.unit).value
         self.scope = Scope(self.scope).value
-        if not math.isfinite(float(self.alpha)):
-            raise VulnsteerError(f"steering alpha must be finite, got {self.alpha!r}")
+        self.position = Readout(self.position).value
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+            raise VulnsteerError(f"steering alpha must be a finite number, got {self.alpha!r}")
         self.alpha = float(self.alpha)
+        for name in ("method", "model_id", "model_hash", "template_id", "dataset_hash", "cwe", "created"):
+            if not isinstance(getattr(self, name), str):
+                raise VulnsteerError(f"steering vector {name} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.record_ids, (list, tuple)) or not all(isinstance(r, str) for r in self.record_ids):
+            raise VulnsteerError("steering vector record_ids must be a list of strings")
+        if not isinstance(self.extra, dict):
+            raise VulnsteerError(f"steering vector extra must be a dict, got {type(self.extra).__name__}")
         self.record_ids = list(self.record_ids)
+
+    def __repr__(self) -> str:
+        """One line: the tensors are thousands of numbers a notebook cell has no use for."""
+        stats = ",".join(n for n in _STAT_FIELDS if getattr(self, n) is not None)
+        return (f"SteeringVector({self.method or 'raw'}, layers={self.layers}, d_model={self.d_model}, "
+                f"model={self.model_id or '?'}, applies {self.operator} alpha={self.alpha:g} unit={self.unit} "
+                f"scope={self.scope}, stats=[{stats}], mu={'yes' if self.mu is not None else 'no'}, "
+                f"cwe={self.cwe or '?'}, fit on {len(self.record_ids)} records)")
 
     # ----------------------------------------------------------------- shape and scales
     @property
@@ -202,6 +220,7 @@ class SteeringVector:
         scope: str | None = None,
         prompt_len: Any = None,
         span: Any = None,
+        force: bool = False,
     ) -> Iterator[None]:
         """Steer `model` (a `LoadedModel` or a transformers model) inside the block; restored on exit.
 
@@ -209,41 +228,39 @@ class SteeringVector:
         Scope "answer" steers the last prompt token; without `prompt_len` it is read from the first
         forward without a KV cache (the prompt), so `model.generate(...)` and a plain call both work.
         Scope "span" steers the token range `span` = (start, end) (one pair, or one per row).
+        A vector built on another model (by source hash) is refused unless `force=True`: a direction is
+        meaningless in another model's residual stream even where the widths agree.
         """
-
-        net = model.model if isinstance(model, LoadedModel) else model
+        net: torch.nn.Module
+        if isinstance(model, LoadedModel):
+            if self.model_hash and self.model_hash != model.source_hash and not force:
+                raise ModelError(f"this steering vector was built on {self.model_id or self.model_hash[:12]}, not "
+                                 f"{model.model_id}; apply it to the model it was fit on (force=True to insist)")
+            net = model.model
+        elif isinstance(model, torch.nn.Module):
+            net = model
+        else:
+            raise VulnsteerError(f"apply steers a LoadedModel (vulnsteer.load_model) or a transformers model, "
+                                 f"not a {type(model).__name__}")
         chosen = Scope(scope or self.scope).value
         ivs = self.interventions(alpha, operator, unit)
         with steer(net, ivs, scope=chosen, prompt_len=prompt_len, span=span):  # type: ignore[arg-type]
             yield
 
     # ----------------------------------------------------------------- arithmetic (repeng's ControlVector)
-    def _raw(self) -> dict[int, Tensor]:
-        assert self.raw_norm is not None
-        return {k: v * self.raw_norm[k] for k, v in self.directions.items()}
-
     def __add__(self, other: SteeringVector) -> SteeringVector:
-        if not isinstance(other, SteeringVector):
-            return NotImplemented
-        if other.d_model != self.d_model:
-            raise VulnsteerError(f"cannot add vectors of widths {self.d_model} and {other.d_model}")
-        a, b = self._raw(), other._raw()
-        zero = torch.zeros(self.d_model)
-        summed = {k: a.get(k, zero) + b.get(k, zero) for k in sorted(set(a) | set(b))}
-        # A sum is a new direction: its training statistics are unknown, so it adds raw lengths by default.
-        return SteeringVector(directions=summed, method=f"({self.method}+{other.method})", position=self.position,
-                              model_id=self.model_id, model_hash=self.model_hash, template_id=self.template_id,
-                              cwe=self.cwe, extra={"combined_from": [self.metadata(), other.metadata()]})
+        """What the two add together, each at its own alpha and unit (vectors/arithmetic.py)."""
+        from vulnsteer.vectors.arithmetic import add_vectors
+
+        return add_vectors(self, other) if isinstance(other, SteeringVector) else NotImplemented
 
     def __mul__(self, k: float) -> SteeringVector:
-        k = float(k)
-        if not math.isfinite(k) or k == 0.0:
-            raise VulnsteerError(f"scale a steering vector by a finite non-zero number, got {k}")
-        flip = -1.0 if k < 0 else 1.0
-        assert self.raw_norm is not None
-        return replace(self, directions={layer: v * flip for layer, v in self.directions.items()},
-                       raw_norm={layer: n * abs(k) for layer, n in self.raw_norm.items()},
-                       record_ids=list(self.record_ids), extra=dict(self.extra))
+        """k x the additive steering: `(k * v).apply(m, alpha=a)` adds what `v.apply(m, alpha=k * a)` adds."""
+        from vulnsteer.vectors.arithmetic import scale_vector
+
+        if isinstance(k, bool) or not isinstance(k, (int, float)):
+            return NotImplemented
+        return scale_vector(self, float(k))
 
     __rmul__ = __mul__
 
@@ -264,65 +281,35 @@ class SteeringVector:
 
     def save(self, path_stem: str | Path) -> tuple[Path, Path]:
         """Write `<stem>.safetensors` and `<stem>.json`; returns both paths."""
-        tensors_path, json_path = _paths(path_stem)
-        tensors = {f"direction.{k}": v for k, v in self.directions.items()}
-        if self.mu is not None:
-            tensors.update({f"mu.{k}": v for k, v in self.mu.items()})
-        meta = {"format": FORMAT, "version": VERSION, **self.metadata()}
-        try:
-            json.dumps(meta, allow_nan=False)  # fail before anything is written
-        except (TypeError, ValueError) as exc:
-            raise VulnsteerError(f"steering vector metadata is not JSON-serialisable ({exc}); fix `extra`") from exc
-        tensors_path.parent.mkdir(parents=True, exist_ok=True)
-        # One metadata entry: safetensors writes its metadata map in hash order, which differs between calls,
-        # so two entries made the same vector's file differ byte for byte from run to run.
-        save_file(tensors, str(tensors_path), metadata={"format": f"{FORMAT}/{VERSION}"})
-        meta.update(layers=self.layers, d_model=self.d_model, has_mu=self.mu is not None,
-                    tensors_file=tensors_path.name, tensors_sha256=sha256_file(tensors_path))
-        atomic_write_text(json_path, json.dumps(meta, indent=2, allow_nan=False) + "\n")
-        return tensors_path, json_path
+        from vulnsteer.vectors.vector_files import save_vector
+
+        return save_vector(self, path_stem)
 
     @classmethod
     def load(
         cls, path_stem: str | Path, expect_model_hash: str | None = None, expect_d_model: int | None = None
     ) -> SteeringVector:
-        """Read a saved vector; refuses a missing or mismatched file, or one built for another model."""
-        tensors_path, json_path = _paths(path_stem)
-        for p in (json_path, tensors_path):
-            if not p.is_file():
-                raise DataError(f"steering vector file {p} not found; check the path or build the vector first")
-        meta = _read_meta(json_path)
-        if meta.get("tensors_sha256") != sha256_file(tensors_path):
-            raise DataError(f"{tensors_path} does not match {json_path} (SHA-256 differs): the two files belong to "
-                            "different vectors or one was edited; rebuild the vector")
-        try:
-            tensors = load_file(str(tensors_path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise DataError(f"{tensors_path} is not a readable safetensors file ({exc})") from exc
-        directions, mu = _split_tensors(tensors, tensors_path)
-        if sorted(directions) != meta.get("layers"):
-            raise DataError(f"{json_path} lists layers {meta.get('layers')} but {tensors_path} has {sorted(directions)}")
-        if bool(mu) != bool(meta.get("has_mu")):
-            raise DataError(f"{json_path} and {tensors_path} disagree on whether mu is stored")
-        try:
-            sv = cls(directions=directions, mu=mu or None, **{n: meta[n] for n in (*_META_FIELDS, *_STAT_FIELDS)})
-        except (VulnsteerError, ValueError, TypeError) as exc:
-            raise DataError(f"{json_path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-        if meta.get("d_model") != sv.d_model:
-            raise DataError(f"{json_path} says d_model={meta.get('d_model')} but the tensors are {sv.d_model} wide")
-        if expect_d_model is not None and sv.d_model != expect_d_model:
-            raise ModelError(f"steering vector {tensors_path} is {sv.d_model} wide but the model's residual is "
-                             f"{expect_d_model}; it was built for {sv.model_id or 'another model'}")
-        if expect_model_hash is not None and sv.model_hash != expect_model_hash:
-            raise ModelError(f"steering vector {tensors_path} was built for model hash {sv.model_hash or '(none)'}, "
-                             f"not {expect_model_hash} ({sv.model_id or 'unknown model'}); rebuild it on this model")
-        return sv
+        """Read a saved vector; refuses a missing, mismatched or invalid file, or one built for another model."""
+        from vulnsteer.vectors.vector_files import load_vector
 
-    def to_gguf(self, path: str | Path, model_hint: str, alpha: float | None = None) -> Path:
-        """Write a llama.cpp control vector of the additive offset (alpha x unit x direction per layer)."""
+        return load_vector(cls, path_stem, expect_model_hash, expect_d_model)
+
+    def to_gguf(self, path: str | Path, model_hint: str | None = None, alpha: float | None = None) -> Path:
+        """Write a llama.cpp control vector of the additive offset (alpha x unit x direction per layer).
+
+        `model_hint`: the model's architecture (e.g. "qwen2"); by default the one recorded when the vector
+        was trained, else its model id. Refuses a vector that applies by amplify or ablate: llama.cpp only adds.
+        """
         from vulnsteer.vectors.gguf_io import export_control_vector
 
-        return export_control_vector(self, Path(path), model_hint, alpha=self.alpha if alpha is None else alpha)
+        if self.operator != Operator.ADD.value:
+            raise VulnsteerError(f"this vector applies with operator {self.operator!r}, but llama.cpp control "
+                                 "vectors only add; export with_application('add', alpha) instead")
+        hint = model_hint or str(self.extra.get("architecture") or self.model_id.split("@")[0])
+        if not hint:
+            raise VulnsteerError("to_gguf needs model_hint (the model's architecture, e.g. 'qwen2'): the vector "
+                                 "does not record its model")
+        return export_control_vector(self, Path(path), hint, alpha=self.alpha if alpha is None else alpha)
 
     @classmethod
     def from_gguf(cls, path: str | Path) -> SteeringVector:
@@ -331,41 +318,3 @@ class SteeringVector:
 
         return import_control_vector(Path(path))
 
-
-def _read_meta(json_path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise DataError(f"{json_path} is not valid JSON ({type(exc).__name__}); rebuild the vector") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DataError(f"{json_path} is not a vulnsteer steering vector (format field missing or wrong)")
-    if meta.get("version") != VERSION:
-        raise DataError(f"{json_path} has format version {meta.get('version')!r}; this vulnsteer reads {VERSION}")
-    missing = [name for name in (*_META_FIELDS, *_STAT_FIELDS) if name not in meta]
-    if missing:
-        raise DataError(f"{json_path} lacks metadata field(s) {missing}; rebuild the vector")
-    if not isinstance(meta["record_ids"], list) or not isinstance(meta["extra"], dict):
-        raise DataError(f"{json_path}: record_ids must be a list and extra an object")
-    return meta
-
-
-def _paths(path_stem: str | Path) -> tuple[Path, Path]:
-    stem = Path(path_stem)
-    if stem.suffix in (".safetensors", ".json"):
-        stem = stem.with_suffix("")
-    return Path(f"{stem}.safetensors"), Path(f"{stem}.json")
-
-
-def _split_tensors(tensors: dict[str, Tensor], path: Path) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
-    directions: dict[int, Tensor] = {}
-    mu: dict[int, Tensor] = {}
-    for name, t in tensors.items():
-        m = _TENSOR_NAME.match(name)
-        if m is None:
-            raise DataError(f"{path} holds an unexpected tensor {name!r}; expected direction.<layer> / mu.<layer>")
-        if t.dtype != torch.float32:
-            raise DataError(f"{path}: tensor {name} is {t.dtype}, expected float32")
-        (directions if m.group(1) == "direction" else mu)[int(m.group(2))] = t
-    if not directions:
-        raise DataError(f"{path} holds no direction.<layer> tensors")
-    return directions, mu
