@@ -50,7 +50,8 @@ def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_bu
     assert transfer.baseline.subsets == ("real-world",) and transfer.train == (Train.HOLDOUT,)
     assert transfer.fit_long_files is None and transfer.baseline.generate
     assert configs["code-mean__planted__crossfit"].baseline.subsets == ("planted",)
-    assert {(c.n_side_by_side, c.n_fluency) for c in configs.values()} == {(2, 4)}
+    assert {(c.n_side_by_side, c.n_fluency, c.steer.search, c.steer.search_subsample) for c in configs.values()} == {
+        (2, 4, "coarse-fine", 48)}
 
 
 def test_a_toml_spec_expands_model_by_readout_by_split(tmp_path):

@@ -129,9 +129,11 @@ def cell_config(spec: StudySpec, cell: Cell) -> RunConfig:
 SVEN_BUDGET = 384
 LARGE = (("long_files", "skip-pairs"), ("max_code_tokens", SVEN_BUDGET), ("generate_sample", 64))
 LARGE_FIT = (("fit_long_files", "skip-pairs"), ("fit_max_code_tokens", SVEN_BUDGET))
-# Every cell of the full preset: fewer side-by-side answers and fluency files than `vulnsteer run` (each costs
+# Every cell of the full preset: the coarse-to-fine search (315 of the 936 answer-scope configurations per
+# validation sample) on at most 48 validation samples per fold (a SVEN fold validates about 200; hand-crafted
+# folds hold 12, all scored), and fewer side-by-side answers and fluency files than `vulnsteer run` (each costs
 # generation in each of the 18 cells).
-FULL_RUN = {"n_side_by_side": 2, "n_fluency": 4}
+FULL_RUN = {"search": "coarse-fine", "search_subsample": 48, "n_side_by_side": 2, "n_fluency": 4}
 
 
 def preset(name: StudyPreset | str) -> StudySpec:
