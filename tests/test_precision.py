@@ -25,6 +25,7 @@ from vulnsteer.model.precision import Device, Precision, parse_precision, resolv
 from vulnsteer.model.tiny import save_tiny, tiny_model
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
+from vulnsteer.steering.reentry import reentry_problem
 from vulnsteer.steering.resume import record_full, resume_logits
 from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -149,6 +150,7 @@ def test_operators_project_in_float32_and_keep_the_model_dtype():
 def test_bf16_sweep_equals_full_steered_forwards(arch, tokenizer, device, dtype):
     model = _bf16(arch, device, dtype)
     parts = model_parts(model)
+    assert reentry_problem(model, parts) == "", "the load-time check must let this precision re-enter (issue 15)"
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids.to(device)
     words = _words(tokenizer)
     ivs = _interventions(parts)

@@ -12,7 +12,9 @@ from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.vectors.hooks import steer
+from vulnsteer.steering import reentry
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.training import fit_vectors
 
@@ -57,3 +59,13 @@ def test_a_linear_probe_reads_more_than_the_answer_does(real_samples):
     groups = [s.record.group for s in sset.samples]
     result = layer_probes(block_outputs(sset.residuals).numpy(), sset.labels.numpy(), groups, k=3, seed=0)
     assert np.nanmax(result.auroc) > 0.6  # grouped CV: no scenario in both train and test
+
+
+def test_bf16_mixed_reenters_on_the_cached_prefix(real_model, monkeypatch):  # real_model: skip without the model
+    """bf16-mixed's cached prefix differs from its full forward by more than float32's bound, but by less than
+    its own run-to-run rounding allows, so the sweep runs on the cached prefix (issue 15)."""
+    loaded = load_model("qwen2.5-coder-0.5b", cache_dir=default_cache_dir() / "models", dtype="bf16-mixed")
+    model, parts = loaded.model, loaded.parts
+    assert reentry.reentry_problem(model, parts) == ""
+    monkeypatch.setattr(reentry, "_NOISE_FACTOR", 0.0)  # the float32 bound alone, as before issue 15
+    assert reentry.reentry_problem(model, parts).startswith("the last token on the cached prefix")

@@ -12,9 +12,11 @@ from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.precision import to_precision
 from vulnsteer.model.tiny import tiny_model
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
+from vulnsteer.steering import reentry
 from vulnsteer.steering.reentry import _probe_length, check_reentry, reentry_problem
 from vulnsteer.steering.resume import resume_logits
 from vulnsteer.steering.sweep import score_full_forwards
@@ -36,8 +38,7 @@ def test_probe_prompt_crosses_a_sliding_window_only_where_one_is_used():
     assert _probe_length(gemma3) == 24
 
 
-@pytest.fixture(scope="module")
-def softcapped():
+def _softcapped():
     """Tiny Gemma 2: it soft-caps its logits after the unembedding, which re-entry does not reproduce."""
     model = tiny_model("gemma2")
     assert model.config.final_logit_softcapping == 30.0
@@ -45,6 +46,41 @@ def softcapped():
     # reach the cap. A cap at the tiny scale makes the same computation visible.
     model.config.final_logit_softcapping = 0.5
     return model
+
+
+@pytest.fixture(scope="module")
+def softcapped():
+    return _softcapped()
+
+
+def _drop_last_prefix_key(model):
+    """A fault in the cached-prefix path: the answer token's forward loses the prefix's last key and value
+    (as a cache that drops what a later token needs would)."""
+
+    def pre(_m, args, kwargs):
+        cache = kwargs.get("cache")
+        if cache is not None and kwargs["input_ids"].shape[1] == 1:
+            cache.crop(-1)
+
+    model.register_forward_pre_hook(pre, with_kwargs=True)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bf16-mixed", "bfloat16"])
+def test_the_bound_is_the_precisions_rounding_and_faults_still_exceed_it(dtype):
+    """Each precision's bound follows its own run-to-run rounding (float32's stays at the float32 bound),
+    and a path that computes something else is caught at every precision."""
+    model = to_precision(tiny_model("qwen2"), dtype)
+    ids = torch.arange(24)[None] * 13 + 5
+    with torch.inference_mode():
+        full = model(input_ids=ids, use_cache=False).logits[0, -1]
+        measured = reentry.rounding(model, ids, full)
+    assert 0.0 <= measured * reentry._NOISE_FACTOR < reentry._TOLERANCE, "tiny models round below the float32 bound"
+    assert reentry_problem(model, model_parts(model)) == ""
+    faulty = _drop_last_prefix_key(to_precision(tiny_model("qwen2"), dtype))
+    assert reentry_problem(faulty, model_parts(faulty)).startswith("the last token on the cached prefix")
+    capped = to_precision(_softcapped(), dtype)
+    assert reentry_problem(capped, model_parts(capped)).startswith("re-entering at block 2")
 
 
 def test_softcapped_logits_are_detected_as_inexact(softcapped, tokenizer):

@@ -17,9 +17,10 @@ Everything that accumulates across layers (the residual stream, norms, attention
 unembedding stay float32. Measured on the default model (benchmarks/precision.py): rounding the weights
 alone leaves answer scores unchanged (max difference 0.005); what costs fidelity in plain bfloat16 is the
 bf16 residual stream and unembedding, which this mode keeps in float32. Its prompt passes run 1.8x to 3.3x
-faster than float32's, but on this CPU batched decoding and the sweep's one-token re-entry ran slower than
-in float32 (docs/BENCHMARKS.md), and it misses the fidelity bar by one criterion (the probe curve moves by
-up to 0.029 AUROC, the bar allows 0.02), so float32 stays the default.
+faster than float32's. Its sweep once crawled because the re-entry check's float32 bound sent it to one
+full forward per configuration; the bound now follows the precision's own rounding (`steering.reentry`).
+What remains of one-token work is profiled in docs/BENCHMARKS.md. It misses the fidelity bar by one
+criterion (the probe curve moves by up to 0.029 AUROC, the bar allows 0.02), so float32 stays the default.
 """
 
 from __future__ import annotations
