@@ -30,7 +30,8 @@ def test_the_quick_preset_is_the_default_model_two_readouts_hand_crafted_without
 def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_budget():
     cells = preset("full").cells()
     assert len(cells) == 18 and [c.index for c in cells] == list(range(1, 19)) and {c.total for c in cells} == {18}
-    assert cells[2].title == "cell 3/18 qwen2.5-coder-0.5b__code-last__sven__crossfit"
+    assert cells[2].title == "cell 3/18 qwen2.5-coder-0.5b__code-last__planted__crossfit"
+    assert cells[8].title == "cell 9/18 qwen2.5-coder-0.5b__code-last__sven__crossfit"
     configs = {c.name.split("__", 1)[1]: cell_config(preset("full"), c) for c in cells}
     assert set(configs) == {f"{r}__{s}" for r in ("answer", "code-mean", "code-last") for s in (
         "sven__crossfit", "sven__hand-crafted", "sven__real-world",
