@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from vulnsteer.errors import DataError
+from vulnsteer.evaluation.deltas import null_reading
 
 NA = "n/a"
 MAX_PUBLISHED = 8  # more published models than this: show the top KEEP_PUBLISHED
@@ -106,11 +107,11 @@ def includes_zero(x: Any) -> bool | None:
 
 
 def no_effect_sentence(x: Any, digits: int = 2) -> str:
-    """What a delta whose interval includes 0 rules out: 'no effect larger than <MDE> (80% power)'."""
-    mde = fmt(x[3], digits) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
-    if mde == NA:  # runs from before the MDE was stored, or too few resamples for a standard error
-        return "interval includes 0; no minimal detectable effect recorded"
-    return f"no effect larger than {mde} ({POWER_PERCENT}% power)"
+    """What a stored delta [value, low, high(, mde)] rules out (its interval's ends) and what the design
+    could detect (its MDE), as `null_reading` words it; runs from before the MDE was stored name no MDE."""
+    if not (isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 3):
+        return NA
+    return null_reading(_number(x[1]), _number(x[2]), _number(x[3]) if len(x) >= 4 else None, digits)
 
 
 def fmt_count(x: Any) -> str:
