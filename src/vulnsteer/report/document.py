@@ -114,16 +114,31 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
     if (why := unfinished(cfg)) is not None:
         title = f"UNFINISHED RUN ({why}) - {title}"
-    return write_document(title, sections, run_dir, "report")
+    return write_document(title, sections, run_dir, "report", [w] if (w := random_weights_warning(model)) else [])
 
 
-def write_document(title: str, sections: list[Section], out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html; figures must lie under out_dir."""
-    md = [f"# {html.escape(title, quote=False)}\n"]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for s in sections:
-        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, out_dir) for b in s.blocks))
-        body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
+def random_weights_warning(model: object) -> str | None:
+    """The line that heads a report on a `tiny-*` model: its weights are random, so its numbers test the
+    pipeline and say nothing about any real model."""
+    if not (isinstance(model, str) and model.startswith("tiny-")):
+        return None
+    return (f"{model} has random weights: every number below is a smoke test of the pipeline, not a finding "
+            "about any model. An interval that excludes 0 here is chance or an artefact.")
+
+
+def write_document(title: str, sections: list[Section], out_dir: Path, stem: str,
+                   lead: list[str] | None = None) -> tuple[Path, Path]:
+    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html, each `lead` line in bold under the
+    title, then a table of contents linking each section; figures must lie under out_dir."""
+    e = html.escape
+    md = [f"# {e(title, quote=False)}\n", *(f"**{md_text(t)}**\n" for t in lead or [])]
+    body = [f"<h1>{e(title)}</h1>", *(f'<p class="warn">{e(t)}</p>' for t in lead or [])]
+    md.append("Contents:\n\n" + "".join(f"{i}. [{md_text(s.title)}](#s{i})\n" for i, s in enumerate(sections, 1)))
+    body.append('<nav><h2>Contents</h2><ol>' + "".join(f'<li><a href="#s{i}">{e(s.title)}</a></li>'
+                                                      for i, s in enumerate(sections, 1)) + "</ol></nav>")
+    for i, s in enumerate(sections, 1):
+        md.append(f'<a id="s{i}"></a>\n\n## {s.title}\n\n' + "\n".join(_markdown(b, out_dir) for b in s.blocks))
+        body.append(f'<section id="s{i}"><h2>{e(s.title)}</h2>' + "".join(_html(b) for b in s.blocks) + "</section>")
     md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
             f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

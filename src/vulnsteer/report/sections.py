@@ -12,6 +12,7 @@ from typing import Any
 from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
+from vulnsteer.report.family import count_sentence
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
@@ -100,6 +101,7 @@ def _verdict(run: Run) -> list[Block]:
         return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
     blocks += [Text(t) for t in versus_random(summary)]
+    blocks.append(Text(count_sentence(len(comparisons_data(summary).rows), summary)))
     if summary.get("bias_only", {}).get("steered"):
         blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
                            "bias gives, not a better ranking of vulnerable over secure code."))
@@ -122,7 +124,8 @@ def _comparisons(run: Run) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
         return _not_run(schema.STEER_SUMMARY)
-    return [comparisons_data(summary)]
+    table = comparisons_data(summary)
+    return [Text(count_sentence(len(table.rows), summary)), table]
 
 
 def _templates(run: Run) -> list[Block]:

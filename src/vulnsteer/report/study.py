@@ -19,10 +19,12 @@ HOW_TO_READ = (
     "Every number is held out, with its 95% cluster-bootstrap interval. Baseline AUROC: the unsteered answer "
     "score log P(yes) - log P(no) on the data under test. Probe: a logistic probe whose layer was chosen on the "
     "validation fold, scored on the test fold. Steered - random: the chosen steering minus a random direction "
-    "of the same scale, paired per sample; an interval that includes 0 shows no effect of the direction."
+    "of the same scale (all its draws pooled, each paired with its own file). An interval that includes 0 does "
+    "not show that the direction has no effect: it rules out only changes beyond its ends."
 )
-MDE_NOTE = ("MDE: the smallest steered - random difference the run could have detected (minimal detectable "
-            "effect, from its summary); an interval inside +-MDE is no evidence of absence of a smaller effect.")
+MDE_NOTE = ("MDE: the steered - random difference the run's design detects with 80% power (minimal detectable "
+            "effect, from its summary), a property of the design; what the data rule out is the interval's far "
+            "end, not the MDE.")
 
 
 @dataclass(frozen=True)
