@@ -18,14 +18,16 @@ from vulnsteer.errors import DataError
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.sections import build_sections
-from vulnsteer.report.tables import TableData, to_html, to_markdown
+from vulnsteer.report.tables import TableData, nowrap_intervals, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
 td{text-align:right}td.l{text-align:left}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
 .note{font-size:.85rem;color:#555}img{max-width:100%}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5rem;
-font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-auto-flow:column;grid-auto-columns:1fr;gap:1rem}
-.scroll{overflow-x:auto;max-width:100%}"""
+font-size:.8rem;max-height:24rem;overflow:auto;overflow-wrap:anywhere}
+.pair{display:grid;grid-auto-flow:column;grid-auto-columns:minmax(0,1fr);gap:1rem}
+.scroll{overflow-x:auto;max-width:100%}.ci{white-space:nowrap}.warn{font-weight:bold;color:#a00}
+nav ol{columns:2;font-size:.9rem}"""
 
 
 def _fence(text: str) -> str:
@@ -88,7 +90,7 @@ def _html(block: Block) -> str:
         side = "".join(f"<div><h4>{e(_gen_title(r, name))}</h4><pre>{e(str(r.get(name) or ''))}</pre></div>"
                        for name in _gen_columns(r))
         return f'<h3>{e(_gen_head(r))}</h3><div class="pair">{side}</div>'
-    return f"<p>{e(block.text)}</p>"
+    return f"<p>{nowrap_intervals(e(block.text))}</p>"
 
 
 def unfinished(cfg: object) -> str | None:

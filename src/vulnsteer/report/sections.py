@@ -261,8 +261,24 @@ def build_sections(run_dir: Path) -> list[Section]:
     # The headings name what the numbers below them depend on; the bare titles stay the sections' keys.
     readout, scope = readout_and_scope(run)
     shown = {"Headline: held-out results": f" (readout {readout}, scope {scope})", "Probe curve": f" (readout {readout})"}
-    return [Section(title + shown.get(title, ""), _labelled(run, title, _guarded(run, title, build)))
-            for title, build in builders]
+    built = [(title, Section(title + shown.get(title, ""), _labelled(run, title, _guarded(run, title, build))))
+             for title, build in builders]
+    return _ran_first(built)
+
+
+def _ran_first(built: list[tuple[str, Section]]) -> list[Section]:
+    """The sections that have something to show, the probe first where the steering experiment did not run
+    (a probe-only run opens with its result), then one line naming the sections that did not run."""
+    def not_run(sec: Section) -> bool:
+        return all(isinstance(b, Text) for b in sec.blocks) and any(
+            isinstance(b, Text) and b.text.startswith("Not run") for b in sec.blocks)
+    ran = [(t, sec) for t, sec in built if not not_run(sec)]
+    if any(t == "Headline: held-out results" for t, sec in built if not_run(sec)):
+        ran.sort(key=lambda ts: ts[0] != "Probe curve")  # stable: the rest keep their order
+    missing = [f"{sec.title} ({b.text.removeprefix('Not run').strip(' .()')})" for _, sec in built if not_run(sec)
+               for b in sec.blocks[-1:] if isinstance(b, Text)]
+    tail = [Section("Not run", [Text(f"Not run: {'; '.join(missing)}.")])] if missing else []
+    return [sec for _, sec in ran] + tail
 
 
 # Sections whose numbers come from the files as the long-file policy showed them (the baseline says it always).

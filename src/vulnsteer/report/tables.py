@@ -56,6 +56,8 @@ class TableData:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     note: str = ""
+    # (row, column) -> a document the cell links to, without its suffix: markdown links <doc>.md, HTML <doc>.html
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def numeric(self) -> list[bool]:
         """Per column: right-align it (every filled cell starts like a number)?"""
@@ -296,17 +298,32 @@ def to_markdown(data: TableData) -> str:
     lines = [f"**{_md_cell(data.title)}**", ""] if data.title else []
     lines.append("| " + " | ".join(_md_cell(c) for c in data.columns) + " |")
     lines.append("|" + "|".join("---:" if right else ":---" for right in data.numeric()) + "|")
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in data.rows]
+    def cell(i: int, j: int, c: str) -> str:
+        link = data.links.get((i, j))
+        return _md_cell(c) if link is None else f"[{_md_cell(c)}]({link}.md)"
+    lines += ["| " + " | ".join(cell(i, j, c) for j, c in enumerate(row)) + " |" for i, row in enumerate(data.rows)]
     if data.note:
         lines += ["", f"*{_md_cell(data.note)}*"]
     return "\n".join(lines) + "\n"
+
+
+_INTERVAL = re.compile(r"-?\d+(?:\.\d+)? \[(?:-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?|n/a)\](?: MDE -?\d+(?:\.\d+)?)?")
+
+
+def nowrap_intervals(escaped: str) -> str:
+    """HTML-escaped text with each '0.62 [0.50, 0.75]' (and its MDE) in a span that never wraps inside."""
+    return _INTERVAL.sub(lambda m: f'<span class="ci">{m.group(0)}</span>', escaped)
 
 
 def to_html(data: TableData) -> str:
     e = html.escape
     cls = ['' if right else ' class="l"' for right in data.numeric()]
     head = "".join(f"<th>{e(c)}</th>" for c in data.columns)
-    body = "".join("<tr>" + "".join(f"<td{k}>{e(c)}</td>" for k, c in zip(cls, row)) + "</tr>" for row in data.rows)
+    def cell(i: int, j: int, c: str) -> str:
+        link = data.links.get((i, j))
+        return nowrap_intervals(e(c)) if link is None else f'<a href="{e(link)}.html">{e(c)}</a>'
+    body = "".join("<tr>" + "".join(f"<td{k}>{cell(i, j, c)}</td>" for j, (k, c) in enumerate(zip(cls, row)))
+                   + "</tr>" for i, row in enumerate(data.rows))
     caption = f"<caption>{e(data.title)}</caption>" if data.title else ""
     note = f'<p class="note">{e(data.note)}</p>' if data.note else ""
     # The wrapper scrolls sideways: a wide table (many published models) must not overflow the page.
