@@ -9,7 +9,7 @@ from rich.console import Console
 
 from vulnsteer.errors import DataError
 from vulnsteer.report.tables import (
-    to_markdown, to_rich,
+    to_markdown, to_rich, to_html, TableData, no_effect_sentence,
     CONDITIONS, PC_LABEL, baseline_data, baseline_table, comparisons_data, fmt, fmt_ci, fmt_delta, headline_data,
     headline_table, per_cwe_data, published_models, templates_data, OPTIONAL_CONDITIONS, conditional_data,
 )
@@ -170,11 +170,13 @@ def test_comparisons_say_what_a_null_result_rules_out():
     summary["steered_minus_random"] = {"accuracy": [0.2, 0.1, 0.3, 0.09], "auroc": [0.0, -0.1, 0.1, 0.15]}
     rows = {(r[0], r[1]): r for r in comparisons_data(summary).rows}
     steered = rows[("steered (chosen on validation) − baseline", "accuracy")]
-    assert steered[2:] == ["0.04 [-0.01, 0.09]", "0.07", "no effect larger than 0.07 (80% power)"]
+    # what the data rule out is the interval's far end; the MDE (its own column) is the design's
+    assert steered[2:5] == ["0.04 [-0.01, 0.09]", "0.07", "the interval rules out changes below -0.01 or above 0.09"]
     paired = ("steered − random-direction control (paired)", "AUROC")
-    assert rows[paired][2:] == ["0.00 [-0.10, 0.10]", "0.15", "no effect larger than 0.15 (80% power)"]
-    assert rows[(paired[0], "accuracy")][-1] == "interval excludes 0"
-    assert rows[(paired[0], PC_LABEL)][-1] == "n/a"  # not stored: no reading rather than a guess
+    assert rows[paired][2:5] == ["0.00 [-0.10, 0.10]", "0.15", "the interval rules out changes below -0.10 or above 0.10"]
+    assert rows[(paired[0], "accuracy")][4] == "the interval excludes 0"
+    assert rows[(paired[0], PC_LABEL)][4] == "n/a"  # not stored: no reading rather than a guess
+    assert not any("no effect larger than" in r[4] for r in rows.values())
 
 
 def test_template_table_has_a_row_per_template_with_intervals():
@@ -198,7 +200,8 @@ def test_conditional_and_amplify_rows_appear_only_where_the_run_has_them():
     assert {CONDITIONS["amplify"], CONDITIONS["conditional"]} <= rows
     compared = [r for r in comparisons_data(full).rows
                 if r[0] == "conditional − random-direction control, same condition (paired)"]
-    assert compared[0][1:] == ["accuracy", "0.10 [-0.02, 0.20]", "0.15", "no effect larger than 0.15 (80% power)"]
+    assert compared[0][1:5] == ["accuracy", "0.10 [-0.02, 0.20]", "0.15",
+                                "the interval rules out changes below -0.02 or above 0.20"]
 
 
 def test_conditional_choices_table_says_the_rule_and_how_many_were_steered():
@@ -207,3 +210,29 @@ def test_conditional_choices_table_says_the_rule_and_how_many_were_steered():
                                             val_selected=3, n_val=6, test_selected=4, n_test=6)]})
     assert data.rows == [["0", "steer where the projection at block 2 > 1.5", "L2 caa add:8", "0.75", "3 of 6",
                           "4 of 6"]]
+
+
+def test_a_zero_width_interval_says_identical_answers_not_no_effect_larger_than_zero():
+    assert "zero width" in no_effect_sentence([0.0, 0.0, 0.0, 0.0])
+    assert "no effect larger than" not in no_effect_sentence([0.0, 0.0, 0.0, 0.0])
+
+
+def test_the_comparisons_count_and_mark_which_survive_holm():
+    summary = steer_summary()
+    # a family of three (the fixture's deltas store no balanced accuracy and NaN AUROC): accuracy far from 0
+    # (z 10), AUROC excluding 0 but only just (z 2, p 0.046 > 0.05 / 2 at Holm's second step), balanced acc. 0
+    summary["steered_minus_random"] = {"accuracy": [0.5, 0.4, 0.6, 0.14], "auroc": [0.1, 0.01, 0.2, 0.14],
+                                       "balanced_accuracy": [0.0, -0.1, 0.1, 0.14]}
+    data = comparisons_data(summary)
+    holm = {(r[0], r[1]): r[5] for r in data.rows}
+    assert holm[("steered − random-direction control (paired)", "accuracy")] == "survives"
+    assert holm[("steered − random-direction control (paired)", "AUROC")] == "does not"
+    assert holm[("random-direction control − baseline", "accuracy")] == "—"  # not one the verdict draws on
+    assert data.columns[5] == "Holm, 3 verdict comparisons" and "Holm correction" in data.note
+
+
+def test_html_intervals_never_wrap_and_linked_cells_link():
+    data = TableData("t", ["a", "b"], [["x", "0.62 [0.50, 0.75] MDE 0.10"]], links={(0, 0): "cell1/report"})
+    page = to_html(data)
+    assert '<span class="ci">0.62 [0.50, 0.75] MDE 0.10</span>' in page
+    assert '<a href="cell1/report.html">x</a>' in page and "[x](cell1/report.md)" in to_markdown(data)
