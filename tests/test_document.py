@@ -154,7 +154,8 @@ def test_baseline_only_run_still_reports(tmp_path):
     md_path, html_path = write_report(tmp_path)
     md = md_path.read_text()
     # what did not run is one line at the end, not a section each
-    assert md.count("Not run (") == 0 and md.count("## Not run") == 1 and md.rstrip().splitlines()[-1].startswith("Not run: Headline: held-out results")
+    assert md.count("Not run (") == 0 and md.count("## Not run") == 1
+    assert md.rstrip().splitlines()[-1].startswith("Not run: Headline: held-out results")
     assert "Probe curve (readout answer) (probe/curve.json is not in this run folder)" in md
     assert "Generations side by side (steer/generations.jsonl is not in this run folder)" in md
     assert "Baseline (score reading)" in md and "0.55 [0.45, 0.65]" in md
@@ -234,3 +235,46 @@ def test_a_conditional_generation_is_shown_and_an_unselected_one_is_marked(tmp_p
     assert "[not selected by the condition]" in md
     assert "conditionally steered (not selected: the unsteered text) (verdict: no):\n\n```text\nplain 1\n```" in md
     assert "<h4>conditionally steered (not selected: the unsteered text) (verdict: no)</h4><pre>plain 1</pre>" in page
+
+
+MEASURE = """<script>
+const r = {view: window.innerWidth, width: document.documentElement.scrollWidth,
+  ci: document.querySelectorAll('.ci').length,
+  wrapped: [...document.querySelectorAll('.ci')].filter(e => e.getClientRects().length > 1).map(e => e.textContent),
+  toc: [...document.querySelectorAll('nav a[href^="#"]')].map(a => a.getAttribute('href')),
+  targets: [...document.querySelectorAll('nav a[href^="#"]')].filter(a => document.getElementById(
+    a.getAttribute('href').slice(1))).length,
+  sections: document.querySelectorAll('section').length};
+const out = document.createElement('pre'); out.id = 'measured'; out.textContent = JSON.stringify(r);
+document.body.appendChild(out);
+</script>"""
+
+
+def test_report_html_fits_a_1366_px_browser_window_with_contents(tmp_path):
+    """report.html in headless Chromium at 1,366 px: no page wider than the window (one file's long token run
+    once made it 5,187 px wide), no interval wrapped inside its cell, and a table of contents that links to
+    every section."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH; install it with `apt-get install -y chromium`")
+    run = tmp_path / "run"
+    write_baseline(run)
+    write_steer(run)
+    gens = [json.loads(line) for line in (run / "steer" / "generations.jsonl").read_text().splitlines()]
+    gens[0]["steered"] = "x = " + "0x41" * 2000  # one long token run, no space to break at
+    (run / "steer" / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gens))
+    page = write_report(run)[1].read_text()
+    probe = tmp_path / "measure.html"
+    probe.write_text(page.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1366,900",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, flags=re.S)
+    assert found, f"chromium printed no measurement: {dom[:300]!r}"
+    m = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert m["view"] == 1366 and m["width"] <= m["view"], m
+    assert m["ci"] > 20 and m["wrapped"] == []
+    assert len(m["toc"]) == m["targets"] == m["sections"] > 5
