@@ -1,6 +1,7 @@
-"""Multiplicity: how many paired comparisons a run reports, and which of the ones its verdict draws on
-survive a Holm correction. A run prints dozens of intervals; at the 5% level about one in twenty excludes 0
-by chance alone, so a claim resting on one of them says whether it survives the correction."""
+"""The paired comparisons a run reports, as one table, and multiplicity: how many there are, and which of
+the ones its verdict draws on survive a Holm correction. A run prints dozens of intervals; at the 5% level
+about one in twenty excludes 0 by chance alone, so a claim resting on one of them says whether it survives
+the correction."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from statistics import NormalDist
 from typing import Any
 
 from vulnsteer.evaluation.deltas import minimal_detectable_effect
+from vulnsteer.report.tables import (
+    COMPARISON_METRICS, CONDITIONS, NA, POWER_PERCENT, TableData, fmt, fmt_ci, includes_zero, no_effect_sentence,
+)
 
 ALPHA = 0.05
 # The comparisons the verdict and "does steering carry the signal" sentences draw on: (where in
@@ -81,3 +85,36 @@ def count_sentence(n_comparisons: int, summary: Mapping) -> str:
             f"{len(family)} of them; {survive} survive a Holm correction over those {len(family)} (p from the "
             "normal approximation the MDE makes, Δ / SE with SE = MDE / 2.80). An interval that excludes 0 "
             "but does not survive is exploratory.")
+
+
+def comparisons_data(steer_summary: Mapping) -> TableData:
+    """Every paired comparison the run reports (each condition minus the baseline, steered minus the random
+    control) with its minimal detectable effect, what its interval rules out, and, for the comparisons the
+    verdict draws on, whether it survives a Holm correction over them (`report.family`)."""
+    deltas = steer_summary.get("deltas", {})
+    compared = [(f"deltas/{c}", f"{CONDITIONS.get(c, c)} − baseline", d) for c, d in deltas.items()]
+    if steer_summary.get("steered_minus_random") is not None:
+        compared.append(("steered_minus_random", "steered − random-direction control (paired)",
+                         steer_summary["steered_minus_random"]))
+    if steer_summary.get("conditional_minus_random") is not None:
+        compared.append(("conditional_minus_random", "conditional − random-direction control, same condition "
+                         "(paired)", steer_summary["conditional_minus_random"]))
+    family = holm(steer_summary)
+    data = TableData("Paired comparisons and their minimal detectable effects",
+                     ["comparison", "metric", "Δ [95% interval]", f"MDE ({POWER_PERCENT}% power)", "reading",
+                      f"Holm, {len(family)} verdict comparisons"])
+    data.note = ("MDE = (z(0.975) + z(0.8)) × SE, SE the standard deviation of the paired difference over the "
+                 "scenario-group bootstrap (normal approximation): the smallest true change this design "
+                 f"detects {POWER_PERCENT}% of the time at the two-sided 5% level with this many groups. It is a "
+                 "property of the design; what the data rule out is the interval's far end. Holm: whether the "
+                 "comparison still rejects at 5% after a Holm correction over the comparisons the verdict draws "
+                 "on ('—': not one of them). The random-direction control pools all its draws, each paired with "
+                 "its own file.")
+    for key, name, d in compared:
+        for metric, label in COMPARISON_METRICS.items():
+            x = d.get(metric)
+            mde = fmt(x[3]) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
+            reading = NA if includes_zero(x) is None else no_effect_sentence(x).split("; this design")[0]
+            holm_cell = "—" if (key, metric) not in family else "survives" if family[(key, metric)] else "does not"
+            data.rows.append([name, label, fmt_ci(x), mde, reading, holm_cell])
+    return data

@@ -12,13 +12,13 @@ from typing import Any
 from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
-from vulnsteer.report.family import count_sentence
+from vulnsteer.report.family import comparisons_data, count_sentence
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.long_files import long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, comparisons_data, conditional_data, fmt, fmt_ci, headline_data,
+    CONDITIONS, TableData, baseline_data, conditional_data, fmt, fmt_ci, headline_data,
     per_cwe_data, templates_data,
 )
 from vulnsteer.report.verdicts import carries_signal, probe_conclusion, versus_random

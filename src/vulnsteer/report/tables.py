@@ -16,7 +16,6 @@ from rich.table import Table
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.deltas import null_reading
-from vulnsteer.report.family import holm
 
 NA = "n/a"
 MAX_PUBLISHED = 8  # more published models than this: show the top KEEP_PUBLISHED
@@ -200,44 +199,13 @@ def per_cwe_data(steer_summary: Mapping, published: Mapping | None) -> TableData
     models, note = published_models(published)
     cwes = cwe_order(list({k for c in shown for k in conditions[c]}))
     cols = ["CWE", "n", *(f"{CONDITIONS[c].split(' (')[0]} acc." for c in shown), *(f"pub: {m}" for m in models)]
-    data = TableData("Held-out accuracy per CWE, beside published LLMs", cols, note=note)
+    few = ("A value shown as 'x [n/a]' had fewer than 5 scenario groups in that CWE: too few to resample for "
+           "an interval (runs from before this rule show such intervals).")
+    data = TableData("Held-out accuracy per CWE, beside published LLMs", cols, note=f"{note} {few}".strip())
     for cwe in cwes:
         n = next((conditions[c][cwe].get("n") for c in shown if cwe in conditions[c]), None)
         row = [cwe, fmt_count(n), *(fmt_ci(conditions[c].get(cwe, {}).get("accuracy")) for c in shown)]
         data.rows.append(row + [_published_cell(published, p, cwe) for p in models])  # type: ignore[arg-type]
-    return data
-
-
-def comparisons_data(steer_summary: Mapping) -> TableData:
-    """Every paired comparison the run reports (each condition minus the baseline, steered minus the random
-    control) with its minimal detectable effect, what its interval rules out, and, for the comparisons the
-    verdict draws on, whether it survives a Holm correction over them (`report.family`)."""
-    deltas = steer_summary.get("deltas", {})
-    compared = [(f"deltas/{c}", f"{CONDITIONS.get(c, c)} − baseline", d) for c, d in deltas.items()]
-    if steer_summary.get("steered_minus_random") is not None:
-        compared.append(("steered_minus_random", "steered − random-direction control (paired)",
-                         steer_summary["steered_minus_random"]))
-    if steer_summary.get("conditional_minus_random") is not None:
-        compared.append(("conditional_minus_random", "conditional − random-direction control, same condition "
-                         "(paired)", steer_summary["conditional_minus_random"]))
-    family = holm(steer_summary)
-    data = TableData("Paired comparisons and their minimal detectable effects",
-                     ["comparison", "metric", "Δ [95% interval]", f"MDE ({POWER_PERCENT}% power)", "reading",
-                      f"Holm, {len(family)} verdict comparisons"])
-    data.note = ("MDE = (z(0.975) + z(0.8)) × SE, SE the standard deviation of the paired difference over the "
-                 "scenario-group bootstrap (normal approximation): the smallest true change this design "
-                 f"detects {POWER_PERCENT}% of the time at the two-sided 5% level with this many groups. It is a "
-                 "property of the design; what the data rule out is the interval's far end. Holm: whether the "
-                 "comparison still rejects at 5% after a Holm correction over the comparisons the verdict draws "
-                 "on ('—': not one of them). The random-direction control pools all its draws, each paired with "
-                 "its own file.")
-    for key, name, d in compared:
-        for metric, label in COMPARISON_METRICS.items():
-            x = d.get(metric)
-            mde = fmt(x[3]) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
-            reading = NA if includes_zero(x) is None else no_effect_sentence(x).split("; this design")[0]
-            holm_cell = "—" if (key, metric) not in family else "survives" if family[(key, metric)] else "does not"
-            data.rows.append([name, label, fmt_ci(x), mde, reading, holm_cell])
     return data
 
 
