@@ -122,6 +122,8 @@ def test_full_report_sections_and_tables(full_run):
            "0 | — |" in md
     assert "| AUROC | 0.00 [-0.05, 0.05] | n/a | the interval rules out changes below -0.05 or above 0.05 | — |" in md
     assert "This run reports 20 paired comparisons" in md
+    # "How to read this" no longer says a null rules out only effects larger than its MDE
+    assert "rules out only effects larger than its MDE" not in md and "The MDE is a property of the design" in md
     # PrimeVul's P-C, named as such wherever pairs_both_right is shown
     assert md.count("P-C (pairs both right)") >= 3
     assert "| S2 | template S2 | 24 | 0.60 [0.50, 0.70] | 0.60 [0.50, 0.70] | 0.70 [0.60, 0.80] | 0.30 [0.20, 0.40] |" in md

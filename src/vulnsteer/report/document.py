@@ -22,7 +22,7 @@ from vulnsteer.report.tables import TableData, nowrap_intervals, to_html, to_mar
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
-td{text-align:right}td.l{text-align:left}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
+td{text-align:right}td.l{text-align:left;min-width:8rem}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
 .note{font-size:.85rem;color:#555}img{max-width:100%}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5rem;
 font-size:.8rem;max-height:24rem;overflow:auto;overflow-wrap:anywhere}
 .pair{display:grid;grid-auto-flow:column;grid-auto-columns:minmax(0,1fr);gap:1rem}
