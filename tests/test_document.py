@@ -116,10 +116,14 @@ def test_full_report_sections_and_tables(full_run):
     assert "| steered (chosen on validation) | 0.000 | 0.050 [0.000, 0.100] | 0.500 | 0.250 |" in md
     # every delta carries its minimal detectable effect; a null one says what it rules out
     assert "0.20 [0.15, 0.25] MDE 0.14" in md
-    assert "| random-direction control − baseline | accuracy | 0.00 [-0.05, 0.05] | 0.14 | no effect larger than " \
-           "0.14 (80% power) |" in md
-    assert "| steered (chosen on validation) − baseline | accuracy | 0.20 [0.15, 0.25] | 0.14 | interval excludes 0 |" in md
-    assert "| AUROC | 0.00 [-0.05, 0.05] | n/a | interval includes 0; no minimal detectable effect recorded |" in md
+    assert "| random-direction control − baseline | accuracy | 0.00 [-0.05, 0.05] | 0.14 | the interval rules out " \
+           "changes below -0.05 or above 0.05 | — |" in md
+    assert "| steered (chosen on validation) − baseline | accuracy | 0.20 [0.15, 0.25] | 0.14 | the interval excludes " \
+           "0 | — |" in md
+    assert "| AUROC | 0.00 [-0.05, 0.05] | n/a | the interval rules out changes below -0.05 or above 0.05 | — |" in md
+    assert "This run reports 20 paired comparisons" in md
+    # "How to read this" no longer says a null rules out only effects larger than its MDE
+    assert "rules out only effects larger than its MDE" not in md and "The MDE is a property of the design" in md
     # PrimeVul's P-C, named as such wherever pairs_both_right is shown
     assert md.count("P-C (pairs both right)") >= 3
     assert "| S2 | template S2 | 24 | 0.60 [0.50, 0.70] | 0.60 [0.50, 0.70] | 0.70 [0.60, 0.80] | 0.30 [0.20, 0.40] |" in md
@@ -134,7 +138,8 @@ def test_html_is_self_contained_and_escapes_model_text(full_run):
     _, _, page = full_run
     tags = Tags(page).tags
     links = [v for _, attrs in tags for k, v in attrs.items() if k in ("src", "href", "srcset", "action")]
-    assert len(links) == 4 and all(v.startswith("data:image/png;base64,") for v in links)
+    outside = [v for v in links if not v.startswith("#")]  # the table of contents links within the page
+    assert len(outside) == 4 and all(v.startswith("data:image/png;base64,") for v in outside)
     assert "script" not in {t for t, _ in tags}
     assert sum(t == "img" for t, _ in tags) == 4  # only the figures; the model's <img> stayed text
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in page
@@ -150,17 +155,39 @@ def test_baseline_only_run_still_reports(tmp_path):
     write_baseline(tmp_path)
     md_path, html_path = write_report(tmp_path)
     md = md_path.read_text()
-    assert "Not run (steer/summary.json is not in this run folder)." in md
-    assert "Not run (probe/curve.json is not in this run folder)." in md
-    assert "Not run (steer/generations.jsonl is not in this run folder)." in md
+    # what did not run is one line at the end, not a section each
+    assert md.count("Not run (") == 0 and md.count("## Not run") == 1
+    assert md.rstrip().splitlines()[-1].startswith("Not run: Headline: held-out results")
+    assert "Probe curve (readout answer) (probe/curve.json is not in this run folder)" in md
+    assert "Generations side by side (steer/generations.jsonl is not in this run folder)" in md
     assert "Baseline (score reading)" in md and "0.55 [0.45, 0.65]" in md
-    assert "Not run (steer/summary.json" in html_path.read_text()
+    assert "(steer/summary.json is not in this run folder)" in html_path.read_text()
     assert not (tmp_path / "figures").exists()
+
+
+def test_a_probe_only_run_opens_with_the_probe(tmp_path):
+    write_baseline(tmp_path)
+    write_steer(tmp_path)
+    for name in ("summary.json", "choices.json", "curves.json", "generations.jsonl"):
+        (tmp_path / "steer" / name).unlink()
+    md = write_report(tmp_path)[0].read_text()
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## Probe curve") and headings[-1] == "## Not run"
+    assert "Best layer 2: AUROC 0.80" in md.split("## ")[1]
+
+
+def test_a_tiny_model_report_says_its_weights_are_random_and_has_contents(full_run):
+    _, md, page = full_run
+    assert md.splitlines()[2] == ("**tiny-llama has random weights: every number below is a smoke test of the "
+                                  "pipeline, not a finding about any model. An interval that excludes 0 here is "
+                                  "chance or an artefact.**")
+    assert "1. [Headline: held-out results" in md and '<a id="s1"></a>' in md
+    assert '<nav><h2>Contents</h2><ol><li><a href="#s1">' in page and '<section id="s1">' in page
 
 
 def test_empty_folder_and_bad_json(tmp_path):
     md = write_report(tmp_path)[0].read_text()
-    assert md.count("Not run (") >= 8 and "How to read this" in md
+    assert md.count("## Not run") == 1 and md.count("is not in this run folder") >= 8 and "How to read this" in md
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(DataError, match="config.json"):
         write_report(tmp_path)
@@ -221,3 +248,46 @@ def test_the_curves_say_when_the_sweep_scored_part_of_the_grid(tmp_path):
     write(tmp_path / "config.json", {"steer": {"search": "coarse-fine", "search_top": 3, "search_subsample": 8}})
     note = _search_note(Run(tmp_path))
     assert "--search coarse-fine, top 3; --search-subsample 8" in note
+
+
+MEASURE = """<script>
+const r = {view: window.innerWidth, width: document.documentElement.scrollWidth,
+  ci: document.querySelectorAll('.ci').length,
+  wrapped: [...document.querySelectorAll('.ci')].filter(e => e.getClientRects().length > 1).map(e => e.textContent),
+  toc: [...document.querySelectorAll('nav a[href^="#"]')].map(a => a.getAttribute('href')),
+  targets: [...document.querySelectorAll('nav a[href^="#"]')].filter(a => document.getElementById(
+    a.getAttribute('href').slice(1))).length,
+  sections: document.querySelectorAll('section').length};
+const out = document.createElement('pre'); out.id = 'measured'; out.textContent = JSON.stringify(r);
+document.body.appendChild(out);
+</script>"""
+
+
+def test_report_html_fits_a_1366_px_browser_window_with_contents(tmp_path):
+    """report.html in headless Chromium at 1,366 px: no page wider than the window (one file's long token run
+    once made it 5,187 px wide), no interval wrapped inside its cell, and a table of contents that links to
+    every section."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium on PATH; install it with `apt-get install -y chromium`")
+    run = tmp_path / "run"
+    write_baseline(run)
+    write_steer(run)
+    gens = [json.loads(line) for line in (run / "steer" / "generations.jsonl").read_text().splitlines()]
+    gens[0]["steered"] = "x = " + "0x41" * 2000  # one long token run, no space to break at
+    (run / "steer" / "generations.jsonl").write_text("".join(json.dumps(g) + "\n" for g in gens))
+    page = write_report(run)[1].read_text()
+    probe = tmp_path / "measure.html"
+    probe.write_text(page.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1366,900",
+                          "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'<pre id="measured">(.*?)</pre>', dom, flags=re.S)
+    assert found, f"chromium printed no measurement: {dom[:300]!r}"
+    m = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    assert m["view"] == 1366 and m["width"] <= m["view"], m
+    assert m["ci"] > 20 and m["wrapped"] == []
+    assert len(m["toc"]) == m["targets"] == m["sections"] > 5

@@ -14,6 +14,7 @@ from vulnsteer.evaluation.metrics import (
     MetricWithCI,
     _weighted_auroc,
     bootstrap_ci,
+    percentile_interval,
     detection_metrics,
     metrics_with_ci,
     Predictions,
@@ -174,3 +175,20 @@ def test_per_cwe():
     assert out["CWE-89"]["accuracy"].value == pytest.approx(sub["accuracy"])
     assert out["CWE-89"]["n"].value == m.sum()
     assert isinstance(out["CWE-89"]["auroc"], MetricWithCI)
+
+
+def test_an_interval_with_its_point_at_an_end_is_bias_corrected():
+    # a lumpy bootstrap: a fifth of the resamples tie with the point, the rest lie above it
+    draws = np.r_[np.full(200, 0.61), np.linspace(0.62, 0.78, 800)]
+    assert percentile_interval(draws, 0.05)[0] == 0.61  # the percentile interval: "0.61 [0.61, 0.78]"
+    lo, hi = percentile_interval(draws, 0.05, point=0.61)
+    assert lo == 0.61 < hi < 0.78  # BC: the point's share below (ties half) pulls the upper end down
+
+
+def test_too_few_groups_give_no_interval():
+    labels, scores = [1, 0] * 4, [1.0, -1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0]
+    verdicts = ["yes" if s > 0 else "no" for s in scores]
+    four = bootstrap_ci(labels, scores, verdicts, None, ["a", "a", "b", "b", "c", "c", "d", "d"], 200, 0)
+    assert all(math.isnan(lo) and math.isnan(hi) for lo, hi in four.values())
+    five = bootstrap_ci(labels, scores, verdicts, None, ["a", "a", "b", "b", "c", "c", "d", "e"], 200, 0)
+    assert not math.isnan(five["accuracy"][0])

@@ -71,3 +71,33 @@ def test_malformed_inputs_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="conditions"):
         condition_bars_plot({"conditions": {}}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def _overlaps_plot(fig) -> list[str]:
+    """Titles of the axes whose legend's box overlaps the axes' plot area once drawn."""
+    fig.canvas.draw()
+    out = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None and legend.get_window_extent().overlaps(ax.get_window_extent()):
+            out.append(ax.get_title())
+    return out
+
+
+def test_legends_sit_beside_the_plot_not_over_its_lines():
+    from vulnsteer.report.plots import layer_curves_figure, probe_curve_figure, strength_curves_figure
+
+    for fig in (probe_curve_figure(probe_curve()), layer_curves_figure(steer_curves()["by_layer"]),
+                strength_curves_figure(steer_curves())):
+        assert any(ax.get_legend() is not None for ax in fig.axes)
+        assert _overlaps_plot(fig) == []
+
+
+def test_the_ablate_panel_is_one_labelled_point_not_a_tiny_axis():
+    from vulnsteer.report.plots import strength_curves_figure
+
+    ablate = [ax for ax in strength_curves_figure(steer_curves()).axes if ax.get_title().startswith("ablate")]
+    assert len(ablate) == 2
+    for ax in ablate:
+        lo, hi = ax.get_xlim()
+        assert hi - lo >= 2.0 and [t.get_text() for t in ax.get_xticklabels()] == ["ablate"]

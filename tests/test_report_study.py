@@ -25,7 +25,13 @@ def test_the_table_shows_every_cell_with_its_intervals(tiny_study):
     lo, hi, mde = summary["steered_minus_random"]["auroc"][1:4]
     assert rows[0][header.index("steered - random AUROC")].endswith(f"[{lo:.2f}, {hi:.2f}]")
     assert rows[0][header.index("MDE AUROC")] == f"{mde:.2f}"  # runs store the minimal detectable effect
-    assert "data:image/png;base64," in (tiny_study / "study.html").read_text()
+    page = (tiny_study / "study.html").read_text()
+    assert "data:image/png;base64," in page
+    # each cell links to its own report, in both documents
+    for c in json.loads((tiny_study / "study.json").read_text())["cells"]:
+        assert f'<a href="{c["folder"]}/report.html">' in page and f"]({c['folder']}/report.md)" in md
+    assert "shows no effect of the direction" not in md and "rules out only changes beyond its ends" in md
+    assert "has random weights: every number below is a smoke test" in md.splitlines()[2]
 
 
 def test_a_minimal_detectable_effect_gets_its_column_and_missing_cells_say_so(tiny_study, tmp_path):

@@ -60,9 +60,9 @@ def test_verdict_text_says_no_when_steering_does_not_beat_the_control():
     vs = steered_minus_random(rows, n_boot=200, seed=0)
     text = verdict_text(conds, d, bias_only(d), vs)
     assert "did NOT" in text and "steered minus random" in text
-    mde = vs["balanced_accuracy"][3]
-    assert vs["balanced_accuracy"][1] <= 0 <= vs["balanced_accuracy"][2]
-    assert f"no effect larger than {mde:.3f} (80% power)" in text
+    # every answer alike in both conditions: a zero-width interval says so, not "no effect larger than 0"
+    assert vs["balanced_accuracy"][1:3] == [0.0, 0.0]
+    assert "zero width" in text and "identical answers" in text and "no effect larger than" not in text
 
 
 def test_steered_minus_random_is_paired_by_hand():
@@ -104,9 +104,10 @@ def test_conditional_rows_add_conditions_and_their_masked_random_comparison():
             for r in rows]
     assert conditions_of(cond) == CONDITIONS + ("amplify", "conditional")
     assert set(condition_metrics(cond, 200, 0)) == set(CONDITIONS) | {"amplify", "conditional"}
-    # the masked random control: median -1 (says no) where selected, the baseline (yes) elsewhere -> accuracy 0
+    # the masked random control, draws pooled: where selected (vulnerable) 1 of 3 draws says yes (right), the
+    # unselected secure files keep their wrong yes -> accuracy 4/24; conditional accuracy 0.5
     d = conditional_minus_random(cond, 200, 0)
-    assert d is not None and d["accuracy"][0] == 0.5 and len(d["accuracy"]) == 4
+    assert d is not None and math.isclose(d["accuracy"][0], 0.5 - 4 / 24) and len(d["accuracy"]) == 4
 
 
 def test_strength_slopes_by_hand():
@@ -137,3 +138,19 @@ def test_condition_selects_shares_by_label():
     assert condition_selects(rows) is None
     rows = [replace(r, selected=r.label == 1 or r.index == 1, conditional=r.steered) for r in rows]
     assert condition_selects(rows) == {"vulnerable": 1.0, "secure": 0.25}
+
+
+
+
+def test_the_random_row_and_its_deltas_use_one_definition():
+    # draws whose median says no but one of three says yes: the median row and the pooled row differ
+    steered = [1.0 if i % 2 == 0 else -1.0 for i in range(8)]
+    rows = _rows(steered, random=[[-1.0, -2.0, 5.0]] * 8)
+    conds, d = condition_metrics(rows, 200, 0), deltas(rows, 200, 0)
+    vs = steered_minus_random(rows, 200, 0)
+    acc = {c: conds[c]["all"]["accuracy"][0] for c in ("baseline", "steered", "random")}
+    assert math.isclose(acc["random"], 0.5)  # pooled: 4 of 12 vulnerable draws say yes, 8 of 12 secure say no
+    assert math.isclose(d["random"]["accuracy"][0], acc["random"] - acc["baseline"])
+    assert math.isclose(vs["accuracy"][0], acc["steered"] - acc["random"])
+    text = verdict_text(conds, d, bias_only(d), vs)
+    assert "random-direction control (all draws pooled)" in text

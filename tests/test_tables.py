@@ -8,9 +8,10 @@ import pytest
 from rich.console import Console
 
 from vulnsteer.errors import DataError
+from vulnsteer.report.family import comparisons_data
 from vulnsteer.report.tables import (
-    to_markdown, to_rich,
-    CONDITIONS, PC_LABEL, baseline_data, baseline_table, comparisons_data, fmt, fmt_ci, fmt_delta, headline_data,
+    to_markdown, to_rich, to_html, TableData, no_effect_sentence,
+    CONDITIONS, PC_LABEL, baseline_data, baseline_table, fmt, fmt_ci, fmt_delta, headline_data,
     headline_table, per_cwe_data, published_models, templates_data, OPTIONAL_CONDITIONS, conditional_data,
 )
 
@@ -165,18 +166,6 @@ def test_baseline_table_gives_every_metric_an_interval_and_names_p_c():
     assert all(re.fullmatch(r"-?\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", c) for c in all_row[2:]), all_row
 
 
-def test_comparisons_say_what_a_null_result_rules_out():
-    summary = steer_summary()
-    summary["steered_minus_random"] = {"accuracy": [0.2, 0.1, 0.3, 0.09], "auroc": [0.0, -0.1, 0.1, 0.15]}
-    rows = {(r[0], r[1]): r for r in comparisons_data(summary).rows}
-    steered = rows[("steered (chosen on validation) − baseline", "accuracy")]
-    assert steered[2:] == ["0.04 [-0.01, 0.09]", "0.07", "no effect larger than 0.07 (80% power)"]
-    paired = ("steered − random-direction control (paired)", "AUROC")
-    assert rows[paired][2:] == ["0.00 [-0.10, 0.10]", "0.15", "no effect larger than 0.15 (80% power)"]
-    assert rows[(paired[0], "accuracy")][-1] == "interval excludes 0"
-    assert rows[(paired[0], PC_LABEL)][-1] == "n/a"  # not stored: no reading rather than a guess
-
-
 def test_template_table_has_a_row_per_template_with_intervals():
     table = {"reading": "score", "templates": [{"id": "S1", "description": "zero-shot", "metrics": metrics(0.5)},
                                                {"id": "R2", "description": "steps", "metrics": metrics(0.7)}]}
@@ -198,7 +187,8 @@ def test_conditional_and_amplify_rows_appear_only_where_the_run_has_them():
     assert {CONDITIONS["amplify"], CONDITIONS["conditional"]} <= rows
     compared = [r for r in comparisons_data(full).rows
                 if r[0] == "conditional − random-direction control, same condition (paired)"]
-    assert compared[0][1:] == ["accuracy", "0.10 [-0.02, 0.20]", "0.15", "no effect larger than 0.15 (80% power)"]
+    assert compared[0][1:5] == ["accuracy", "0.10 [-0.02, 0.20]", "0.15",
+                                "the interval rules out changes below -0.02 or above 0.20"]
 
 
 def test_conditional_choices_table_says_the_rule_and_how_many_were_steered():
@@ -207,3 +197,15 @@ def test_conditional_choices_table_says_the_rule_and_how_many_were_steered():
                                             val_selected=3, n_val=6, test_selected=4, n_test=6)]})
     assert data.rows == [["0", "steer where the projection at block 2 > 1.5", "L2 caa add:8", "0.75", "3 of 6",
                           "4 of 6"]]
+
+
+def test_a_zero_width_interval_says_identical_answers_not_no_effect_larger_than_zero():
+    assert "zero width" in no_effect_sentence([0.0, 0.0, 0.0, 0.0])
+    assert "no effect larger than" not in no_effect_sentence([0.0, 0.0, 0.0, 0.0])
+
+
+def test_html_intervals_never_wrap_and_linked_cells_link():
+    data = TableData("t", ["a", "b"], [["x", "0.62 [0.50, 0.75] MDE 0.10"]], links={(0, 0): "cell1/report"})
+    page = to_html(data)
+    assert '<span class="ci">0.62 [0.50, 0.75] MDE 0.10</span>' in page
+    assert '<a href="cell1/report.html">x</a>' in page and "[x](cell1/report.md)" in to_markdown(data)

@@ -56,15 +56,20 @@ def _carry_summary(conditional_delta: list, vs_random: list) -> dict:
 @pytest.mark.parametrize(("delta", "vs_random", "expected"), [
     ([0.15, 0.05, 0.25, 0.1], [0.1, 0.02, 0.2, 0.1], "conditional steering carries the probe's signal into the answer"),
     ([0.15, 0.05, 0.25, 0.1], [0.0, -0.1, 0.1, 0.1], "no more than a random direction on the same files"),
-    ([0.02, -0.05, 0.1, 0.13], [0.0, -0.1, 0.1, 0.1], "does not carry the probe's signal into the answer, no effect "
-                                                       "larger than 0.13 (80% power)"),
+    ([0.02, -0.05, 0.1, 0.13], [0.0, -0.1, 0.1, 0.1], "is not shown to carry the probe's signal into the answer "
+                                                       "(conditional minus unsteered: the interval rules out changes "
+                                                       "below -0.05 or above 0.10; this design detects 0.13 with 80% "
+                                                       "power)"),
 ])
 def test_carries_signal_answers_from_the_intervals(delta, vs_random, expected):
     text = " ".join(carries_signal(_carry_summary(delta, vs_random), None))
     assert text.startswith(CARRY_QUESTION) and expected in text
     assert "the probe alone 0.70 [0.60, 0.80]; the model's answer unsteered 0.50 [0.50, 0.50]" in text
-    assert "The probe leads the unsteered answer by 0.20; the conditional answer closes 75% of that gap" in text
-    assert "amplifying the direction does not make the answer follow the projection, no effect larger than 0.12" in text
+    assert ("The probe leads the unsteered answer by 0.20 in balanced accuracy; the conditional answer moves +0.15 "
+            "from the unsteered one: about 75% of that gap") in text
+    assert ("amplifying the direction is not shown to make the answer follow the projection (the interval rules out "
+            "changes below -0.10 or above 0.10; this design detects 0.12 with 80% power)") in text
+    assert "no effect larger than" not in text
     assert "no conditionally steered generations" in text
 
 
@@ -83,3 +88,30 @@ def test_carries_signal_counts_what_steering_did_to_the_selected_explanations():
 
 def test_carries_signal_says_when_it_was_not_measured():
     assert "Not measured" in carries_signal({"conditions": {"baseline": {}}}, None)[0]
+
+
+def test_a_null_says_what_the_interval_rules_out_beside_what_the_design_detects():
+    # the example: 0.06 [0.00, 0.15], MDE 0.09 must not read "no effect larger than 0.09"
+    text = " ".join(carries_signal(_carry_summary([0.06, 0.0, 0.15, 0.09], [0.0, -0.1, 0.1, 0.1]), None))
+    assert "rules out changes below 0.00 or above 0.15; this design detects 0.09 with 80% power" in text
+    assert "does not carry" not in text and "no effect larger than" not in text
+
+
+def test_a_conditional_answer_below_the_unsteered_one_closes_none_of_the_gap():
+    summary = _carry_summary([-0.1, -0.2, 0.0, 0.1], [0.0, -0.1, 0.1, 0.1])
+    summary["conditions"]["conditional"]["all"]["balanced_accuracy"] = [0.1, 0.0, 0.2]
+    text = " ".join(carries_signal(summary, None))
+    assert "moves -0.40 from the unsteered one: it closes none of that gap" in text and "-200%" not in text
+
+
+def test_a_claim_resting_on_one_interval_says_whether_it_survives_holm():
+    summary = _carry_summary([0.15, 0.05, 0.25, 0.1], [0.1, 0.02, 0.2, 0.1])
+    # Holm over 4: conditional (z 4.2) and conditional - random (z 2.8, p 0.005) clear 0.05 / 4 and 0.05 / 3;
+    # amplify (z 2, p 0.046) excludes 0 but not 0.05 / 2; steered - baseline (p 1) completes the family
+    summary["deltas"]["amplify"]["balanced_accuracy"] = [0.05, 0.001, 0.1, 0.07]
+    summary["deltas"]["steered"] = {"balanced_accuracy": [0.0, -0.1, 0.1, 0.14]}
+    text = " ".join(carries_signal(summary, None))
+    assert "carries the probe's signal into the answer: it beats both the unsteered answer and a random direction " \
+           "on the files the condition selected (survives a Holm correction over the 4 comparisons" in text
+    assert "better than the unsteered answer (does not survive a Holm correction over the 4 comparisons the " \
+           "verdict draws on: exploratory)" in text

@@ -1,8 +1,9 @@
 """Paired comparisons of two conditions on the same samples, and means, with cluster-bootstrap intervals and
 the minimal detectable effect (MDE) that says how large an effect the comparison could have seen.
 
-A comparison whose interval includes 0 is not evidence of no effect; its MDE turns it into a statement of
-what was ruled out: "no effect larger than MDE (80% power)".
+A comparison whose interval includes 0 is not evidence of no effect. What the data rule out is the interval's
+far end; the MDE is a property of the design (what it would detect 80% of the time), not of the data:
+`null_reading` says both.
 """
 
 from __future__ import annotations
@@ -49,12 +50,31 @@ def minimal_detectable_effect(se: float, alpha: float = 0.05, power: float = POW
     return float((z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * se)
 
 
+def null_reading(low: float | None, high: float | None, mde: float | None, digits: int = 2) -> str:
+    """What a paired difference's interval rules out and what its design could detect, in one clause:
+    'the interval rules out changes below -0.03 or above 0.15; this design detects 0.09 with 80% power'. A
+    zero-width interval (both conditions alike on every resample, e.g. identical answers) says that instead."""
+    def ok(x: float | None) -> bool:
+        return x is not None and x == x
+    if not (ok(low) and ok(high)):
+        return "no interval (undefined on these samples)"
+    lo, hi = f"{low:.{digits}f}", f"{high:.{digits}f}"
+    if lo == hi:
+        return (f"the interval has zero width ({lo}): both conditions give the same result on every resample "
+                "(identical answers), so no change was measured, nor could any be")
+    design = f"; this design detects {mde:.{digits}f} with {POWER:.0%} power" if ok(mde) else ""
+    if not low <= 0 <= high:  # type: ignore[operator]
+        return f"the interval excludes 0{design}"
+    return f"the interval rules out changes below {lo} or above {hi}{design}"
+
+
 def _delta(draws: np.ndarray, alpha: float) -> DeltaWithCI:
     """A delta from its draws: entry 0 on all samples, the rest on group resamples."""
     boot = draws[1:]
     finite = boot[np.isfinite(boot)]
     se = float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
-    return DeltaWithCI(float(draws[0]), *percentile_interval(boot, alpha), se, minimal_detectable_effect(se, alpha))
+    point = float(draws[0])
+    return DeltaWithCI(point, *percentile_interval(boot, alpha, point), se, minimal_detectable_effect(se, alpha))
 
 
 def paired_delta_ci(
@@ -102,4 +122,4 @@ def mean_ci(
     counts = np.random.default_rng(seed).multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
     w = counts[:, codes].astype(float)
     boot = (w @ v) / w.sum(axis=1)
-    return MetricWithCI(float(v.mean()), *percentile_interval(boot, alpha))
+    return MetricWithCI(float(v.mean()), *percentile_interval(boot, alpha, float(v.mean())))

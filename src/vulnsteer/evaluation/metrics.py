@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -196,12 +197,24 @@ def _pair_weights(d: _Data, w: np.ndarray, groups: Sequence[str]) -> np.ndarray:
     return w[:, d.pairs[:, 0]] if len(d.pairs) else np.zeros((len(w), 0))
 
 
-def percentile_interval(samples: np.ndarray, alpha: float) -> tuple[float, float]:
-    """The (1 - alpha) percentile interval of the finite entries of `samples` (NaN, NaN when none is)."""
+MIN_GROUPS = 5  # fewer scenario groups than this: no interval (3 groups give "0.33 [0.00, 0.33]")
+
+
+def percentile_interval(samples: np.ndarray, alpha: float, point: float | None = None) -> tuple[float, float]:
+    """The (1 - alpha) percentile interval of the finite entries of `samples` (NaN, NaN when none is).
+
+    Given the `point` estimate, an interval with the point at or beyond one end (a skewed or lumpy bootstrap:
+    "0.61 [0.61, 0.78]") is replaced by the bias-corrected (BC) percentile interval, whose quantiles are
+    Phi(2 z0 -+ z) with z0 = Phi^-1(share of resamples below the point, ties counted half)."""
     finite = samples[np.isfinite(samples)]
     if len(finite) == 0:
         return (float("nan"), float("nan"))
     lo, hi = np.quantile(finite, [alpha / 2, 1 - alpha / 2])
+    if point is not None and np.isfinite(point) and lo < hi and not lo < point < hi:
+        below = (np.sum(finite < point) + 0.5 * np.sum(finite == point)) / len(finite)
+        nd = NormalDist()
+        z0, z = nd.inv_cdf(min(max(below, 0.5 / len(finite)), 1 - 0.5 / len(finite))), nd.inv_cdf(1 - alpha / 2)
+        lo, hi = np.quantile(finite, [nd.cdf(2 * z0 - z), nd.cdf(2 * z0 + z)])
     return (float(lo), float(hi))
 
 
@@ -215,13 +228,16 @@ def bootstrap_ci(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile (1 - alpha) intervals for every metric from a bootstrap over whole groups.
+    """Percentile (1 - alpha) intervals for every metric from a bootstrap over whole groups (bias-corrected
+    where the point sits at an end, `percentile_interval`); NaN for every metric under `MIN_GROUPS` groups.
 
     Resamples where a metric is undefined (e.g. no vulnerable file drawn, so no tpr) are left out of that
     metric's interval.
     """
     draws = metric_draws(labels, scores, verdicts, pair_ids, groups, n_boot, seed)
-    return {k: percentile_interval(v[1:], alpha) for k, v in draws.items()}
+    if len(set(groups)) < MIN_GROUPS:
+        return {k: (float("nan"), float("nan")) for k in draws}
+    return {k: percentile_interval(v[1:], alpha, float(v[0])) for k, v in draws.items()}
 
 
 def metrics_with_ci(

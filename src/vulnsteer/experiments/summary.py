@@ -4,12 +4,12 @@ flip rates with intervals, and whether an improvement is more than a shift of th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from vulnsteer.activations.scoring import verdict
-from vulnsteer.evaluation.deltas import delta_ci, mean_ci
+from vulnsteer.evaluation.deltas import delta_ci, mean_ci, null_reading
 from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.conditional import masked_random
@@ -33,14 +33,17 @@ def _scores(r: TestRow, condition: str) -> float:
                   "conditional": r.conditional}[condition])
 
 
-def predictions(rows: Sequence[TestRow], condition: str) -> Predictions:
+def predictions(rows: Sequence[TestRow], condition: str, draws_of: Callable[[TestRow], Sequence[float]] | None = None,
+                partner: str | None = None) -> Predictions:
     """One condition's columns. The random control contributes one row per random direction (same group, so
     the cluster bootstrap treats the draws of one scenario as one unit); draw k of a pair forms its own pair
-    (pair ids suffixed) so pairs stay one vulnerable + one secure."""
+    (pair ids suffixed) so pairs stay one vulnerable + one secure. `partner`: instead of the draws' scores,
+    that condition's score repeated once per draw, so a paired delta compares each draw with its own file
+    (`draws_of` picks the draws, `masked_random` for the conditional control)."""
     if condition == "random":
-        draws = [(r, k, s) for r in rows for k, s in enumerate(r.random)]
+        draws = [(r, k, s) for r in rows for k, s in enumerate((draws_of or _draws)(r))]
         return Predictions.of(
-            [r.label for r, _, _ in draws], [s for _, _, s in draws],
+            [r.label for r, _, _ in draws], [s if partner is None else _scores(r, partner) for r, _, s in draws],
             [None if r.pair_id is None else f"{r.pair_id}#random{k}" for r, k, _ in draws],
             [r.group for r, _, _ in draws], [r.cwe for r, _, _ in draws],
         )
@@ -48,9 +51,8 @@ def predictions(rows: Sequence[TestRow], condition: str) -> Predictions:
                           [r.pair_id for r in rows], [r.group for r in rows], [r.cwe for r in rows])
 
 
-def _median_random(rows: Sequence[TestRow]) -> list[float]:
-    # One paired score per sample: the median over the random draws (a delta per draw would not pair).
-    return [float(np.median(r.random)) for r in rows]
+def _draws(r: TestRow) -> Sequence[float]:
+    return r.random
 
 
 def condition_metrics(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
@@ -58,32 +60,32 @@ def condition_metrics(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[s
 
 
 def deltas(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict]:
-    """Condition minus baseline on the same samples (the random control: its median score over draws), per
-    metric as [value, low, high, minimal detectable effect] (`DeltaWithCI.stored`)."""
-    base = predictions(rows, "baseline")
+    """Condition minus baseline on the same samples, per metric as [value, low, high, minimal detectable
+    effect] (`DeltaWithCI.stored`). The random control is its pooled row, as its metrics are: every draw
+    against its own file's baseline score."""
     out = {}
     for c in conditions_of(rows)[1:]:
-        new = base.with_scores(_median_random(rows)) if c == "random" else predictions(rows, c)
-        out[c] = {k: m.stored() for k, m in delta_ci(base, new, n_boot, seed).items()}
+        base = predictions(rows, "random", partner="baseline") if c == "random" else predictions(rows, "baseline")
+        out[c] = {k: m.stored() for k, m in delta_ci(base, predictions(rows, c), n_boot, seed).items()}
     return out
 
 
 def steered_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, list]:
-    """Steered minus the random-direction control (its median score over draws), paired per sample: the
-    comparison that says whether the chosen direction matters or any push of that size would do."""
-    steered = predictions(rows, "steered")
-    d = delta_ci(steered.with_scores(_median_random(rows)), steered, n_boot, seed)
+    """Steered minus the random-direction control (all draws pooled, each paired with its own file's steered
+    score): the comparison that says whether the chosen direction matters or any push of that size would do."""
+    d = delta_ci(predictions(rows, "random"), predictions(rows, "random", partner="steered"), n_boot, seed)
     return {k: m.stored() for k, m in d.items()}
 
 
 def conditional_minus_random(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, list] | None:
-    """Conditional minus the random-direction control under the same condition mask (its median over draws
-    where selected, the unsteered score elsewhere), paired per sample; None without conditional steering."""
+    """Conditional minus the random-direction control under the same condition mask (each draw where selected,
+    the unsteered score elsewhere; draws pooled, each paired with its own file's conditional score); None
+    without conditional steering."""
     if "conditional" not in conditions_of(rows):
         return None
-    cond = predictions(rows, "conditional")
-    random = [float(np.median(masked_random(r))) for r in rows]
-    return {k: m.stored() for k, m in delta_ci(cond.with_scores(random), cond, n_boot, seed).items()}
+    random = predictions(rows, "random", draws_of=masked_random)
+    cond = predictions(rows, "random", draws_of=masked_random, partner="conditional")
+    return {k: m.stored() for k, m in delta_ci(random, cond, n_boot, seed).items()}
 
 
 def flips(rows: Sequence[TestRow], n_boot: int, seed: int) -> dict[str, dict[str, list[float]]]:
@@ -133,7 +135,7 @@ def verdict_text(conds: dict, delta: dict, bias: dict, vs_random: dict) -> str:
     low = vs_random["balanced_accuracy"][1]
     beats_random = low is not None and low == low and low > 0
     parts = [
-        f"Steered balanced accuracy {fmt(st['balanced_accuracy'])} vs random-direction control "
+        f"Steered balanced accuracy {fmt(st['balanced_accuracy'])} vs random-direction control (all draws pooled) "
         f"{fmt(rnd['balanced_accuracy'])}; change vs baseline {fmt(d_st['balanced_accuracy'])}, "
         f"AUROC change {fmt(d_st['auroc'])}; steered minus random (paired) {fmt(vs_random['balanced_accuracy'])}."
     ]
@@ -145,8 +147,9 @@ def verdict_text(conds: dict, delta: dict, bias: dict, vs_random: dict) -> str:
         parts.append("Steering did NOT reliably improve detection on held-out data (interval includes no gain "
                      "or it does not clear the random control).")
     paired = vs_random["balanced_accuracy"]
-    if len(paired) > 3 and paired[3] == paired[3] and paired[1] is not None and paired[1] <= 0 <= paired[2]:
-        parts.append(f"Steered minus random, balanced accuracy: no effect larger than {paired[3]:.3f} (80% power).")
+    if paired[1] is not None and paired[1] == paired[1] and paired[1] <= 0 <= paired[2]:
+        mde = paired[3] if len(paired) > 3 else None
+        parts.append(f"Steered minus random, balanced accuracy: {null_reading(paired[1], paired[2], mde, 3)}.")
     return " ".join(parts)
 
 

@@ -18,14 +18,16 @@ from vulnsteer.errors import DataError
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.sections import build_sections
-from vulnsteer.report.tables import TableData, to_html, to_markdown
+from vulnsteer.report.tables import TableData, nowrap_intervals, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
-td{text-align:right}td.l{text-align:left}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
+td{text-align:right}td.l{text-align:left;min-width:8rem}th{background:#f3f3f3}caption{font-weight:bold;text-align:left}
 .note{font-size:.85rem;color:#555}img{max-width:100%}pre{white-space:pre-wrap;background:#f7f7f7;padding:.5rem;
-font-size:.8rem;max-height:24rem;overflow:auto}.pair{display:grid;grid-auto-flow:column;grid-auto-columns:1fr;gap:1rem}
-.scroll{overflow-x:auto;max-width:100%}"""
+font-size:.8rem;max-height:24rem;overflow:auto;overflow-wrap:anywhere}
+.pair{display:grid;grid-auto-flow:column;grid-auto-columns:minmax(0,1fr);gap:1rem}
+.scroll{overflow-x:auto;max-width:100%}.ci{white-space:nowrap}.warn{font-weight:bold;color:#a00}
+nav ol{columns:2;font-size:.9rem}"""
 
 
 def _fence(text: str) -> str:
@@ -88,7 +90,7 @@ def _html(block: Block) -> str:
         side = "".join(f"<div><h4>{e(_gen_title(r, name))}</h4><pre>{e(str(r.get(name) or ''))}</pre></div>"
                        for name in _gen_columns(r))
         return f'<h3>{e(_gen_head(r))}</h3><div class="pair">{side}</div>'
-    return f"<p>{e(block.text)}</p>"
+    return f"<p>{nowrap_intervals(e(block.text))}</p>"
 
 
 def unfinished(cfg: object) -> str | None:
@@ -114,16 +116,31 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
     if (why := unfinished(cfg)) is not None:
         title = f"UNFINISHED RUN ({why}) - {title}"
-    return write_document(title, sections, run_dir, "report")
+    return write_document(title, sections, run_dir, "report", [w] if (w := random_weights_warning(model)) else [])
 
 
-def write_document(title: str, sections: list[Section], out_dir: Path, stem: str) -> tuple[Path, Path]:
-    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html; figures must lie under out_dir."""
-    md = [f"# {html.escape(title, quote=False)}\n"]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for s in sections:
-        md.append(f"## {s.title}\n\n" + "\n".join(_markdown(b, out_dir) for b in s.blocks))
-        body.append(f"<section><h2>{html.escape(s.title)}</h2>" + "".join(_html(b) for b in s.blocks) + "</section>")
+def random_weights_warning(model: object) -> str | None:
+    """The line that heads a report on a `tiny-*` model: its weights are random, so its numbers test the
+    pipeline and say nothing about any real model."""
+    if not (isinstance(model, str) and model.startswith("tiny-")):
+        return None
+    return (f"{model} has random weights: every number below is a smoke test of the pipeline, not a finding "
+            "about any model. An interval that excludes 0 here is chance or an artefact.")
+
+
+def write_document(title: str, sections: list[Section], out_dir: Path, stem: str,
+                   lead: list[str] | None = None) -> tuple[Path, Path]:
+    """Render `sections` to out_dir/<stem>.md and out_dir/<stem>.html, each `lead` line in bold under the
+    title, then a table of contents linking each section; figures must lie under out_dir."""
+    e = html.escape
+    md = [f"# {e(title, quote=False)}\n", *(f"**{md_text(t)}**\n" for t in lead or [])]
+    body = [f"<h1>{e(title)}</h1>", *(f'<p class="warn">{e(t)}</p>' for t in lead or [])]
+    md.append("Contents:\n\n" + "".join(f"{i}. [{md_text(s.title)}](#s{i})\n" for i, s in enumerate(sections, 1)))
+    body.append('<nav><h2>Contents</h2><ol>' + "".join(f'<li><a href="#s{i}">{e(s.title)}</a></li>'
+                                                      for i, s in enumerate(sections, 1)) + "</ol></nav>")
+    for i, s in enumerate(sections, 1):
+        md.append(f'<a id="s{i}"></a>\n\n## {s.title}\n\n' + "\n".join(_markdown(b, out_dir) for b in s.blocks))
+        body.append(f'<section id="s{i}"><h2>{e(s.title)}</h2>' + "".join(_html(b) for b in s.blocks) + "</section>")
     md_path, html_path = out_dir / f"{stem}.md", out_dir / f"{stem}.html"
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
             f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")

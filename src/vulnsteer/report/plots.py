@@ -48,11 +48,27 @@ def _need(mapping: Mapping, keys: Sequence[str], what: str) -> None:
         raise DataError(f"{what}: missing {missing[0]!r}; rerun the stage that writes it")
 
 
+def legend_outside(ax, fontsize: float = 8):
+    """The axes' legend to the right of its plot area, never over a line (constrained layout makes room)."""
+    return ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+
+
+def _single_x(ax, xs: Sequence[float], label: str) -> None:
+    """A panel whose curves all sit at one x (ablation has no strength): one labelled tick, not a +-0.04 axis."""
+    ax.set_xticks([xs[0]], [label])
+    ax.set_xlim(xs[0] - 1.0, xs[0] + 1.0)
+
+
 def _chance(ax) -> None:
     ax.axhline(0.5, color="grey", lw=0.8, ls=":", label="chance (0.5)")
 
 
 def probe_curve_plot(curve: dict, out: Path) -> Path:
+    """`probe_curve_figure` as a PNG at `out`."""
+    return _save(probe_curve_figure(curve), out)
+
+
+def probe_curve_figure(curve: dict) -> Figure:
     """Probe AUROC per layer, with the shuffled-label control (mean solid, max dashed) and per-CWE lines."""
     _need(curve, ("layers", "auroc", "control_auroc_mean", "control_auroc_max"), "probe/curve.json")
     fig, (ax,) = _figure()
@@ -69,8 +85,8 @@ def probe_curve_plot(curve: dict, out: Path) -> Path:
     ax.set(title="Linear probe: is 'vulnerable' linearly readable? (grouped CV)",
            xlabel="layer (output of block k)", ylabel="AUROC (held-out folds)", ylim=(0.0, 1.02))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, out)
+    legend_outside(ax)
+    return fig
 
 
 def probe_depth_plot(curves: Mapping[str, Mapping], out: Path) -> Path:
@@ -109,7 +125,7 @@ def study_probe_plot(panels: Mapping[str, Mapping[str, ProbeCurve]], out: Path) 
         ax.set(title=title, xlabel="layer (output of block k)", ylabel="AUROC (held-out folds)", ylim=(0.0, 1.02))
         ax.title.set_fontsize(9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7, loc="lower right")
+        legend_outside(ax, fontsize=7)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     return _save(fig, out)
@@ -120,6 +136,11 @@ def _method_curves(curves: Mapping) -> dict[str, Mapping]:
 
 
 def strength_curves_plot(curves: dict, out: Path) -> Path:
+    """`strength_curves_figure` as a PNG at `out`."""
+    return _save(strength_curves_figure(curves), out)
+
+
+def strength_curves_figure(curves: dict) -> Figure:
     """Validation balanced accuracy and AUROC against alpha, one line per method/operator at its best layer."""
     methods = _method_curves(curves)
     if not methods:
@@ -143,11 +164,19 @@ def strength_curves_plot(curves: dict, out: Path) -> Path:
             _chance(ax)
             ax.set(title=f"{op}: validation {name}", xlabel=xlabel.get(op, f"{op} strength"), ylabel=name,
                    ylim=(0.0, 1.02))
-            ax.legend(fontsize=8, loc="best")
-    return _save(fig, out)
+            xs = sorted({float(a) for c in curves_of_op.values() for a in c["alphas"]})
+            if len(xs) == 1:
+                _single_x(ax, xs, op if op == "ablate" else f"{op} {xs[0]:g}")
+            legend_outside(ax)
+    return fig
 
 
 def layer_curves_plot(by_layer: dict, out: Path) -> Path:
+    """`layer_curves_figure` as a PNG at `out`."""
+    return _save(layer_curves_figure(by_layer), out)
+
+
+def layer_curves_figure(by_layer: dict) -> Figure:
     """Validation balanced accuracy and AUROC against layer, one line per method/operator at its best alpha."""
     if not by_layer:
         raise DataError("steer/curves.json: 'by_layer' is empty")
@@ -162,8 +191,8 @@ def layer_curves_plot(by_layer: dict, out: Path) -> Path:
         ax.set(title=f"Validation {name} vs layer steered (best alpha)", xlabel="layer", ylabel=name,
                ylim=(0.0, 1.02))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[1].legend(fontsize=8, loc="best")
-    return _save(fig, out)
+    legend_outside(axes[1])
+    return fig
 
 
 def _bar(values: Any) -> tuple[float, float, float]:

@@ -26,8 +26,13 @@ HOW_TO_READ_COMMON = [
     "(condition minus baseline on the same samples). 'n/a' marks a metric that is undefined here, e.g. AUROC "
     "with a single class or pair metrics without complete pairs.",
     "Each paired comparison also gives its minimal detectable effect (MDE, 80% power, two-sided 5% level, from "
-    "the bootstrap standard error over scenario groups): a comparison whose interval includes 0 rules out "
-    "only effects larger than its MDE, not every effect.",
+    "the bootstrap standard error over scenario groups). The MDE is a property of the design: the change it "
+    "would detect 80% of the time. What a comparison whose interval includes 0 rules out is read from the "
+    "interval itself: changes beyond its ends. An interval of zero width means both conditions gave the same "
+    "result on every resample (identical answers).",
+    "A metric shown as 'value [n/a]' has fewer than 5 scenario groups (or too few defined resamples) for a "
+    "bootstrap interval; where the point sat at an end of its percentile interval, the bias-corrected "
+    "percentile interval is shown instead.",
     f"{PC_LABEL} is PrimeVul's P-C metric (pair-wise correct): the share of vulnerable/patched pairs whose two "
     "files are both classified correctly.",
     "The random-direction control replaces the chosen direction by a uniformly random one at the same layer, with "

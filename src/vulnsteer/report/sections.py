@@ -12,13 +12,14 @@ from typing import Any
 from vulnsteer.experiments import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
+from vulnsteer.report.family import comparisons_data, count_sentence
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.links import failed_links
 from vulnsteer.report.long_files import generation_line, long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
 from vulnsteer.report.run_reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, comparisons_data, conditional_data, fmt, fmt_ci, headline_data,
+    CONDITIONS, TableData, baseline_data, conditional_data, fmt, fmt_ci, headline_data,
     per_cwe_data, templates_data,
 )
 from vulnsteer.report.verdicts import carries_signal, probe_conclusion, versus_random
@@ -101,6 +102,7 @@ def _verdict(run: Run) -> list[Block]:
         return _not_run(schema.STEER_SUMMARY)
     blocks: list[Block] = [Text(str(summary.get("verdict") or "No verdict recorded."))]
     blocks += [Text(t) for t in versus_random(summary) + failed_links(summary)]
+    blocks.append(Text(count_sentence(len(comparisons_data(summary).rows), summary)))
     if summary.get("bias_only", {}).get("steered"):
         blocks.append(Text("The steered condition is flagged bias only: its change is what shifting the yes/no "
                            "bias gives, not a better ranking of vulnerable over secure code."))
@@ -123,7 +125,8 @@ def _comparisons(run: Run) -> list[Block]:
     summary = run.json(schema.STEER_SUMMARY)
     if summary is None:
         return _not_run(schema.STEER_SUMMARY)
-    return [comparisons_data(summary)]
+    table = comparisons_data(summary)
+    return [Text(count_sentence(len(table.rows), summary)), table]
 
 
 def _templates(run: Run) -> list[Block]:
@@ -271,8 +274,24 @@ def build_sections(run_dir: Path) -> list[Section]:
     # The headings name what the numbers below them depend on; the bare titles stay the sections' keys.
     readout, scope = readout_and_scope(run)
     shown = {"Headline: held-out results": f" (readout {readout}, scope {scope})", "Probe curve": f" (readout {readout})"}
-    return [Section(title + shown.get(title, ""), _labelled(run, title, _guarded(run, title, build)))
-            for title, build in builders]
+    built = [(title, Section(title + shown.get(title, ""), _labelled(run, title, _guarded(run, title, build))))
+             for title, build in builders]
+    return _ran_first(built)
+
+
+def _ran_first(built: list[tuple[str, Section]]) -> list[Section]:
+    """The sections that have something to show, the probe first where the steering experiment did not run
+    (a probe-only run opens with its result), then one line naming the sections that did not run."""
+    def not_run(sec: Section) -> bool:
+        return all(isinstance(b, Text) for b in sec.blocks) and any(
+            isinstance(b, Text) and b.text.startswith("Not run") for b in sec.blocks)
+    ran = [(t, sec) for t, sec in built if not not_run(sec)]
+    if any(t == "Headline: held-out results" for t, sec in built if not_run(sec)):
+        ran.sort(key=lambda ts: ts[0] != "Probe curve")  # stable: the rest keep their order
+    missing = [f"{sec.title} ({b.text.removeprefix('Not run').strip(' .()')})" for _, sec in built if not_run(sec)
+               for b in sec.blocks[-1:] if isinstance(b, Text)]
+    tail = [Section("Not run", [Text(f"Not run: {'; '.join(missing)}.")])] if missing else []
+    return [sec for _, sec in ran] + tail
 
 
 # Sections whose numbers come from the files as the long-file policy showed them (the baseline says it always).

@@ -9,7 +9,7 @@ from pathlib import Path
 from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.report import plots
-from vulnsteer.report.document import write_document
+from vulnsteer.report.document import random_weights_warning, write_document
 from vulnsteer.report.results import RunResult, cell, mde_cell, read_result
 from vulnsteer.report.blocks import Block, Fig, Section, Text
 from vulnsteer.report.run_reader import Run
@@ -19,10 +19,12 @@ HOW_TO_READ = (
     "Every number is held out, with its 95% cluster-bootstrap interval. Baseline AUROC: the unsteered answer "
     "score log P(yes) - log P(no) on the data under test. Probe: a logistic probe whose layer was chosen on the "
     "validation fold, scored on the test fold. Steered - random: the chosen steering minus a random direction "
-    "of the same scale, paired per sample; an interval that includes 0 shows no effect of the direction."
+    "of the same scale (all its draws pooled, each paired with its own file). An interval that includes 0 does "
+    "not show that the direction has no effect: it rules out only changes beyond its ends."
 )
-MDE_NOTE = ("MDE: the smallest steered - random difference the run could have detected (minimal detectable "
-            "effect, from its summary); an interval inside +-MDE is no evidence of absence of a smaller effect.")
+MDE_NOTE = ("MDE: the steered - random difference the run's design detects with 80% power (minimal detectable "
+            "effect, from its summary), a property of the design; what the data rule out is the interval's far "
+            "end, not the MDE.")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,15 @@ def _status(result: RunResult | None) -> str:
 def _cells_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
     table = TableData("Cells", ["#", "cell", "status", "run folder"])
     table.rows = [[str(i), c.name, _status(results[c.name]), c.folder] for i, c in enumerate(cells, start=1)]
+    table.links = {(i, 3): link for i, c in enumerate(cells) if (link := _report_link(c, results[c.name]))}
     return table
+
+
+def _report_link(c: StudyCell, result: RunResult | None) -> str | None:
+    """The cell's report (relative to the study folder, no suffix) where the cell wrote one."""
+    if result is None or not (result.path / schema.REPORT_HTML).is_file():
+        return None
+    return f"{Path(c.folder).as_posix()}/{Path(schema.REPORT_HTML).stem}"
 
 
 def _results_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
@@ -77,6 +87,8 @@ def _results_table(cells: list[StudyCell], results: dict[str, RunResult | None])
     for i, c in enumerate(cells, start=1):
         r = results[c.name]
         row = [str(i), c.model, c.readout, c.split]
+        if (link := _report_link(c, r)) is not None:
+            table.links[(i - 1, 0)] = link
         if r is None:
             table.rows.append(row + ["not run"] * (len(cols) - len(row)))
             continue
@@ -149,6 +161,9 @@ def write_study(study_dir: Path) -> tuple[Path, Path]:
         Section("Probe AUROC by layer", _figure(cells, results, study_dir)),
         Section("Files per cell", [_files_table(cells, results)]),
         Section("Cells", [_cells_table(cells, results),
-                          Text("Each cell is an ordinary run folder with its own report.md (vulnsteer report).")]),
+                          Text("Each cell is an ordinary run folder with its own report (vulnsteer report); a "
+                               "cell's # and run folder link to it where it was written.")]),
     ]
-    return write_document(title, sections, study_dir, Path(schema.STUDY_MD).stem)
+    tiny = sorted({c.model for c in cells if c.model.startswith("tiny-")})
+    lead = [w for m in tiny if (w := random_weights_warning(m))]
+    return write_document(title, sections, study_dir, Path(schema.STUDY_MD).stem, lead)

@@ -15,6 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from vulnsteer.errors import DataError
+from vulnsteer.evaluation.deltas import null_reading
 
 NA = "n/a"
 MAX_PUBLISHED = 8  # more published models than this: show the top KEEP_PUBLISHED
@@ -54,6 +55,8 @@ class TableData:
     columns: list[str]
     rows: list[list[str]] = field(default_factory=list)
     note: str = ""
+    # (row, column) -> a document the cell links to, without its suffix: markdown links <doc>.md, HTML <doc>.html
+    links: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def numeric(self) -> list[bool]:
         """Per column: right-align it (every filled cell starts like a number)?"""
@@ -106,11 +109,11 @@ def includes_zero(x: Any) -> bool | None:
 
 
 def no_effect_sentence(x: Any, digits: int = 2) -> str:
-    """What a delta whose interval includes 0 rules out: 'no effect larger than <MDE> (80% power)'."""
-    mde = fmt(x[3], digits) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
-    if mde == NA:  # runs from before the MDE was stored, or too few resamples for a standard error
-        return "interval includes 0; no minimal detectable effect recorded"
-    return f"no effect larger than {mde} ({POWER_PERCENT}% power)"
+    """What a stored delta [value, low, high(, mde)] rules out (its interval's ends) and what the design
+    could detect (its MDE), as `null_reading` words it; runs from before the MDE was stored name no MDE."""
+    if not (isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 3):
+        return NA
+    return null_reading(_number(x[1]), _number(x[2]), _number(x[3]) if len(x) >= 4 else None, digits)
 
 
 def fmt_count(x: Any) -> str:
@@ -173,6 +176,8 @@ def headline_data(steer_summary: Mapping, where: str | None = None) -> TableData
     data = TableData(f"Held-out results ({where or 'cross-fitted test folds'})", cols)
     data.note = ("Δ: condition minus baseline on the same samples, with a paired cluster-bootstrap interval and "
                  f"the minimal detectable effect (MDE) at {POWER_PERCENT}% power, two-sided 5% level. "
+                 "Random-direction control: every random draw of every file, pooled (its Δ pairs each draw with "
+                 "its own file's baseline). "
                  f"{PC_LABEL}: PrimeVul's pair-wise correct metric. "
                  "Bias only: accuracy rose but AUROC did not (re-thresholding, not better ranking).")
     for name, label in CONDITIONS.items():
@@ -194,36 +199,13 @@ def per_cwe_data(steer_summary: Mapping, published: Mapping | None) -> TableData
     models, note = published_models(published)
     cwes = cwe_order(list({k for c in shown for k in conditions[c]}))
     cols = ["CWE", "n", *(f"{CONDITIONS[c].split(' (')[0]} acc." for c in shown), *(f"pub: {m}" for m in models)]
-    data = TableData("Held-out accuracy per CWE, beside published LLMs", cols, note=note)
+    few = ("A value shown as 'x [n/a]' had fewer than 5 scenario groups in that CWE: too few to resample for "
+           "an interval (runs from before this rule show such intervals).")
+    data = TableData("Held-out accuracy per CWE, beside published LLMs", cols, note=f"{note} {few}".strip())
     for cwe in cwes:
         n = next((conditions[c][cwe].get("n") for c in shown if cwe in conditions[c]), None)
         row = [cwe, fmt_count(n), *(fmt_ci(conditions[c].get(cwe, {}).get("accuracy")) for c in shown)]
         data.rows.append(row + [_published_cell(published, p, cwe) for p in models])  # type: ignore[arg-type]
-    return data
-
-
-def comparisons_data(steer_summary: Mapping) -> TableData:
-    """Every paired comparison the run reports (each condition minus the baseline, steered minus the random
-    control) with its minimal detectable effect, and what a comparison whose interval includes 0 rules out."""
-    deltas = steer_summary.get("deltas", {})
-    compared = [(f"{CONDITIONS.get(c, c)} − baseline", d) for c, d in deltas.items()]
-    if steer_summary.get("steered_minus_random") is not None:
-        compared.append(("steered − random-direction control (paired)", steer_summary["steered_minus_random"]))
-    if steer_summary.get("conditional_minus_random") is not None:
-        compared.append(("conditional − random-direction control, same condition (paired)",
-                         steer_summary["conditional_minus_random"]))
-    data = TableData("Paired comparisons and their minimal detectable effects",
-                     ["comparison", "metric", "Δ [95% interval]", f"MDE ({POWER_PERCENT}% power)", "reading"])
-    data.note = ("MDE = (z(0.975) + z(0.8)) × SE, SE the standard deviation of the paired difference over the "
-                 "scenario-group bootstrap (normal approximation): the smallest true change this comparison "
-                 f"detects {POWER_PERCENT}% of the time at the two-sided 5% level with this many groups.")
-    for name, d in compared:
-        for key, label in COMPARISON_METRICS.items():
-            x = d.get(key)
-            zero = includes_zero(x)
-            mde = fmt(x[3]) if isinstance(x, Sequence) and not isinstance(x, str) and len(x) >= 4 else NA
-            reading = (NA if zero is None else no_effect_sentence(x) if zero else "interval excludes 0")
-            data.rows.append([name, label, fmt_ci(x), mde, reading])
     return data
 
 
@@ -284,17 +266,32 @@ def to_markdown(data: TableData) -> str:
     lines = [f"**{_md_cell(data.title)}**", ""] if data.title else []
     lines.append("| " + " | ".join(_md_cell(c) for c in data.columns) + " |")
     lines.append("|" + "|".join("---:" if right else ":---" for right in data.numeric()) + "|")
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in data.rows]
+    def cell(i: int, j: int, c: str) -> str:
+        link = data.links.get((i, j))
+        return _md_cell(c) if link is None else f"[{_md_cell(c)}]({link}.md)"
+    lines += ["| " + " | ".join(cell(i, j, c) for j, c in enumerate(row)) + " |" for i, row in enumerate(data.rows)]
     if data.note:
         lines += ["", f"*{_md_cell(data.note)}*"]
     return "\n".join(lines) + "\n"
+
+
+_INTERVAL = re.compile(r"-?\d+(?:\.\d+)? \[(?:-?\d+(?:\.\d+)?, -?\d+(?:\.\d+)?|n/a)\](?: MDE -?\d+(?:\.\d+)?)?")
+
+
+def nowrap_intervals(escaped: str) -> str:
+    """HTML-escaped text with each '0.62 [0.50, 0.75]' (and its MDE) in a span that never wraps inside."""
+    return _INTERVAL.sub(lambda m: f'<span class="ci">{m.group(0)}</span>', escaped)
 
 
 def to_html(data: TableData) -> str:
     e = html.escape
     cls = ['' if right else ' class="l"' for right in data.numeric()]
     head = "".join(f"<th>{e(c)}</th>" for c in data.columns)
-    body = "".join("<tr>" + "".join(f"<td{k}>{e(c)}</td>" for k, c in zip(cls, row)) + "</tr>" for row in data.rows)
+    def cell(i: int, j: int, c: str) -> str:
+        link = data.links.get((i, j))
+        return nowrap_intervals(e(c)) if link is None else f'<a href="{e(link)}.html">{e(c)}</a>'
+    body = "".join("<tr>" + "".join(f"<td{k}>{cell(i, j, c)}</td>" for j, (k, c) in enumerate(zip(cls, row)))
+                   + "</tr>" for i, row in enumerate(data.rows))
     caption = f"<caption>{e(data.title)}</caption>" if data.title else ""
     note = f'<p class="note">{e(data.note)}</p>' if data.note else ""
     # The wrapper scrolls sideways: a wide table (many published models) must not overflow the page.

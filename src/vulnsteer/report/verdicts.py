@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from vulnsteer.report.family import mark
 from vulnsteer.report.tables import fmt_ci, fmt_delta, includes_zero, no_effect_sentence
 
 
@@ -26,9 +27,10 @@ def versus_random(summary: dict) -> list[str]:
             where = ("lies above 0: the chosen direction beats a random one" if lo > 0 else
                      "lies below 0: a random direction does better" if hi < 0 else
                      "includes 0: not distinguishable from a random direction at this sample size")
-            bound = f"; {no_effect_sentence(paired[metric])}" if includes_zero(paired[metric]) else ""
-            out.append(f"steered minus random-direction control, {name} (paired): {fmt_ci(paired[metric])}; "
-                       f"the interval {where}{bound}.")
+            bound = (f"; {no_effect_sentence(paired[metric])}" if includes_zero(paired[metric]) else
+                     mark(summary, "steered_minus_random", metric))
+            out.append(f"steered minus random-direction control (all draws pooled), {name} (paired): "
+                       f"{fmt_ci(paired[metric])}; the interval {where}{bound}.")
             continue
         s_raw, r_raw = deltas.get("steered", {}).get(metric), deltas.get("random", {}).get(metric)
         s, r = _interval(s_raw), _interval(r_raw)
@@ -42,7 +44,7 @@ def versus_random(summary: dict) -> list[str]:
             verdict = "the steered interval lies entirely below the control's: steering does worse than a random direction"
         else:
             verdict = "the intervals overlap: not distinguishable from a random direction at this sample size"
-        zero = "excludes 0" if s[1] > 0 or s[2] < 0 else f"includes 0: {no_effect_sentence(s_raw)} vs baseline"
+        zero = "excludes 0" if s[1] > 0 or s[2] < 0 else f"includes 0 vs baseline: {no_effect_sentence(s_raw)}"
         out.append(f"{versus}; {verdict} (the steered interval {zero}).")
     return out
 
@@ -103,38 +105,45 @@ def carries_signal(summary: dict, generations: list[dict] | None) -> list[str]:
         text = (f"Conditional minus unsteered {fmt_delta(d)}; conditional minus a random direction steered on the "
                 f"same files {fmt_delta(r)}.")
         lo_d, lo_r = _lower(d), _lower(r)
+        marks = (mark(summary, "deltas/conditional", "balanced_accuracy")
+                 + mark(summary, "conditional_minus_random", "balanced_accuracy"))
         if lo_d is not None and lo_d > 0 and lo_r is not None and lo_r > 0:
             answer.append("conditional steering carries the probe's signal into the answer: it beats both the "
-                          "unsteered answer and a random direction on the files the condition selected")
+                          f"unsteered answer and a random direction on the files the condition selected{marks}")
         elif lo_d is not None and lo_d > 0:
             answer.append("conditional steering improves the answer, but no more than a random direction on the "
-                          "same files: the gain comes from which files the condition picked, not from the direction")
+                          "same files: the gain comes from which files the condition picked, not from the "
+                          f"direction{mark(summary, 'deltas/conditional', 'balanced_accuracy')}")
         else:
-            bound = f", {no_effect_sentence(d)}" if includes_zero(d) else ""
-            answer.append(f"conditional steering does not carry the probe's signal into the answer{bound}")
+            bound = f" (conditional minus unsteered: {no_effect_sentence(d)})" if includes_zero(d) else ""
+            answer.append(f"conditional steering is not shown to carry the probe's signal into the answer{bound}")
         out.append(text + _recovered(conds, "conditional"))
     if "amplify" in conds:
         d = deltas.get("amplify", {}).get("balanced_accuracy")
         out.append(f"Amplified minus unsteered {fmt_delta(d)}.")
         lo = _lower(d)
         answer.append("amplifying the direction makes the answer follow the projection better than the unsteered "
-                      "answer" if lo is not None and lo > 0 else
-                      "amplifying the direction does not make the answer follow the projection"
-                      + (f", {no_effect_sentence(d)}" if includes_zero(d) else ""))
+                      f"answer{mark(summary, 'deltas/amplify', 'balanced_accuracy')}" if lo is not None and lo > 0 else
+                      "amplifying the direction is not shown to make the answer follow the projection"
+                      + (f" ({no_effect_sentence(d)})" if includes_zero(d) else ""))
     out.append("On held-out files, " + "; ".join(answer) + ".")
     return out + [_explanations(generations)]
 
 
 def _recovered(conds: dict, name: str) -> str:
-    """How much of the probe's lead over the unsteered answer (balanced accuracy, point values) `name` closes."""
+    """How the probe's lead over the unsteered answer (balanced accuracy, point values) compares with what
+    `name` moved, in points; a share is given only where it lies between 0 and 100%."""
     def point(c: str) -> float | None:
         x = _interval((conds.get(c) or {}).get("all", {}).get("balanced_accuracy"))
         return None if x is None else x[0]
     probe, base, new = point("probe"), point("baseline"), point(name)
     if probe is None or base is None or new is None or probe - base <= 0:
         return " The probe alone does not lead the unsteered answer on these files (point values)."
-    return (f" The probe leads the unsteered answer by {probe - base:.2f}; the conditional answer closes "
-            f"{(new - base) / (probe - base):.0%} of that gap (point values).")
+    gap, moved = probe - base, new - base
+    share = ("it closes none of that gap" if moved <= 0 else "it closes all of that gap and more" if moved >= gap
+             else f"about {moved / gap:.0%} of that gap")
+    return (f" The probe leads the unsteered answer by {gap:.2f} in balanced accuracy; the conditional answer "
+            f"moves {moved:+.2f} from the unsteered one: {share} (point values, each with the intervals above).")
 
 
 def _explanations(generations: list[dict] | None) -> str:
