@@ -77,3 +77,22 @@ def test_the_files_table_counts_what_each_cell_kept_dropped_and_generated(tiny_s
     assert first[2:] == ["skip-pairs", f"{n - 2} ({half - 1} vulnerable, {half - 1} secure)",
                          "2 (1 vulnerable, 1 secure)", f"{half - 1} / 1 / 0", "none"]  # the study ran without generation
     assert second[2:5] == ["windows", f"{n} ({half} vulnerable, {half} secure)", "0 (0 vulnerable, 0 secure)"]
+
+
+def test_the_steering_table_gives_conditional_steering_pairs_precision_and_wall_time(tiny_study):
+    md = (tiny_study / "study.md").read_text()
+    header, _, *rows = _rows(md, "Conditional steering, pairs and cost per cell")
+    assert [r[1] for r in rows] == CELLS
+    for name, row in zip(CELLS, rows):
+        cell_dir = tiny_study / "cells" / name
+        summary = json.loads((cell_dir / "steer" / "summary.json").read_text())
+        config = json.loads((cell_dir / "config.json").read_text())
+        curve = json.loads((cell_dir / "probe" / "curve.json").read_text())
+        v, lo, hi, mde = summary["deltas"]["conditional"]["accuracy"]
+        assert row[header.index("conditional - unsteered accuracy")] == f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+        assert row[4] == f"{mde:.2f}"
+        pc = summary["conditions"]["steered"]["all"]["pairs_both_right"]
+        assert row[header.index("P-C steered")] == f"{pc[0]:.2f} [{pc[1]:.2f}, {pc[2]:.2f}]"
+        assert row[header.index("precision")] == config["dtype"] == "float32"
+        assert row[header.index("wall time")] == f"{config['wall_seconds'] / 60:.1f} min"
+        assert row[2] == f"{max(curve['auroc']):.2f} / {max(curve['control_auroc_max']):.2f}"

@@ -82,6 +82,11 @@ class RunResult:
     long_files: str | None = None  # the long-file policy (config.json)
     kept: KeptCounts | None = None  # files and pairs the policy kept and dropped (baseline/samples.jsonl)
     generated: GeneratedCounts | None = None  # files with a generated answer; None: the run generated none
+    conditional_delta: dict[str, Estimate] | None = None  # conditional minus unsteered, paired, per metric
+    pairs_both_right: dict[str, Estimate] | None = None  # P-C per condition (baseline, steered, ...)
+    dtype: str | None = None  # the precision the passes computed in (config.json)
+    wall_seconds: float | None = None  # config.json's wall time (of an unfinished run: so far)
+    shuffled_max: float | None = None  # the label-shuffled probes' highest AUROC over every layer
 
 
 def _dict(x: Any) -> dict:
@@ -112,12 +117,21 @@ def read_result(run_dir: Path) -> RunResult:
     sample = cfg.get("generate_sample")
     generated = (GeneratedCounts.of(rows, sample if isinstance(sample, int) else None)
                  if rows is not None and _dict(run.json(schema.BASELINE_SUMMARY)).get("generation") else None)
+    conds = _dict(steer.get("conditions"))
+    pc = {k: e for k, v in conds.items() if (e := Estimate.read(_dict(_dict(v).get("all")).get("pairs_both_right")))}
+    cond = _dict(_dict(steer.get("deltas")).get("conditional"))
+    top = _dict(run.json(schema.CONFIG))
+    curve = _curve(run.json(schema.PROBE_CURVE), run.dir)
     return RunResult(
         path=run.dir, unfinished=unfinished(run.json(schema.CONFIG)),
         baseline_auroc=Estimate.read(_dict(base).get("auroc")) if base is not None else None,
         probe_auroc=Estimate.read(_dict(probe).get("auroc")) if probe is not None else None,
         probe_accuracy=Estimate.read(_dict(probe).get("accuracy")) if probe is not None else None,
-        steered_minus_random=paired, curve=_curve(run.json(schema.PROBE_CURVE), run.dir),
+        steered_minus_random=paired, curve=curve,
         long_files=None if cfg.get("long_files") is None else str(cfg["long_files"]),
         kept=None if rows is None else KeptCounts.of(rows), generated=generated,
+        conditional_delta={k: e for k, v in cond.items() if (e := Estimate.read(v)) is not None} or None,
+        pairs_both_right=pc or None, dtype=None if top.get("dtype") is None else str(top["dtype"]),
+        wall_seconds=_float(top.get("wall_seconds")),
+        shuffled_max=max((v for v in curve.control_max if v is not None), default=None) if curve else None,
     )

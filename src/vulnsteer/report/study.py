@@ -101,6 +101,31 @@ def _results_table(cells: list[StudyCell], results: dict[str, RunResult | None])
     return table
 
 
+def _steering_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
+    """Per cell: the probe curve against its shuffled control, conditional steering against the unsteered
+    answer, P-C, and what the cell cost."""
+    cols = ["#", "cell", "probe curve: best / shuffled max", "conditional - unsteered accuracy", "MDE",
+            "conditional - unsteered AUROC", "MDE", "P-C baseline", "P-C steered", "precision", "wall time"]
+    table = TableData("Conditional steering, pairs and cost per cell", cols, note=(
+        "Probe curve: the grouped-CV curve's best layer against the highest AUROC any label-shuffled probe reached "
+        "at any layer (a best below that maximum is not evidence of a readable signal). Conditional - unsteered: "
+        "paired over the test files, 95% interval, MDE at 80% power. P-C: PrimeVul's pairs both right. Wall time: "
+        "the cell's own; cells after the first of a split reuse its passes (activations/memo.py)."))
+    for i, c in enumerate(cells, start=1):
+        r = results[c.name]
+        if r is None:
+            table.rows.append([str(i), c.name] + ["not run"] * (len(cols) - 2))
+            continue
+        best = max((v for v in r.curve.auroc if v is not None), default=None) if r.curve else None
+        probe = "missing" if best is None or r.shuffled_max is None else f"{best:.2f} / {r.shuffled_max:.2f}"
+        cond, pc = r.conditional_delta or {}, r.pairs_both_right or {}
+        wall = "missing" if r.wall_seconds is None else f"{r.wall_seconds / 60:.1f} min"
+        table.rows.append([str(i), c.name, probe, cell(cond.get("accuracy")), mde_cell(cond.get("accuracy")),
+                           cell(cond.get("auroc")), mde_cell(cond.get("auroc")), cell(pc.get("baseline")),
+                           cell(pc.get("steered")), r.dtype or "missing", wall])
+    return table
+
+
 def _files_table(cells: list[StudyCell], results: dict[str, RunResult | None]) -> TableData:
     """Per cell, the files its numbers rest on: what the long-file policy kept and dropped, and how many files
     have a generated answer."""
@@ -158,6 +183,7 @@ def write_study(study_dir: Path) -> tuple[Path, Path]:
     title = f"vulnsteer study: {len(cells)} cells" + ("" if done == len(cells) else f" ({done} finished)")
     sections = [
         Section("Results side by side", [_results_table(cells, results), Text(HOW_TO_READ)]),
+        Section("Conditional steering, pairs and cost", [_steering_table(cells, results)]),
         Section("Probe AUROC by layer", _figure(cells, results, study_dir)),
         Section("Files per cell", [_files_table(cells, results)]),
         Section("Cells", [_cells_table(cells, results),
