@@ -391,3 +391,36 @@ def test_transfer_run_on_tiny_qwen_writes_a_complete_run_folder(small_root, tiny
     assert "Held-out results (fit on sven, tested on hand-crafted)" in report
     assert "validation split of the fit-on data" in report and (out / "report.html").is_file()
     assert (out / "steer" / "generations.jsonl").is_file()
+
+
+def _before_torch(*args) -> str:
+    """Run the command line in a subprocess; the one-line error it exits 2 with, checked before torch loaded."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PROBE_TORCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "torch imported: False" in proc.stdout
+    return errors[0]
+
+
+@pytest.mark.parametrize("where", ["dangling", "read-only", "cache-is-a-file"])
+def test_an_unwritable_out_or_cache_dir_is_refused_before_the_model_loads(data_root, tmp_path, where):
+    import sys
+
+    args = ["run", "--model", "tiny-qwen2", "--no-generate", "--data", data_root, "--cwe", "CWE-787"]
+    if where == "dangling":
+        link = tmp_path / "link"
+        link.symlink_to(tmp_path / "gone" / "away")
+        assert "does not exist" in _before_torch(*args, "--out", link)
+    elif where == "read-only":  # /sys refuses new entries even to root, whom permission bits do not stop
+        if not sys.platform.startswith("linux"):
+            pytest.skip("needs Linux's read-only /sys")
+        assert "cannot write in /sys" in _before_torch(*args, "--out", "/sys/vulnsteer-run")
+    else:
+        (tmp_path / "cache").write_text("not a folder")
+        assert "--cache-dir" in _before_torch(*args, "--out", tmp_path / "r", "--cache-dir", tmp_path / "cache")
+        assert not (tmp_path / "r").exists()

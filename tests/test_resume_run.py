@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from vulnsteer.experiments.folders import RUN, mark
+
 ARGS = ["run", "--cwe", "CWE-787,CWE-89,CWE-22", "--folds", "3", "--layers", "1,2", "--methods", "caa,pca",
         "--max-new-tokens", "4", "--n-boot", "100"]
 OUTPUTS = ["baseline/samples.jsonl", "baseline/summary.json", "probe/curve.json", "steer/sweep.csv",
@@ -76,6 +78,7 @@ def test_a_finished_run_is_not_resumed_and_other_settings_are_refused(tiny_dirs,
     env = {**os.environ, "VULNSTEER_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "r"
     (out).mkdir()
+    mark(out, RUN)  # a run folder of another run's settings
     (out / "config.json").write_text(json.dumps({"command": "run", "status": "interrupted", "baseline": {}}))
     other = _cli(*ARGS, "--model", tiny_dirs["qwen2"], "--data", data_root, "--out", out, env=env)
     assert other.returncode == 2 and "holds another run" in other.stderr

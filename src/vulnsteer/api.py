@@ -149,7 +149,7 @@ def run(
     Checks before anything slow: the data (and folds against its groups), then the layers and answer
     length against the model's shape read from its config or GGUF header, then the weights load."""
     t0 = time.time()
-    root, records = preflight(cfg, model, data, out, force, command)  # before torch is imported
+    root, records = preflight(cfg, model, data, out, force, command, cache_dir)  # before torch is imported
 
     from vulnsteer.experiments.context import open_context
     from vulnsteer.experiments.run import run_all

@@ -11,18 +11,24 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.folders import check_writable, resolved
 from vulnsteer.experiments.run_folder import check_out
 from vulnsteer.model.peek import peek_shape
 
 
 def preflight(
     cfg: RunConfig, model: str, data: Path | str | None = None, out: Path | None = None, force: bool = False,
-    command: str = "run",
+    command: str = "run", cache_dir: Path | None = None,
 ) -> tuple[Path, list[Record]]:
     """The data root and the records under study, once every check that needs no weights has passed.
-    An --out holding an unfinished run of the same settings passes: that run is resumed."""
+    An --out holding an unfinished run of the same settings passes: that run is resumed. --out (else runs/)
+    and --cache-dir must be folders this process can write."""
     if out is not None:
         check_out(Path(out), force, command, cfg.settings())
+    else:
+        check_writable(resolved("runs"), "--out (default runs/)")
+    if cache_dir is not None:
+        check_writable(resolved(cache_dir, "--cache-dir"), "--cache-dir")
     root = resolve_data_root(Path(data) if data else None)
     records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
     if not records:

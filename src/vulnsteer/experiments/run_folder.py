@@ -27,6 +27,7 @@ from typing import Any
 from vulnsteer import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
+from vulnsteer.experiments.folders import RUN, check_writable, is_marked, mark, marked_ancestor, marker, resolved
 from vulnsteer.io import atomic_write_text, pid_alive
 
 LOCK = ".lock"
@@ -162,23 +163,27 @@ def same_settings(old: dict[str, Any], config: dict[str, Any]) -> bool:
 def check_out(path: Path, force: bool, command: str = "", config: dict[str, Any] | None = None) -> str:
     """What writing `path` means: "new" (empty or absent), "resume" (an unfinished run of the same settings:
     its finished stages are reused) or "clear" (another run, replaced because of force); a one-line error
-    otherwise. Checked before anything slow, and again when the folder is claimed."""
-    if path.exists() and not path.is_dir():
-        raise VulnsteerError(f"--out {path} is a file, not a folder; choose another --out")
-    if not (path.is_dir() and any(path.iterdir())):
+    otherwise. Only a folder carrying vulnsteer's run marker is a run folder (folders.py). `path` is
+    resolved first. Checked before anything slow, and again when the folder is claimed."""
+    path = resolved(path)
+    check_writable(path, "--out")
+    if (above := marked_ancestor(path)) is not None and (marker(above) or {}).get("kind") == RUN:
+        raise VulnsteerError(f"--out {path} lies inside the vulnsteer run folder {above}; choose a folder outside it")
+    if not path.is_dir() or not any(path.iterdir()):
         return "new"
     if (who := holder(path)) is not None:
         raise VulnsteerError(f"--out {path} is being written by another vulnsteer process (pid {who.get('pid')} "
                              f"on {who.get('host')}); wait for it or choose another --out")
+    if not is_marked(path, RUN):
+        raise VulnsteerError(f"--out {path} is not empty and is not a vulnsteer run folder (no {schema.MARKER}); "
+                             "choose an empty or new folder")
     cfg = read_config(path)
-    if cfg is None:
-        raise VulnsteerError(f"--out {path} is not empty and is not a vulnsteer run folder; choose an empty or new folder")
     if force:
         return "clear"
-    if config is not None and same_run(cfg, command, config):
+    if cfg is not None and config is not None and same_run(cfg, command, config):
         return "resume"
-    raise VulnsteerError(f"--out {path} holds another run ({cfg.get('command')}, status "
-                         f"{cfg.get('status', 'unknown')}); pass --force to replace it, or choose another --out")
+    what = "no readable config.json" if cfg is None else f"{cfg.get('command')}, status {cfg.get('status', 'unknown')}"
+    raise VulnsteerError(f"--out {path} holds another run ({what}); pass --force to replace it, or choose another --out")
 
 
 def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
@@ -196,7 +201,7 @@ def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) 
             except FileExistsError:
                 continue
     else:
-        path = Path(out)
+        path = resolved(out)
         mode = check_out(path, force, command, config)
         if mode == "resume":
             old = read_config(path)
@@ -204,6 +209,8 @@ def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) 
             for child in path.iterdir():  # force: clear the old run, keep the folder itself
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         path.mkdir(parents=True, exist_ok=True)
+    if not is_marked(path, RUN):  # first, so a folder this process wrote is never taken for a user's
+        mark(path, RUN)
     _lock(path)
     return path, old
 
