@@ -189,8 +189,9 @@ def study(
     """Run every cell of `spec` (models x readouts x splits) as a run folder under out/cells/, then write
     out/study.md and out/study.html side by side. Cells already finished are skipped, an interrupted one
     resumes; every cell is checked before the first loads a model (docs/STUDY.md)."""
-    from vulnsteer.experiments.study import plan_study, run_cells
+    from vulnsteer.experiments.study import check_executor, plan_study, run_cells
 
+    check_executor(executor)
     plan = plan_study(spec, out, data, cache_dir, trust_remote_code)
     run_cells(plan, run_cell, executor, ray_address)
     from vulnsteer.report.study import write_study

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vulnsteer.activations.memo import active_memo
+from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.data.published import load_published, published_missing, published_table
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
@@ -139,6 +140,22 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
     return notes
 
 
+def check_kept(rows: Sequence[dict], cfg: BaselineConfig, need_both: bool) -> None:
+    """Refuse, saying why, when the long-file policy skipped every file (or, where probes and steering follow,
+    every file of one label): later stages would fail on empty or one-label data with no hint of the cause."""
+    kept = [r for r in rows if not r["skipped"]]
+    labels = {r["label"] for r in kept}
+    if kept and (len(labels) == 2 or not need_both):
+        return
+    n_skipped = len(rows) - len(kept)
+    why = (f"longer than --max-code-tokens {cfg.max_code_tokens}" if cfg.long_files is LongFiles.SKIP
+           else f"with a line that alone exceeds --max-code-tokens {cfg.max_code_tokens}")
+    what = (f"every one of the {len(rows)} files" if not kept else
+            f"{n_skipped} of {len(rows)} files, every {'secure' if labels == {1} else 'vulnerable'} one,")
+    raise DataError(f"--long-files {cfg.long_files.value} skipped {what} as {why}; raise --max-code-tokens"
+                    + (" or use --long-files windows" if cfg.long_files is LongFiles.SKIP else ""))
+
+
 def run_baseline(
     ctx: Context, cfg: BaselineConfig, run: RunDir, keep_states: bool = False, need_passes: bool = True
 ) -> tuple[SampleSet | None, list[dict]]:
@@ -169,6 +186,7 @@ def run_baseline(
         answers = generate_files(ctx, cfg, sset)
         run.stage("baseline_generation", time.time() - t0)
     rows = sample_rows(sset, answers, [r.id for r in ctx.records])
+    check_kept(rows, cfg, need_both=need_passes)
     run.write_jsonl(schema.BASELINE_SAMPLES, rows)
     summary = {"score": summarise(rows, "score", "score_verdict", cfg.n_boot, cfg.seed)}
     if answers is not None:

@@ -35,12 +35,27 @@ def preflight(
         raise DataError(f"no records for subsets {', '.join(cfg.baseline.subsets)}; check --subset and --cwe")
     if cfg.fit_on:  # refuses fit-on data that shares a scenario group or a file with the test-on data
         fit = load_fit_on(root, cfg.fit_on, cfg.test_on, cfg.baseline.cwes)
+        _both_labels(fit, "--fit-on " + ",".join(cfg.fit_on))
         cfg.steer.check_groups(len({r.group for r in fit}))  # one of --folds grouped folds validates
-    elif "steer" in cfg.stages:
-        cfg.steer.check_groups(len({r.group for r in records}))
+    elif cfg.stages:
+        _both_labels(records, "--subset " + ",".join(cfg.baseline.subsets))
+        if "steer" in cfg.stages:
+            cfg.steer.check_groups(len({r.group for r in records}))
+        elif len({r.group for r in records}) < 2:
+            raise DataError(f"the data has {len({r.group for r in records})} scenario group; the probe's grouped "
+                            "cross-validation needs at least 2; add data (more --cwe or --subset)")
     shape = peek_shape(model)
     if shape is not None:
         cfg.baseline.check_context(shape.context)
         if "steer" in cfg.stages:
             cfg.steer.check_layers(shape.n_layers)
     return root, records
+
+
+def _both_labels(records: list[Record], what: str) -> None:
+    """Probes and steering vectors contrast vulnerable with secure code: data with one label cannot fit them."""
+    labels = {r.label for r in records}
+    if len(labels) < 2:
+        only = "vulnerable" if labels == {1} else "secure"
+        raise DataError(f"{what}: all {len(records)} records are labelled {only}; probes and steering need both "
+                        "vulnerable and secure code")

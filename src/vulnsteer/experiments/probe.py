@@ -19,18 +19,29 @@ from vulnsteer.options import Readout
 class ProbeCurve:
     result: ProbeResult  # per-layer out-of-fold AUROC/accuracy (layer k = output of block k)
     control: np.ndarray  # [repeats, n_layers] AUROC with shuffled labels
+    k: int = 0  # grouped CV folds (0: not cross-validated, a transfer curve)
 
 
-def probe_curve(samples: SampleSet, k: int = 5, seed: int = 0, repeats: int = 3,
+PROBE_FOLDS = 5  # the probe curve's grouped CV folds; fewer where the data has fewer scenario groups
+
+
+def probe_folds(n_groups: int) -> int:
+    """The probe curve's k: PROBE_FOLDS, or every group as its own fold where there are fewer (at least 2)."""
+    return min(PROBE_FOLDS, n_groups)
+
+
+def probe_curve(samples: SampleSet, k: int | None = None, seed: int = 0, repeats: int = 3,
                 readout: Readout = Readout.ANSWER) -> ProbeCurve:
-    """Per-layer probes and their shuffled-label control on the residuals read at `readout`."""
+    """Per-layer probes and their shuffled-label control on the residuals read at `readout`; k folds, by
+    default `probe_folds` of the data's scenario groups."""
     X = block_outputs(samples.readout(readout)).numpy()
     y = samples.labels.numpy()
     groups = [s.record.group for s in samples.samples]
+    k = probe_folds(len(set(groups))) if k is None else k
     cwes = [s.record.cwe for s in samples.samples]
     result = layer_probes(X, y, groups, k=k, seed=seed, cwes=cwes, progress=True)
     control = shuffled_control(X, y, groups, k=k, seed=seed + 1, n_repeats=repeats, progress=True)
-    return ProbeCurve(result=result, control=control)
+    return ProbeCurve(result=result, control=control, k=k)
 
 
 def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000, seed: int = 0) -> dict[str, list]:

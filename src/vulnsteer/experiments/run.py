@@ -19,7 +19,7 @@ from vulnsteer.data.load import load_records
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
-from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
+from vulnsteer.experiments.probe import PROBE_FOLDS, calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
@@ -200,12 +200,15 @@ def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir, transfer: Transfe
     else:
         curve, scored = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout), main
     res = curve.result
+    if 0 < curve.k < PROBE_FOLDS:
+        run.note(f"probe curve: grouped {curve.k}-fold cross-validation, not {PROBE_FOLDS}-fold: the data has only "
+                 f"{curve.k} scenario groups")
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
         **curve_intervals(scored, res, cfg.baseline.n_boot, cfg.baseline.seed),
-        "readout": cfg.readout.value,
+        "readout": cfg.readout.value, **({"k_folds": curve.k} if curve.k else {}),
     })
     run.stage("probes", time.time() - t0)
 

@@ -77,6 +77,23 @@ def _claim(out: Path | None) -> Path:
     return path
 
 
+def _finished_or_checked(cfg: RunConfig, cell: Cell, out: Path, root: Path) -> bool:
+    """Whether the cell finished earlier; if not, its checks (as `vulnsteer run` makes them) have passed."""
+    if cell_finished(CellJob(cell, cfg, out, root, None, False)):
+        return True
+    preflight(cfg, cell.model, root, out)
+    return False
+
+
+def check_executor(executor: Executor | str) -> None:
+    """Refuse an executor whose package is missing before the study folder is written."""
+    if Executor(executor) is Executor.RAY:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise VulnsteerError("--executor ray needs Ray: pip install -e '.[ray]' in this checkout") from None
+
+
 def plan_study(spec: StudySpec, out: Path | None = None, data: Path | str | None = None,
                cache_dir: Path | None = None, trust_remote_code: bool = False) -> StudyPlan:
     """Check every cell that still has to run (its data, folds, layers and folder, as `vulnsteer run` does
@@ -86,13 +103,16 @@ def plan_study(spec: StudySpec, out: Path | None = None, data: Path | str | None
     for cell in spec.cells():
         cfg = cell_config(spec, cell)
         job_out = path / schema.STUDY_CELLS / cell.name
-        if root is None:  # every cell reads the same data root
-            root, _ = preflight(cfg, cell.model, data)
+        try:
+            if root is None:  # every cell reads the same data root
+                root, _ = preflight(cfg, cell.model, data)
+            done = _finished_or_checked(cfg, cell, job_out, root)
+        except VulnsteerError as exc:  # which cell, in the same one line
+            raise type(exc)(f"study cell {cell.name}: {exc}") from None
         job = CellJob(cell, cfg, job_out, Path(root).resolve(), Path(cache_dir).resolve() if cache_dir else None,
                       trust_remote_code)
         jobs.append(job)
-        if not cell_finished(job):
-            preflight(cfg, cell.model, root, job_out)
+        if not done:
             todo.append(job)
     path.mkdir(parents=True, exist_ok=True)
     index = {"command": "study", "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
