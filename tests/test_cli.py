@@ -474,3 +474,19 @@ def test_a_probe_on_three_groups_uses_three_folds_and_says_so(data_root, tmp_pat
     assert result.exit_code == 0, result.output
     assert json.loads((out / "probe" / "curve.json").read_text())["k_folds"] == 3
     assert "grouped 3-fold cross-validation, not 5-fold" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("errno_, says", [(30, "Read-only file system"), (28, "No space left on device")])
+def test_report_into_a_read_only_or_full_folder_is_one_line(tmp_path, monkeypatch, errno_, says):
+    """The write fails as the OS would fail it (root ignores permission bits, so the fault is injected)."""
+    import vulnsteer.report.document as document
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "finished"}))
+
+    def refused(path, text, fsync=False):
+        raise OSError(errno_, says, str(path))
+
+    monkeypatch.setattr(document, "atomic_write_text", refused)
+    assert says in one_line_error(invoke("report", run))

@@ -160,3 +160,25 @@ def test_out_inside_another_run_folder_is_refused(tmp_path):
     RunDir.create(tmp_path / "r", "run", {}).finish("finished")
     with pytest.raises(VulnsteerError, match="inside the vulnsteer run folder"):
         RunDir.create(tmp_path / "r" / "baseline" / "sub", "run", {})
+
+
+def test_finished_is_written_only_after_the_report_exists(tiny_dirs, data_root, tmp_path, monkeypatch):
+    """A full disk while the report is written: the run is "failed", never "finished" without its report."""
+    import vulnsteer.report.document as document
+    from vulnsteer.api import run
+    from vulnsteer.errors import VulnsteerError
+    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.run_folder import read_config
+
+    def full(path, text, fsync=False):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(document, "atomic_write_text", full)
+    cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787",), generate=False), stages=())
+    with pytest.raises(VulnsteerError, match="cannot write the report"):
+        run(cfg, model=str(tiny_dirs["qwen2"]), data=data_root, out=tmp_path / "r", cache_dir=tmp_path / "c")
+    assert read_config(tmp_path / "r")["status"] == "failed" and not (tmp_path / "r" / "report.md").exists()
+    monkeypatch.undo()
+    assert run(cfg, model=str(tiny_dirs["qwen2"]), data=data_root, out=tmp_path / "r2", cache_dir=tmp_path / "c")
+    assert (tmp_path / "r2" / "report.md").read_text().startswith("# vulnsteer report")
+    assert read_config(tmp_path / "r2")["status"] == "finished"

@@ -166,6 +166,7 @@ def run(
     run_dir.stage("load", time.time() - t0)
     try:
         run_all(ctx, cfg, run_dir)
+        write_report(run_dir.path, finishing=True)  # "finished" is written last, once every output exists
     except KeyboardInterrupt:
         run_dir.finish("interrupted")
         raise
@@ -173,7 +174,6 @@ def run(
         run_dir.finish("failed")
         raise
     run_dir.finish("finished")
-    write_report(run_dir.path)
     return run_dir.path
 
 

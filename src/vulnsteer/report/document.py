@@ -103,18 +103,24 @@ def unfinished(cfg: object) -> str | None:
     return f"status {status}"
 
 
-def write_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write run_dir/report.md, run_dir/report.html (figures embedded) and run_dir/figures/*.png."""
+def write_report(run_dir: Path, finishing: bool = False) -> tuple[Path, Path]:
+    """Write run_dir/report.md, run_dir/report.html (figures embedded) and run_dir/figures/*.png.
+    `finishing`: the run that writes it has finished every stage and marks itself finished once the report
+    exists, so its status "running" is not reported as unfinished."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run folder; pass the folder a vulnsteer command wrote")
-    sections = build_sections(run_dir)
-    cfg = Run(run_dir).json(schema.CONFIG)
-    model = cfg.get("model") if isinstance(cfg, dict) else None
-    title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
-    if (why := unfinished(cfg)) is not None:
-        title = f"UNFINISHED RUN ({why}) - {title}"
-    return write_document(title, sections, run_dir, "report")
+    try:
+        sections = build_sections(run_dir)
+        cfg = Run(run_dir).json(schema.CONFIG)
+        model = cfg.get("model") if isinstance(cfg, dict) else None
+        title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
+        if not finishing and (why := unfinished(cfg)) is not None:
+            title = f"UNFINISHED RUN ({why}) - {title}"
+        return write_document(title, sections, run_dir, "report")
+    except OSError as exc:  # a read-only or full folder: one line, whatever file it hit first
+        raise DataError(f"{run_dir}: cannot write the report ({exc.strerror}: {exc.filename}); make the folder "
+                        "writable or free space, then run `vulnsteer report` on it again") from None
 
 
 def write_document(title: str, sections: list[Section], out_dir: Path, stem: str) -> tuple[Path, Path]:
