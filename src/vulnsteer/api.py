@@ -22,6 +22,7 @@ from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.folders import check_writable, resolved
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.study_spec import StudySpec
 from vulnsteer.options import Executor, Method
@@ -149,9 +150,12 @@ def run(
     Checks before anything slow: the data (and folds against its groups), then the layers and answer
     length against the model's shape read from its config or GGUF header, then the weights load."""
     t0 = time.time()
+    if out is None:
+        check_writable(resolved("runs"), "--out (default runs/)")
     root, records = preflight(cfg, model, data, out, force, command, cache_dir)  # before torch is imported
 
     from vulnsteer.experiments.context import open_context
+    from vulnsteer.experiments.inputs import input_hashes
     from vulnsteer.experiments.run import run_all
     from vulnsteer.experiments.run_folder import RunDir
     from vulnsteer.report.document import write_report
@@ -162,7 +166,8 @@ def run(
         cfg.steer.check_layers(ctx.loaded.parts.n_layers)
     recorded = {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings(),
                 "device_used": ctx.loaded.device}
-    run_dir = RunDir.create(out, command, recorded, force=force)
+    inputs = {**input_hashes(cfg, records, root), "model": ctx.loaded.source_hash}
+    run_dir = RunDir.create(out, command, recorded, force=force, inputs=inputs)
     run_dir.stage("load", time.time() - t0)
     try:
         run_all(ctx, cfg, run_dir)

@@ -205,5 +205,6 @@ def run_baseline(
         run.note(note)
     if cfg.all_templates:
         write_template_table(ctx, cfg, run)
-    run.done("baseline")
+    run.done("baseline", [rel for rel in (schema.BASELINE_SAMPLES, schema.BASELINE_SUMMARY, schema.BASELINE_SUMMARY_CSV,
+                                          schema.PUBLISHED, schema.BASELINE_TEMPLATES) if (run.path / rel).is_file()])
     return sset, rows

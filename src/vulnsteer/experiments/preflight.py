@@ -12,6 +12,7 @@ from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.folders import check_writable, resolved
+from vulnsteer.experiments.inputs import input_hashes
 from vulnsteer.experiments.run_folder import check_out
 from vulnsteer.model.peek import peek_shape
 
@@ -25,14 +26,14 @@ def preflight(
     and --cache-dir must be folders this process can write."""
     if out is not None:
         check_out(Path(out), force, command, cfg.settings())
-    else:
-        check_writable(resolved("runs"), "--out (default runs/)")
     if cache_dir is not None:
         check_writable(resolved(cache_dir, "--cache-dir"), "--cache-dir")
     root = resolve_data_root(Path(data) if data else None)
     records = load_records(root, cfg.baseline.subsets, cfg.baseline.cwes)
     if not records:
         raise DataError(f"no records for subsets {', '.join(cfg.baseline.subsets)}; check --subset and --cwe")
+    if out is not None:  # an interrupted run there resumes only on the same data, templates and code
+        check_out(Path(out), force, command, cfg.settings(), input_hashes(cfg, records, root))
     if cfg.fit_on:  # refuses fit-on data that shares a scenario group or a file with the test-on data
         fit = load_fit_on(root, cfg.fit_on, cfg.test_on, cfg.baseline.cwes)
         _both_labels(fit, "--fit-on " + ",".join(cfg.fit_on))

@@ -153,6 +153,11 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
     }
 
 
+STEER_OUTPUTS = (schema.STEER_SWEEP, schema.STEER_SWEEP_SUMMARY, schema.STEER_CHOICES, schema.STEER_TEMPLATES,
+                 schema.STEER_TEST, schema.STEER_CURVES, schema.STEER_SUMMARY, schema.STEER_GENERATIONS,
+                 schema.STEER_CONDITIONAL)
+
+
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content.
     With --fit-on (experiments.transfer) the baseline reads the test-on data and the later stages fit on
@@ -171,14 +176,14 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     if "probe" in todo:
         assert main is not None
         _probe_stage(main, cfg, run, transfer)
-        run.done("probe")
+        run.done("probe", [schema.PROBE_CURVE])
     if "steer" not in cfg.stages:
         return {}
     if "steer" not in todo:
         return dict(json.loads((run.path / schema.STEER_SUMMARY).read_text()))
     assert main is not None
     summary = _steer_stage(ctx, main, cfg, run, transfer.split if transfer else None)
-    run.done("steer")
+    run.done("steer", [rel for rel in STEER_OUTPUTS if (run.path / rel).is_file()])
     return summary
 
 

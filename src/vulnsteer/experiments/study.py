@@ -20,6 +20,7 @@ from vulnsteer.activations.memo import shared_passes
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.inputs import changed_inputs, describe, input_hashes
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.run_folder import read_config, same_settings
 from vulnsteer.experiments.study_spec import Cell, StudySpec, cell_config
@@ -80,6 +81,11 @@ def _claim(out: Path | None) -> Path:
 def _finished_or_checked(cfg: RunConfig, cell: Cell, out: Path, root: Path) -> bool:
     """Whether the cell finished earlier; if not, its checks (as `vulnsteer run` makes them) have passed."""
     if cell_finished(CellJob(cell, cfg, out, root, None, False)):
+        _, records = preflight(cfg, cell.model, root)
+        stale = changed_inputs((read_config(out) or {}).get("inputs"), input_hashes(cfg, records, root))
+        if stale:  # its numbers are of other inputs than the study's now: never reported as this study's
+            raise VulnsteerError(f"{out} holds a finished run, but {describe(stale)} changed since it ran; move "
+                                 "that folder away to run the cell again")
         return True
     preflight(cfg, cell.model, root, out)
     return False
