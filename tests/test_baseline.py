@@ -72,3 +72,19 @@ def test_diff_centred_and_skip_are_labelled(data_root, tiny_dirs, tmp_path):
     assert skipped and all(r["n_windows"] == 0 and r["generation"] is None for r in skipped)
     assert any(n.startswith(f"--long-files skip: {len(skipped)} of 6 files") for n in config["notes"])
     assert f"{len(skipped)} skipped" in report
+
+
+def test_diff_centred_on_unpaired_files_says_it_kept_their_head_not_a_window_around_a_change():
+    from vulnsteer.experiments.baseline import long_file_notes
+    from vulnsteer.experiments.config import BaselineConfig
+
+    def row(i, label, pair_id):
+        return dict(id=f"f{i}", label=label, pair_id=pair_id, n_windows=1, truncated=True, skipped=False)
+
+    cfg = BaselineConfig(max_code_tokens=64, long_files="diff-centred")
+    unpaired = long_file_notes([row(0, 1, None), row(1, 0, None), row(2, 1, "lonely")], cfg)
+    assert not any("around the lines that differ" in n for n in unpaired)
+    assert any("3 of 3 files" in n and "no vulnerable/patched twin" in n and "first lines" in n for n in unpaired)
+    mixed = long_file_notes([row(0, 1, "p"), row(1, 0, "p"), row(2, 1, None)], cfg)
+    assert any("2 of 3 files" in n and "around the lines that differ" in n for n in mixed)
+    assert any("1 of 3 files" in n and "no vulnerable/patched twin" in n for n in mixed)

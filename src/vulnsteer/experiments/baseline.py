@@ -120,7 +120,11 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
     """What the long-file policy did, each note naming it, for config.json's notes (the report shows them)."""
     budget, n, policy = cfg.max_code_tokens, len(rows), f"--long-files {cfg.long_files.value}"
     windowed = [r["n_windows"] for r in rows if r["n_windows"] > 1]
-    cut = sum(bool(r["truncated"]) for r in rows)
+    # diff-centred centres on the lines that differ from the file's twin; a file without one keeps its head
+    paired = {r["pair_id"] for r in rows if r["pair_id"] is not None and r["label"] == 1} & {
+        r["pair_id"] for r in rows if r["pair_id"] is not None and r["label"] == 0}
+    cut = sum(bool(r["truncated"]) and r["pair_id"] in paired for r in rows)
+    head = sum(bool(r["truncated"]) and r["pair_id"] not in paired for r in rows)
     skipped = [r["id"] for r in rows if r["skipped"]]
     notes = []
     if windowed:
@@ -132,6 +136,10 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
         notes.append(f"{policy}: {cut} of {n} files were longer than {budget} code tokens and were cut to one "
                      "window of whole lines around the lines that differ from their vulnerable/patched twin: that "
                      "window uses knowledge of where the change is, which a user scanning unknown code does not have")
+    if head:
+        notes.append(f"{policy}: {head} of {n} files were longer than {budget} code tokens and have no "
+                     "vulnerable/patched twin in the data, so there was no change to centre on: they were cut to "
+                     "their first lines (the head of the file), and code past that was not read")
     if skipped:
         why = ("were longer than" if cfg.long_files is LongFiles.SKIP
                else "have a line that, with the omission comments, alone exceeds")

@@ -18,7 +18,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.sections import build_sections
-from vulnsteer.report.tables import TableData, to_html, to_markdown
+from vulnsteer.report.tables import TableData, md_cell, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
@@ -65,7 +65,7 @@ def _markdown(block: Block, run_dir: Path) -> str:
         return f"![{block.alt}]({block.path.relative_to(run_dir).as_posix()})\n"
     if isinstance(block, Generation):
         r = block.row
-        return f"**{html.escape(_gen_head(r))}**\n\n" + "\n\n".join(
+        return f"**{md_cell(_gen_head(r))}**\n\n" + "\n\n".join(
             f"{_gen_title(r, name)}:\n\n{_fence(str(r.get(name) or ''))}" for name in _gen_columns(r)) + "\n"
     return md_text(block.text) + "\n"
 
