@@ -117,7 +117,7 @@ class RunDir:
         if not (self.resumed and stage in self.config.get("done", [])):
             return False
         sums = (self.config.get("checksums") or {}).get(stage)
-        bad = [rel for rel, sha in sums.items() if _sha256(self.path / rel) != sha] if isinstance(sums, dict) else ["?"]
+        bad = [rel for rel, sha in sums.items() if sha256_or_none(self.path / rel) != sha] if isinstance(sums, dict) else ["?"]
         if not bad:
             return True
         log(f"{stage}: {', '.join(bad) if sums else 'its outputs'} missing or damaged since the interrupted run "
@@ -129,7 +129,7 @@ class RunDir:
     def done(self, stage: str, outputs: Sequence[str] = ()) -> None:
         """Mark `stage` finished; its outputs (relative paths) were written before this, atomically, and their
         checksums are kept so a resumed run reuses them only while they are intact."""
-        self.config.setdefault("checksums", {})[stage] = {rel: _sha256(self.path / rel) for rel in outputs}
+        self.config.setdefault("checksums", {})[stage] = {rel: sha256_or_none(self.path / rel) for rel in outputs}
         self.config.setdefault("done", []).append(stage)
         self.write_json(schema.CONFIG, self.config)
 
@@ -167,7 +167,8 @@ class RunDir:
         return atomic_write_text(self.path / name, buf.getvalue())
 
 
-def _sha256(path: Path) -> str | None:
+def sha256_or_none(path: Path) -> str | None:
+    """The file's SHA-256, None where it cannot be read (a missing output reads as damaged)."""
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
