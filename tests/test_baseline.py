@@ -100,3 +100,19 @@ def test_a_generation_sample_generates_for_its_files_only_and_scores_every_file(
     line = ("generated answers: a seeded class-balanced sample of 2 of 6 files (1 vulnerable, 1 secure; "
             "--generate-sample 2); the answer score and published LLMs' columns cover every file")
     assert line in config["notes"] and "Generated answers: a seeded class-balanced sample of 2 of 6 files" in report
+
+
+def test_diff_centred_on_unpaired_files_says_it_kept_their_head_not_a_window_around_a_change():
+    from vulnsteer.experiments.baseline import long_file_notes
+    from vulnsteer.experiments.config import BaselineConfig
+
+    def row(i, label, pair_id):
+        return dict(id=f"f{i}", label=label, pair_id=pair_id, n_windows=1, truncated=True, skipped=False)
+
+    cfg = BaselineConfig(max_code_tokens=64, long_files="diff-centred")
+    unpaired = long_file_notes([row(0, 1, None), row(1, 0, None), row(2, 1, "lonely")], cfg)
+    assert not any("around the lines that differ" in n for n in unpaired)
+    assert any("3 of 3 files" in n and "no vulnerable/patched twin" in n and "first lines" in n for n in unpaired)
+    mixed = long_file_notes([row(0, 1, "p"), row(1, 0, "p"), row(2, 1, None)], cfg)
+    assert any("2 of 3 files" in n and "around the lines that differ" in n for n in mixed)
+    assert any("1 of 3 files" in n and "no vulnerable/patched twin" in n for n in mixed)

@@ -289,6 +289,7 @@ sys.exit(code)
     (["probe", "--readout", "code"], "unknown readout 'code'"),
     (["steer", "--readout", "last", "--scope", "code"], "unknown readout 'last'"),
     (["run", "--methods", "caa,magic"], "unknown method 'magic'"),
+    (["run", "--methods", "caa,caa"], "--methods names caa twice"),
     (["steer", "--strength-unit", "furlongs"], "unknown strengthunit 'furlongs'"),
     (["run", "--search", "exhaustive"], "unknown searchmode 'exhaustive'; use one of grid, coarse-fine"),
     (["steer", "--search", "coarse-fine", "--search-top", "0"], "--search-top 0"),
@@ -453,3 +454,101 @@ def test_flags_show_as_flags_in_help(command):
                                                                                       "--trust-remote-code", "--partial"))]
     assert flags and all("<" not in line.split("  ")[1] for line in flags if "  " in line.strip()), flags
     assert "<bool>" not in result.stdout
+
+
+def _before_torch(*args) -> str:
+    """Run the command line in a subprocess; the one-line error it exits 2 with, checked before torch loaded."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PROBE_TORCH, *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "torch imported: False" in proc.stdout
+    return errors[0]
+
+
+@pytest.mark.parametrize("where", ["dangling", "read-only", "cache-is-a-file"])
+def test_an_unwritable_out_or_cache_dir_is_refused_before_the_model_loads(data_root, tmp_path, where):
+    import sys
+
+    args = ["run", "--model", "tiny-qwen2", "--no-generate", "--data", data_root, "--cwe", "CWE-787"]
+    if where == "dangling":
+        link = tmp_path / "link"
+        link.symlink_to(tmp_path / "gone" / "away")
+        assert "does not exist" in _before_torch(*args, "--out", link)
+    elif where == "read-only":  # /sys refuses new entries even to root, whom permission bits do not stop
+        if not sys.platform.startswith("linux"):
+            pytest.skip("needs Linux's read-only /sys")
+        assert "cannot write in /sys" in _before_torch(*args, "--out", "/sys/vulnsteer-run")
+    else:
+        (tmp_path / "cache").write_text("not a folder")
+        assert "--cache-dir" in _before_torch(*args, "--out", tmp_path / "r", "--cache-dir", tmp_path / "cache")
+        assert not (tmp_path / "r").exists()
+
+
+def _pairs(path, n: int, label: int | None = None):
+    """A pairs file of n vulnerable/secure pairs, or (label given) n unpaired records of that label only."""
+    lines = []
+    for i in range(n):
+        if label is None:
+            lines.append({"id": f"p{i}", "cwe": "CWE-89", "language": "python", "vulnerable": f"q = 'x' + u{i}",
+                          "secure": f"q = ('x', u{i})"})
+        else:
+            lines.append({"id": f"s{i}", "cwe": "CWE-89", "language": "python", "code": f"q = 'x' + u{i}",
+                          "label": label})
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_one_pair_says_cross_fitting_needs_three_groups_not_use_at_most_one(data_root, tmp_path):
+    line = _before_torch("run", "--subset", _pairs(tmp_path / "one.jsonl", 1), "--data", data_root,
+                         "--out", tmp_path / "r")
+    assert "1 scenario group(s), but cross-fitting needs at least 3" in line and "at most 1" not in line
+
+
+def test_one_label_data_is_refused_before_the_model_loads(data_root, tmp_path):
+    line = _before_torch("probe", "--subset", _pairs(tmp_path / "vuln.jsonl", 6, label=1), "--data", data_root,
+                         "--out", tmp_path / "r")
+    assert "all 6 records are labelled vulnerable" in line
+
+
+@pytest.mark.parametrize("policy, budget", [("skip", 64), ("windows", 16)])
+def test_every_file_skipped_says_so_and_why(data_root, tmp_path, policy, budget):
+    pairs = tmp_path / "long.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"p{i}", "cwe": "CWE-89", "language": "python",
+                                         "vulnerable": "x = [" + ", ".join(str(j) for j in range(200)) + f"] + u{i}",
+                                         "secure": "y = [" + ", ".join(str(j) for j in range(200)) + f"] + v{i}"})
+                             + "\n" for i in range(4)))
+    result = invoke("run", "--no-generate", "--model", "tiny-qwen2", "--subset", pairs, "--data", data_root,
+                    "--long-files", policy, "--max-code-tokens", budget, "--out", tmp_path / "r",
+                    "--cache-dir", tmp_path / "cache")
+    line = one_line_error(result)
+    assert f"--long-files {policy} skipped every one of the 8 files" in line and f"--max-code-tokens {budget}" in line
+
+
+def test_a_probe_on_three_groups_uses_three_folds_and_says_so(data_root, tmp_path):
+    out = tmp_path / "r"
+    result = invoke("probe", "--model", "tiny-qwen2", "--cwe", "CWE-22", "--data", data_root, "--out", out,
+                    "--cache-dir", tmp_path / "cache")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "probe" / "curve.json").read_text())["k_folds"] == 3
+    assert "grouped 3-fold cross-validation, not 5-fold" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("errno_, says", [(30, "Read-only file system"), (28, "No space left on device")])
+def test_report_into_a_read_only_or_full_folder_is_one_line(tmp_path, monkeypatch, errno_, says):
+    """The write fails as the OS would fail it (root ignores permission bits, so the fault is injected)."""
+    import vulnsteer.report.document as document
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "finished"}))
+
+    def refused(path, text, fsync=False):
+        raise OSError(errno_, says, str(path))
+
+    monkeypatch.setattr(document, "atomic_write_text", refused)
+    assert says in one_line_error(invoke("report", run))

@@ -109,3 +109,75 @@ def test_compare_refuses_a_folder_that_is_not_there(tmp_path):
     result = runner.invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and "not a run folder" in result.stderr
+
+
+def _fake_run(path, **config):
+    """A run folder as `vulnsteer run` leaves it, reduced to its marker and config.json."""
+    from vulnsteer.experiments.folders import RUN, mark
+
+    path.mkdir(parents=True)
+    mark(path, RUN)
+    (path / "config.json").write_text(json.dumps({"command": "run", "model": "m", "status": "finished",
+                                                  "wall_seconds": 12.0, **config}))
+    return path
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return last
+
+
+def test_compare_out_never_writes_into_a_data_root_a_user_folder_or_a_run_folder(data_root, tmp_path):
+    run = _fake_run(tmp_path / "run")
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    fake_root = tmp_path / "data"
+    (fake_root / "secllmholmes").mkdir(parents=True)
+    before = sorted(p.name for p in data_root.iterdir())
+    for out, says in ((data_root, "data root"), (fake_root / "new", "data root"), (user, "not empty"),
+                      (run, "run folder"), (run / "cmp", "run folder"), (tmp_path / "x" / ".." / "mine", "not empty")):
+        assert says in _one_line_error(runner.invoke(app, ["compare", str(run), "--out", str(out)])), out
+    assert sorted(p.name for p in data_root.iterdir()) == before
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"] and not (fake_root / "new").exists()
+    assert not (run / "comparison.md").exists() and not (run / "cmp").exists()
+    # an earlier comparison's folder is written again
+    for _ in range(2):
+        assert runner.invoke(app, ["compare", str(run), "--out", str(tmp_path / "cmp")]).exit_code == 0
+
+
+def test_compare_refuses_a_non_run_a_corrupt_or_a_study_folder(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "a.txt").write_text("x")
+    corrupt = _fake_run(tmp_path / "corrupt")
+    (corrupt / "config.json").write_text("{not json")
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text(json.dumps({"command": "study", "cells": []}))
+    for folder, says in ((plain, "no config.json"), (corrupt, "corrupt"), (study, "study folder")):
+        result = runner.invoke(app, ["compare", str(folder), "--out", str(tmp_path / "o")])
+        assert says in _one_line_error(result)
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_marks_a_killed_run_unfinished_and_its_wall_time_partial(tmp_path):
+    import subprocess
+    import sys
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    killed = _fake_run(tmp_path / "killed", status="running", pid=dead, host=__import__("socket").gethostname(),
+                       model="k")
+    done = _fake_run(tmp_path / "done")
+    result = runner.invoke(app, ["compare", str(done), str(killed), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "o" / "comparison.md").read_text()
+    runs_row = next(line for line in md.splitlines() if line.startswith("| k |"))
+    assert "UNFINISHED" in runs_row and "killed" in runs_row
+    cost = [line for line in md.splitlines() if line.startswith("| k |")][-1]
+    assert "12 (partial: unfinished)" in cost
+    done_cost = [line for line in md.splitlines() if line.startswith("| m |")][-1]
+    assert "| 12 |" in done_cost and "partial" not in done_cost

@@ -291,3 +291,18 @@ def test_report_html_fits_a_1366_px_browser_window_with_contents(tmp_path):
     assert m["view"] == 1366 and m["width"] <= m["view"], m
     assert m["ci"] > 20 and m["wrapped"] == []
     assert len(m["toc"]) == m["targets"] == m["sections"] > 5
+
+
+def test_a_pairs_id_that_looks_like_a_link_is_text_in_report_md(tmp_path):
+    evil = "[link](javascript:alert(1))"
+    write_baseline(tmp_path)
+    write_steer(tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "steer" / "generations.jsonl").read_text().splitlines()]
+    rows[0]["id"] = evil
+    (tmp_path / "steer" / "generations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    write(tmp_path / "config.json", {**cfg, "notes": [f"--long-files skip: 1 of 48 files were skipped: {evil}"]})
+    md = (write_report(tmp_path)[0]).read_text()
+    outside = re.sub(r"(`{3,})text\n.*?\n\1(?!`)", "", md, flags=re.S)
+    assert "link" in outside and "javascript" in outside
+    assert not re.search(r"(?<!\\)\]\(javascript", outside), "every ](...) of the id is escaped: no link"

@@ -91,3 +91,12 @@ def test_damaged_results_are_one_line_errors_and_write_nothing(tmp_path, damage,
         import_published(root, out)
     assert "\n" not in str(err.value)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []  # no CSV, no temporary left behind
+
+
+def test_an_unwritable_target_is_one_line_not_a_traceback(tmp_path):
+    """A data root whose secllmholmes-published/ is a file (or read-only): a DataError naming the file."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "secllmholmes-published").write_text("not a folder")
+    with pytest.raises(DataError, match="predictions.csv: cannot write"):
+        import_published(_results(tmp_path), root / "secllmholmes-published" / "predictions.csv")

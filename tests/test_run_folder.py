@@ -33,7 +33,10 @@ def test_load_records_by_subset_name_and_path(data_root, tmp_path):
 
 
 def _run_folder(path, status="finished"):
+    from vulnsteer.experiments.folders import RUN, mark
+
     path.mkdir(parents=True)
+    mark(path, RUN)
     (path / "config.json").write_text(json.dumps({"command": "run", "status": status}))
     (path / "report.md").write_text("old")
 
@@ -86,7 +89,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     # A process killed mid-run leaves status "running" and its lock; both read as stale once it is gone.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    (tmp_path / "k").mkdir()
+    _run_folder(tmp_path / "k")
     (tmp_path / "k" / "config.json").write_text(json.dumps({"command": "run", "status": "running", "pid": pid,
                                                             "host": __import__("socket").gethostname()}))
     (tmp_path / "k" / ".lock").write_text(json.dumps({"pid": pid, "host": __import__("socket").gethostname()}))
@@ -110,3 +113,72 @@ def test_a_run_records_how_it_ended(tiny_dirs, data_root, tmp_path, monkeypatch,
         run(cfg, model=str(tiny_dirs["qwen2"]), data=data_root, out=tmp_path / "r", cache_dir=tmp_path / "c")
     config = read_config(tmp_path / "r")
     assert config["status"] == status and config["ended_at"] and not (tmp_path / "r" / ".lock").exists()
+
+
+def test_out_is_checked_after_resolving_dotdot(tmp_path):
+    """`--out NEW/../../runs/t2` is runs/t2: a finished run of other settings there is not replaced."""
+    from vulnsteer.errors import VulnsteerError
+
+    RunDir.create(tmp_path / "runs" / "t2", "run", {"x": 1}).finish("finished")
+    walked = tmp_path / "a" / "NEW" / ".." / ".." / "runs" / "t2"
+    with pytest.raises(VulnsteerError, match="holds another run"):
+        RunDir.create(walked, "run", {"x": 2})
+    assert json.loads((tmp_path / "runs" / "t2" / "config.json").read_text())["x"] == 1
+    assert not (tmp_path / "a").exists(), "nothing is created on the way"
+
+
+def test_a_user_folder_is_never_written_or_emptied_however_it_is_named(tmp_path):
+    from vulnsteer.errors import VulnsteerError
+
+    user = tmp_path / "o" / "userfolder"
+    user.mkdir(parents=True)
+    (user / "thesis.tex").write_text("mine")
+    (user / "config.json").write_text(json.dumps({"command": "make", "status": "finished"}))  # looks like a run's
+    for out, force in ((tmp_path / "o" / "newA" / ".." / "userfolder", False), (user, True), (user, False)):
+        with pytest.raises(VulnsteerError, match="not a vulnsteer run folder"):
+            RunDir.create(out, "run", {}, force=force)
+    assert sorted(p.name for p in user.iterdir()) == ["config.json", "thesis.tex"]
+    assert (user / "thesis.tex").read_text() == "mine"
+
+
+def test_a_run_folder_is_marked_when_created_and_force_replaces_only_marked_ones(tmp_path):
+    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.folders import marker
+
+    run = RunDir.create(tmp_path / "r", "run", {})
+    info = marker(run.path)
+    assert info is not None and info["kind"] == "run" and info["schema_version"] == schema.SCHEMA_VERSION
+    assert json.loads((run.path / schema.MARKER).read_text())["vulnsteer"]
+    run.finish("finished")
+    again = RunDir.create(tmp_path / "r", "run", {"y": 1}, force=True)
+    assert marker(again.path) is not None and json.loads((again.path / "config.json").read_text())["y"] == 1
+
+
+def test_out_inside_another_run_folder_is_refused(tmp_path):
+    from vulnsteer.errors import VulnsteerError
+
+    RunDir.create(tmp_path / "r", "run", {}).finish("finished")
+    with pytest.raises(VulnsteerError, match="inside the vulnsteer run folder"):
+        RunDir.create(tmp_path / "r" / "baseline" / "sub", "run", {})
+
+
+def test_finished_is_written_only_after_the_report_exists(tiny_dirs, data_root, tmp_path, monkeypatch):
+    """A full disk while the report is written: the run is "failed", never "finished" without its report."""
+    import vulnsteer.report.document as document
+    from vulnsteer.api import run
+    from vulnsteer.errors import VulnsteerError
+    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.run_folder import read_config
+
+    def full(path, text, fsync=False):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(document, "atomic_write_text", full)
+    cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787",), generate=False), stages=())
+    with pytest.raises(VulnsteerError, match="cannot write the report"):
+        run(cfg, model=str(tiny_dirs["qwen2"]), data=data_root, out=tmp_path / "r", cache_dir=tmp_path / "c")
+    assert read_config(tmp_path / "r")["status"] == "failed" and not (tmp_path / "r" / "report.md").exists()
+    monkeypatch.undo()
+    assert run(cfg, model=str(tiny_dirs["qwen2"]), data=data_root, out=tmp_path / "r2", cache_dir=tmp_path / "c")
+    assert (tmp_path / "r2" / "report.md").read_text().startswith("# vulnsteer report")
+    assert read_config(tmp_path / "r2")["status"] == "finished"

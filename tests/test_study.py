@@ -115,3 +115,29 @@ def test_a_finished_cell_of_other_settings_or_a_foreign_folder_is_refused(tiny_s
 ])
 def test_a_cell_asks_ray_for_a_gpu_when_its_device_asks_for_cuda(device, cluster_gpus, expected):
     assert num_gpus(device, cluster_gpus) == expected
+
+
+def test_a_cell_with_one_label_data_is_refused_before_any_model_loads_naming_the_cell(data_root, tmp_path):
+    vuln = tmp_path / "vuln.jsonl"
+    vuln.write_text("".join(json.dumps({"id": f"v{i}", "cwe": "CWE-89", "language": "python", "code": f"q = 'x' + u{i}",
+                                        "label": 1}) + "\n" for i in range(6)))
+    spec_path = tmp_path / "spec.toml"
+    spec_path.write_text('models = ["tiny-qwen2"]\nreadouts = ["answer"]\n\n[[cells]]\ncrossfit = ["hand-crafted"]\n\n'
+                         '[[cells]]\ncrossfit = ["vuln.jsonl"]\n\n[run]\ncwes = ["CWE-89"]\n'
+                         'folds = 3\n')
+    with pytest.raises(VulnsteerError, match=r"study cell \S*vuln\S*: .*all \d+ records are labelled vulnerable"):
+        plan_study(load_spec(spec_path), tmp_path / "study", data_root)
+    assert not (tmp_path / "study" / "study.json").exists()
+
+
+def test_study_on_ray_without_ray_leaves_no_study_folder(study_toml, data_root, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "study"
+    code = ("import sys; sys.modules['ray'] = None\nfrom vulnsteer.cli import app\n"
+            "app(sys.argv[1:], prog_name='vulnsteer')")
+    proc = subprocess.run([sys.executable, "-c", code, "study", "--spec", str(study_toml), "--data", str(data_root),
+                           "--out", str(out), "--executor", "ray"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--executor ray needs Ray" in proc.stderr, proc.stderr
+    assert not out.exists(), "nothing is written before the executor is known to work"

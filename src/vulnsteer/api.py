@@ -17,6 +17,7 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.api_inputs import names
 from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.folders import check_writable, resolved
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.study_spec import StudySpec
 from vulnsteer.options import Executor
@@ -92,7 +93,9 @@ def run(
     if not isinstance(cfg, RunConfig):
         raise VulnsteerError(f"run takes a RunConfig (vulnsteer.experiments.config), not {type(cfg).__name__}")
     t0 = time.time()
-    root, records = preflight(cfg, model, data, out, force, command)  # before torch is imported
+    if out is None:
+        check_writable(resolved("runs"), "--out (default runs/)")
+    root, records = preflight(cfg, model, data, out, force, command, cache_dir)  # before torch is imported
     from vulnsteer.experiments.run_folder import fresh_run_path
     from vulnsteer.progress import log
 
@@ -101,6 +104,7 @@ def run(
         f"{', '.join(cfg.baseline.subsets)}), run folder {out}")
 
     from vulnsteer.experiments.context import open_context
+    from vulnsteer.experiments.inputs import input_hashes
     from vulnsteer.experiments.run import run_all
     from vulnsteer.experiments.run_folder import RunDir
     from vulnsteer.report.document import write_report
@@ -111,10 +115,12 @@ def run(
         cfg.steer.check_layers(ctx.loaded.parts.n_layers)
     recorded = {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings(),
                 "device_used": ctx.loaded.device}
-    run_dir = RunDir.create(out, command, recorded, force=force)
+    inputs = {**input_hashes(cfg, records, root), "model": ctx.loaded.source_hash}
+    run_dir = RunDir.create(out, command, recorded, force=force, inputs=inputs)
     run_dir.stage("load", time.time() - t0)
     try:
         run_all(ctx, cfg, run_dir)
+        write_report(run_dir.path, finishing=True)  # "finished" is written last, once every output exists
     except KeyboardInterrupt:
         run_dir.finish("interrupted")
         raise
@@ -122,7 +128,6 @@ def run(
         run_dir.finish("failed")
         raise
     run_dir.finish("finished")
-    write_report(run_dir.path)
     return run_dir.path
 
 
@@ -138,10 +143,11 @@ def study(
     """Run every cell of `spec` (models x readouts x splits) as a run folder under out/cells/, then write
     out/study.md and out/study.html side by side. Cells already finished are skipped, an interrupted one
     resumes; every cell is checked before the first loads a model (docs/STUDY.md)."""
-    from vulnsteer.experiments.study import plan_study, run_cells
+    from vulnsteer.experiments.study import check_executor, plan_study, run_cells
 
     if not isinstance(spec, StudySpec):
         raise VulnsteerError(f"study takes a StudySpec (vulnsteer.experiments.study_spec), not {type(spec).__name__}")
+    check_executor(executor)
     from vulnsteer.progress import log
 
     plan = plan_study(spec, out, data, cache_dir, trust_remote_code)

@@ -25,6 +25,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from vulnsteer.progress import log
+
 # In the key: entries of an older format are misses (version 2 added span_last), recomputed, never misread.
 FORMAT_VERSION = "2"
 REQUIRED = ("answer", "rows", "n_tokens")
@@ -82,6 +84,14 @@ class ActivationCache:
         )
 
     def put(self, key: str, value: CachedActivations) -> None:
+        """Store the entry; where it cannot be written (a folder in its place, a full disk) the run goes on
+        without it: the cache only saves time."""
+        try:
+            self._put(key, value)
+        except OSError as exc:
+            log(f"activation cache: could not store an entry under {self.root} ({exc.strerror}); continuing without")
+
+    def _put(self, key: str, value: CachedActivations) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {

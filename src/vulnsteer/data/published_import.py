@@ -122,14 +122,19 @@ def _real_world(project: str, cve: str, kind: str, pred: str, path: Path) -> tup
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # a read-only data root, or a file where the folder belongs
+        raise DataError(f"{path}: cannot write ({exc.strerror}); make {path.parent} a writable folder") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk: the old file stays as it was
+            raise DataError(f"{path}: cannot write ({exc.strerror}); free space and import again") from None
         raise

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vulnsteer.activations.memo import active_memo
+from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.data.published import load_published, published_missing, published_table
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
@@ -135,7 +136,11 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
     """What the long-file policy did, each note naming it, for config.json's notes (the report shows them)."""
     budget, n, policy = cfg.max_code_tokens, len(rows), f"--long-files {cfg.long_files.value}"
     windowed = [r["n_windows"] for r in rows if r["n_windows"] > 1]
-    cut = sum(bool(r["truncated"]) for r in rows)
+    # diff-centred centres on the lines that differ from the file's twin; a file without one keeps its head
+    paired = {r["pair_id"] for r in rows if r["pair_id"] is not None and r["label"] == 1} & {
+        r["pair_id"] for r in rows if r["pair_id"] is not None and r["label"] == 0}
+    cut = sum(bool(r["truncated"]) and r["pair_id"] in paired for r in rows)
+    head = sum(bool(r["truncated"]) and r["pair_id"] not in paired for r in rows)
     skipped = [r["id"] for r in rows if r["skipped"]]
     notes = []
     if windowed:
@@ -147,6 +152,10 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
         notes.append(f"{policy}: {cut} of {n} files were longer than {budget} code tokens and were cut to one "
                      "window of whole lines around the lines that differ from their vulnerable/patched twin: that "
                      "window uses knowledge of where the change is, which a user scanning unknown code does not have")
+    if head:
+        notes.append(f"{policy}: {head} of {n} files were longer than {budget} code tokens and have no "
+                     "vulnerable/patched twin in the data, so there was no change to centre on: they were cut to "
+                     "their first lines (the head of the file), and code past that was not read")
     if skipped:
         why = ("were longer than" if cfg.long_files in (LongFiles.SKIP, LongFiles.SKIP_PAIRS)
                else "have a line that, with the omission comments, alone exceeds")
@@ -156,6 +165,22 @@ def long_file_notes(rows: Sequence[dict], cfg: BaselineConfig) -> list[str]:
         if cfg.long_files is LongFiles.SKIP_PAIRS:
             notes.append(f"{policy}: {KeptCounts.of(rows).text()}")
     return notes
+
+
+def check_kept(rows: Sequence[dict], cfg: BaselineConfig, need_both: bool) -> None:
+    """Refuse, saying why, when the long-file policy skipped every file (or, where probes and steering follow,
+    every file of one label): later stages would fail on empty or one-label data with no hint of the cause."""
+    kept = [r for r in rows if not r["skipped"]]
+    labels = {r["label"] for r in kept}
+    if kept and (len(labels) == 2 or not need_both):
+        return
+    n_skipped = len(rows) - len(kept)
+    why = (f"longer than --max-code-tokens {cfg.max_code_tokens}" if cfg.long_files is LongFiles.SKIP
+           else f"with a line that alone exceeds --max-code-tokens {cfg.max_code_tokens}")
+    what = (f"every one of the {len(rows)} files" if not kept else
+            f"{n_skipped} of {len(rows)} files, every {'secure' if labels == {1} else 'vulnerable'} one,")
+    raise DataError(f"--long-files {cfg.long_files.value} skipped {what} as {why}; raise --max-code-tokens"
+                    + (" or use --long-files windows" if cfg.long_files is LongFiles.SKIP else ""))
 
 
 def run_baseline(
@@ -188,6 +213,7 @@ def run_baseline(
         answers = generate_files(ctx, cfg, sset)
         run.stage("baseline_generation", time.time() - t0)
     rows = sample_rows(sset, answers, [r.id for r in ctx.records])
+    check_kept(rows, cfg, need_both=need_passes)
     run.write_jsonl(schema.BASELINE_SAMPLES, rows)
     summary = {"score": summarise(rows, "score", "score_verdict", cfg.n_boot, cfg.seed)}
     if answers is not None:
@@ -208,5 +234,6 @@ def run_baseline(
         run.note(GeneratedCounts.of(rows, cfg.generate_sample).text())
     if cfg.all_templates:
         write_template_table(ctx, cfg, run)
-    run.done("baseline")
+    run.done("baseline", [rel for rel in (schema.BASELINE_SAMPLES, schema.BASELINE_SUMMARY, schema.BASELINE_SUMMARY_CSV,
+                                          schema.PUBLISHED, schema.BASELINE_TEMPLATES) if (run.path / rel).is_file()])
     return sset, rows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder import RunDir, sha256_or_none
 from vulnsteer.experiments.steer import Choice, FoldResult, TestRow
 from vulnsteer.io import atomic_write_text
 from vulnsteer.options import Method, Operator
@@ -31,7 +31,9 @@ class RunFoldStore:
         for key, vector in result.vectors.items():
             vector.save(folder / f"fold{fold}-{key}")
         c = result.choice
+        files = {p.name: sha256_or_none(p) for key in result.vectors for p in sorted(folder.glob(f"fold{fold}-{key}.*"))}
         payload = {"sweep": result.sweep, "test": [asdict(r) for r in result.test], "vector_keys": sorted(result.vectors),
+                   "files": files,
                    "choice": dict(fold=c.fold, layer=c.layer, method=c.method.value, operator=c.operator.value,
                                   alpha=c.alpha, val_metrics=c.val_metrics)}
         atomic_write_text(folder / f"fold{fold}.json", json.dumps(payload), fsync=True)
@@ -42,13 +44,17 @@ class RunFoldStore:
             return None
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
+            damaged = [n for n, sha in payload["files"].items() if sha256_or_none(self.run.path / FOLDS / n) != sha]
+            if damaged:  # a vector file changed since the fold was saved: recompute rather than trust it
+                raise ValueError(f"{', '.join(damaged)} damaged")
             c = payload["choice"]
             choice = Choice(c["fold"], c["layer"], Method(c["method"]), Operator(c["operator"]), c["alpha"],
                             c["val_metrics"])
             vectors = {k: SteeringVector.load(self.run.path / FOLDS / f"fold{fold}-{k}") for k in payload["vector_keys"]}
             test = [TestRow(**{**r, "random": tuple(r["random"])}) for r in payload["test"]]
         except Exception as exc:  # noqa: BLE001 - a damaged checkpoint is recomputed, never trusted
-            log(f"steering fold {fold}: the saved result is unreadable ({type(exc).__name__}); computing it again")
+            log(f"steering fold {fold}: the saved result is unreadable or damaged ({type(exc).__name__}: {exc}); "
+                "computing it again")
             return None
         log(f"steering fold {fold}: reused from the interrupted run ({len(test)} test samples)")
         return FoldResult(payload["sweep"], choice, vectors, test)

@@ -125,6 +125,9 @@ class SteerConfig:
         if not self.methods:
             raise VulnsteerError("--methods is empty; use any of " + ", ".join(m.value for m in Method))
         object.__setattr__(self, "methods", tuple(Method(m) for m in self.methods))
+        if len(set(self.methods)) < len(self.methods):
+            twice = next(m for m in self.methods if self.methods.count(m) > 1)
+            raise VulnsteerError(f"--methods names {twice.value} twice; name each method once")
         object.__setattr__(self, "strength_unit", StrengthUnit(self.strength_unit))
         object.__setattr__(self, "scope", SweepScope(self.scope))
         if self.layers is not None:
@@ -155,6 +158,9 @@ class SteerConfig:
         return out + ([(Operator.ABLATE, 0.0)] if self.ablate else [])
 
     def check_groups(self, n_groups: int) -> None:
+        if n_groups < 3:
+            raise VulnsteerError(f"the data has {n_groups} scenario group(s), but cross-fitting needs at least 3 "
+                                 "(train, validation, test); add data (more --cwe or --subset)")
         if self.k_folds > n_groups:
             raise VulnsteerError(f"--folds {self.k_folds} is more than the {n_groups} scenario groups in the data; "
                                  f"use at most {n_groups}")

@@ -19,7 +19,7 @@ from vulnsteer.data.load import load_records
 from vulnsteer.experiments.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
-from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
+from vulnsteer.experiments.probe import PROBE_FOLDS, calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
 from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
@@ -156,6 +156,11 @@ def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) 
     }
 
 
+STEER_OUTPUTS = (schema.STEER_SWEEP, schema.STEER_SWEEP_SUMMARY, schema.STEER_CHOICES, schema.STEER_TEMPLATES,
+                 schema.STEER_TEST, schema.STEER_CURVES, schema.STEER_SUMMARY, schema.STEER_GENERATIONS,
+                 schema.STEER_CONDITIONAL)
+
+
 def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     """Baseline -> probes -> steering -> summary files. Returns steer/summary.json's content.
     With --fit-on (experiments.transfer) the baseline reads the test-on data and the later stages fit on
@@ -174,14 +179,14 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     if "probe" in todo:
         assert main is not None
         _probe_stage(main, cfg, run, transfer)
-        run.done("probe")
+        run.done("probe", [schema.PROBE_CURVE])
     if "steer" not in cfg.stages:
         return {}
     if "steer" not in todo:
         return dict(json.loads((run.path / schema.STEER_SUMMARY).read_text()))
     assert main is not None
     summary = _steer_stage(ctx, main, cfg, run, transfer.split if transfer else None)
-    run.done("steer")
+    run.done("steer", [rel for rel in STEER_OUTPUTS if (run.path / rel).is_file()])
     return summary
 
 
@@ -203,12 +208,15 @@ def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir, transfer: Transfe
     else:
         curve, scored = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout), main
     res = curve.result
+    if 0 < curve.k < PROBE_FOLDS:
+        run.note(f"probe curve: grouped {curve.k}-fold cross-validation, not {PROBE_FOLDS}-fold: the data has only "
+                 f"{curve.k} scenario groups")
     run.write_json(schema.PROBE_CURVE, {
         "layers": list(range(len(res.auroc))), "auroc": res.auroc.tolist(), "accuracy": res.accuracy.tolist(),
         "control_auroc_mean": curve.control.mean(0).tolist(), "control_auroc_max": curve.control.max(0).tolist(),
         "per_cwe_auroc": {k: v.tolist() for k, v in res.per_cwe_auroc.items()}, "best_layer": res.best_layer,
         **curve_intervals(scored, res, cfg.baseline.n_boot, cfg.baseline.seed),
-        "readout": cfg.readout.value,
+        "readout": cfg.readout.value, **({"k_folds": curve.k} if curve.k else {}),
     })
     run.stage("probes", time.time() - t0)
 

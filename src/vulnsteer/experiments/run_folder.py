@@ -10,6 +10,7 @@ is not a run folder is never touched.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -27,7 +28,10 @@ from typing import Any
 from vulnsteer import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
+from vulnsteer.experiments.inputs import changed_inputs, describe
+from vulnsteer.experiments.folders import RUN, check_writable, is_marked, mark, marked_ancestor, marker, resolved
 from vulnsteer.io import atomic_write_text, pid_alive
+from vulnsteer.progress import log
 
 LOCK = ".lock"
 STATUSES = ("running", "finished", "failed", "interrupted")
@@ -88,8 +92,11 @@ class RunDir:
     resumed: bool = False  # an unfinished run of the same configuration was found here: reuse its stages
 
     @classmethod
-    def create(cls, out: Path | None, command: str, config: dict[str, Any], force: bool = False) -> RunDir:
-        path, old = _claim(out, command, force, config)
+    def create(cls, out: Path | None, command: str, config: dict[str, Any], force: bool = False,
+               inputs: dict[str, str] | None = None) -> RunDir:
+        """Claim the folder; `inputs` (experiments/inputs.py) are recorded, and an interrupted run is resumed
+        only when they match the ones it recorded."""
+        path, old = _claim(out, command, force, config, inputs)
         if old is not None:  # resume: keep what the interrupted run finished, say so, carry on
             old.update(status="running", pid=os.getpid(), host=socket.gethostname(), ended_at=None,
                        resumed=[*old.get("resumed", []), _now()])
@@ -98,16 +105,31 @@ class RunDir:
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
             run = cls(path, {"command": command, "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,
                              "status": "running", "pid": os.getpid(), "host": socket.gethostname(), "started": stamp,
-                             "started_at": _now(), "ended_at": None, **config, schema.STAGE_SECONDS: {}, "done": []})
+                             "started_at": _now(), "ended_at": None, **config, schema.STAGE_SECONDS: {}, "done": [],
+                             **({"inputs": inputs} if inputs is not None else {})})
         run.write_json(schema.CONFIG, run.config)
         return run
 
     def is_done(self, stage: str) -> bool:
-        """Whether a resumed run already finished `stage` (a fresh run has finished nothing)."""
-        return self.resumed and stage in self.config.get("done", [])
+        """Whether a resumed run already finished `stage` (a fresh run has finished nothing) and its outputs
+        are still as it wrote them (their SHA-256 in config.json's `checksums`); a stage with a missing or
+        damaged output is dropped from `done`, to be computed again."""
+        if not (self.resumed and stage in self.config.get("done", [])):
+            return False
+        sums = (self.config.get("checksums") or {}).get(stage)
+        bad = [rel for rel, sha in sums.items() if sha256_or_none(self.path / rel) != sha] if isinstance(sums, dict) else ["?"]
+        if not bad:
+            return True
+        log(f"{stage}: {', '.join(bad) if sums else 'its outputs'} missing or damaged since the interrupted run "
+            "wrote them; computing the stage again")
+        self.config["done"] = [s for s in self.config["done"] if s != stage]
+        self.write_json(schema.CONFIG, self.config)
+        return False
 
-    def done(self, stage: str) -> None:
-        """Mark `stage` finished; its outputs were written before this, atomically."""
+    def done(self, stage: str, outputs: Sequence[str] = ()) -> None:
+        """Mark `stage` finished; its outputs (relative paths) were written before this, atomically, and their
+        checksums are kept so a resumed run reuses them only while they are intact."""
+        self.config.setdefault("checksums", {})[stage] = {rel: sha256_or_none(self.path / rel) for rel in outputs}
         self.config.setdefault("done", []).append(stage)
         self.write_json(schema.CONFIG, self.config)
 
@@ -145,6 +167,14 @@ class RunDir:
         return atomic_write_text(self.path / name, buf.getvalue())
 
 
+def sha256_or_none(path: Path) -> str | None:
+    """The file's SHA-256, None where it cannot be read (a missing output reads as damaged)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def same_run(old: dict[str, Any], command: str, config: dict[str, Any]) -> bool:
     """An unfinished run of the same command and settings (compared as written to config.json)."""
     if old.get("status") == "finished" or old.get("command") != command:
@@ -159,26 +189,35 @@ def same_settings(old: dict[str, Any], config: dict[str, Any]) -> bool:
     return all(json.dumps(_clean(old.get(k))) == json.dumps(_clean(v)) for k, v in config.items())
 
 
-def check_out(path: Path, force: bool, command: str = "", config: dict[str, Any] | None = None) -> str:
+def check_out(path: Path, force: bool, command: str = "", config: dict[str, Any] | None = None,
+              inputs: dict[str, str] | None = None) -> str:
     """What writing `path` means: "new" (empty or absent), "resume" (an unfinished run of the same settings:
     its finished stages are reused) or "clear" (another run, replaced because of force); a one-line error
-    otherwise. Checked before anything slow, and again when the folder is claimed."""
-    if path.exists() and not path.is_dir():
-        raise VulnsteerError(f"--out {path} is a file, not a folder; choose another --out")
-    if not (path.is_dir() and any(path.iterdir())):
+    otherwise. Only a folder carrying vulnsteer's run marker is a run folder (folders.py). `path` is
+    resolved first. Checked before anything slow, and again when the folder is claimed."""
+    path = resolved(path)
+    check_writable(path, "--out")
+    if (above := marked_ancestor(path)) is not None and (marker(above) or {}).get("kind") == RUN:
+        raise VulnsteerError(f"--out {path} lies inside the vulnsteer run folder {above}; choose a folder outside it")
+    if not path.is_dir() or not any(path.iterdir()):
         return "new"
     if (who := holder(path)) is not None:
         raise VulnsteerError(f"--out {path} is being written by another vulnsteer process (pid {who.get('pid')} "
                              f"on {who.get('host')}); wait for it or choose another --out")
+    if not is_marked(path, RUN):
+        raise VulnsteerError(f"--out {path} is not empty and is not a vulnsteer run folder (no {schema.MARKER}); "
+                             "choose an empty or new folder")
     cfg = read_config(path)
-    if cfg is None:
-        raise VulnsteerError(f"--out {path} is not empty and is not a vulnsteer run folder; choose an empty or new folder")
     if force:
         return "clear"
-    if config is not None and same_run(cfg, command, config):
+    if cfg is not None and config is not None and same_run(cfg, command, config):
+        if inputs is not None and (stale := changed_inputs(cfg.get("inputs"), inputs)):
+            raise VulnsteerError(f"--out {path} holds an interrupted run of these settings, but {describe(stale)} "
+                                 "changed since it started, so its results cannot be reused; pass --force to start "
+                                 "it over, or choose another --out")
         return "resume"
-    raise VulnsteerError(f"--out {path} holds another run ({cfg.get('command')}, status "
-                         f"{cfg.get('status', 'unknown')}); pass --force to replace it, or choose another --out")
+    what = "no readable config.json" if cfg is None else f"{cfg.get('command')}, status {cfg.get('status', 'unknown')}"
+    raise VulnsteerError(f"--out {path} holds another run ({what}); pass --force to replace it, or choose another --out")
 
 
 def fresh_run_path(command: str) -> Path:
@@ -188,7 +227,8 @@ def fresh_run_path(command: str) -> Path:
     return Path("runs") / f"{stamp}-{command}-{secrets.token_hex(2)}"
 
 
-def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any],
+           inputs: dict[str, str] | None = None) -> tuple[Path, dict[str, Any] | None]:
     """A folder this process may write: a new unique one, or `out` when empty, or `out` holding an old run
     with force (cleared first), or `out` holding an unfinished run of these settings (returned, to resume).
     Takes its lock."""
@@ -202,14 +242,16 @@ def _claim(out: Path | None, command: str, force: bool, config: dict[str, Any]) 
             except FileExistsError:
                 continue
     else:
-        path = Path(out)
-        mode = check_out(path, force, command, config)
+        path = resolved(out)
+        mode = check_out(path, force, command, config, inputs)
         if mode == "resume":
             old = read_config(path)
         elif mode == "clear":
             for child in path.iterdir():  # force: clear the old run, keep the folder itself
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         path.mkdir(parents=True, exist_ok=True)
+    if not is_marked(path, RUN):  # first, so a folder this process wrote is never taken for a user's
+        mark(path, RUN)
     _lock(path)
     return path, old
 

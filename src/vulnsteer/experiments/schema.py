@@ -7,6 +7,7 @@ from __future__ import annotations
 # flips and fluency become [v, lo, hi], choices.json gains the template (readers accept version 2 files).
 SCHEMA_VERSION = 3
 
+MARKER = ".vulnsteer.json"  # {"vulnsteer": version, "kind": "run" or "comparison", "schema_version", "created_at"}
 CONFIG = "config.json"
 BASELINE_SAMPLES = "baseline/samples.jsonl"
 BASELINE_SUMMARY = "baseline/summary.json"

@@ -20,6 +20,7 @@ from vulnsteer.activations.memo import shared_passes
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.inputs import changed_inputs, describe, input_hashes
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.run_folder import read_config, same_settings
 from vulnsteer.experiments.study_spec import Cell, StudySpec, cell_config
@@ -77,6 +78,28 @@ def _claim(out: Path | None) -> Path:
     return path
 
 
+def _finished_or_checked(cfg: RunConfig, cell: Cell, out: Path, root: Path) -> bool:
+    """Whether the cell finished earlier; if not, its checks (as `vulnsteer run` makes them) have passed."""
+    if cell_finished(CellJob(cell, cfg, out, root, None, False)):
+        _, records = preflight(cfg, cell.model, root)
+        stale = changed_inputs((read_config(out) or {}).get("inputs"), input_hashes(cfg, records, root))
+        if stale:  # its numbers are of other inputs than the study's now: never reported as this study's
+            raise VulnsteerError(f"{out} holds a finished run, but {describe(stale)} changed since it ran; move "
+                                 "that folder away to run the cell again")
+        return True
+    preflight(cfg, cell.model, root, out)
+    return False
+
+
+def check_executor(executor: Executor | str) -> None:
+    """Refuse an executor whose package is missing before the study folder is written."""
+    if Executor(executor) is Executor.RAY:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise VulnsteerError("--executor ray needs Ray: pip install -e '.[ray]' in this checkout") from None
+
+
 def plan_study(spec: StudySpec, out: Path | None = None, data: Path | str | None = None,
                cache_dir: Path | None = None, trust_remote_code: bool = False) -> StudyPlan:
     """Check every cell that still has to run (its data, folds, layers and folder, as `vulnsteer run` does
@@ -86,13 +109,16 @@ def plan_study(spec: StudySpec, out: Path | None = None, data: Path | str | None
     for cell in spec.cells():
         cfg = cell_config(spec, cell)
         job_out = path / schema.STUDY_CELLS / cell.name
-        if root is None:  # every cell reads the same data root
-            root, _ = preflight(cfg, cell.model, data)
+        try:
+            if root is None:  # every cell reads the same data root
+                root, _ = preflight(cfg, cell.model, data)
+            done = _finished_or_checked(cfg, cell, job_out, root)
+        except VulnsteerError as exc:  # which cell, in the same one line
+            raise type(exc)(f"study cell {cell.name}: {exc}") from None
         job = CellJob(cell, cfg, job_out, Path(root).resolve(), Path(cache_dir).resolve() if cache_dir else None,
                       trust_remote_code)
         jobs.append(job)
-        if not cell_finished(job):
-            preflight(cfg, cell.model, root, job_out)
+        if not done:
             todo.append(job)
     path.mkdir(parents=True, exist_ok=True)
     index = {"command": "study", "vulnsteer": __version__, "schema_version": schema.SCHEMA_VERSION,

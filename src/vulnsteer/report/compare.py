@@ -15,7 +15,8 @@ from typing import Any
 from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.report import plots
-from vulnsteer.report.document import write_document
+from vulnsteer.experiments.folders import COMPARISON, RUN, check_writable, is_marked, mark, marker, resolved
+from vulnsteer.report.document import unfinished, write_document
 from vulnsteer.report.long_files import generation_line
 from vulnsteer.report.blocks import Block, Fig, Section, Text
 from vulnsteer.report.run_reader import Run
@@ -71,12 +72,14 @@ def _labels(run_dirs: Sequence[Path]) -> list[Compared]:
 
 
 def _runs_table(runs: list[Compared]) -> TableData:
-    table = TableData("Runs compared", ["model", "run folder", "command", "model type", "blocks", "parts found by",
-                                        "steering re-entry"])
+    table = TableData("Runs compared", ["model", "run folder", "command", "status", "model type", "blocks",
+                                        "parts found by", "steering re-entry"])
     for c in runs:
         cfg, arch = c.config(), c.config().get("architecture") or {}
         reentry = arch.get("reentry_exact")
+        why = unfinished(cfg)
         table.rows.append([c.label, str(c.run.dir), str(cfg.get("command", MISSING)),
+                           "finished" if why is None else f"UNFINISHED ({why})",
                            str(arch.get("model_type", MISSING)), str(arch.get("n_layers", MISSING)),
                            str(arch.get("found_by", MISSING)),
                            MISSING if reentry is None else "exact" if reentry else "full forwards (not exact)"])
@@ -178,9 +181,46 @@ def _cost(runs: list[Compared]) -> list[Block]:
         nll = ([fmt(f.get(k), 3) for k in ("nll_base", "nll_steered", "nll_random", "kl_answer_steered")]
                if isinstance(f, dict) else [MISSING] * 4)
         wall = c.config().get("wall_seconds")
-        table.rows.append([c.label, *nll, fmt(wall, 0) if wall is not None else MISSING, *_tokens_per_second(c)])
+        # a run that did not finish: its wall time covers only the part it ran
+        shown = MISSING if wall is None else fmt(wall, 0) + ("" if unfinished(c.config()) is None else " (partial: unfinished)")
+        table.rows.append([c.label, *nll, shown, *_tokens_per_second(c)])
     return [table, Text("NLL: mean next-token loss (nats) on held-out secure code with the chosen steering at "
                         "every position; KL: at the answer position, steered vs unsteered."), Text(TOKENS_PER_SECOND)]
+
+
+def check_run_dir(d: Path) -> None:
+    """A folder `compare` can read: a run folder (config.json naming its command); a study folder, a folder
+    without config.json or with a corrupt one is refused in one line."""
+    if not d.is_dir():
+        raise DataError(f"{d}: not a run folder (no such folder); pass the run folders vulnsteer run wrote")
+    if (d / schema.STUDY).is_file():
+        raise DataError(f"{d} is a study folder, not a run folder; compare its cells ({d / schema.STUDY_CELLS}/*) "
+                        f"or read its {schema.STUDY_MD}")
+    try:
+        cfg = Run(d).json(schema.CONFIG)
+    except DataError as exc:
+        raise DataError(f"{d}: its {schema.CONFIG} is corrupt ({exc}); pass a run folder vulnsteer wrote") from None
+    if cfg is None:
+        raise DataError(f"{d} is not a vulnsteer run folder (no {schema.CONFIG}); pass the folders vulnsteer run wrote")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("command"), str):
+        raise DataError(f"{d}: its {schema.CONFIG} is not a vulnsteer run's (no command); pass a run folder")
+
+
+def check_compare_out(out_dir: Path, run_dirs: Sequence[Path]) -> Path:
+    """The resolved --out of compare: absent, empty or an earlier comparison's folder; never a data root (or
+    inside one), a run folder (or inside one, or one compared) or a user's non-empty folder."""
+    out = resolved(out_dir)
+    check_writable(out, "--out")
+    for d in (out, *out.parents):
+        if (d / "secllmholmes").is_dir():
+            raise DataError(f"--out {out} lies in the data root {d}; write the comparison elsewhere")
+        info = marker(d)
+        if (info is not None and info["kind"] == RUN) or d in run_dirs:
+            raise DataError(f"--out {out} lies in the run folder {d}; write the comparison elsewhere")
+    if out.is_dir() and any(out.iterdir()) and not is_marked(out, COMPARISON):
+        raise DataError(f"--out {out} is not empty and holds no earlier comparison (no {schema.MARKER}); choose an "
+                        "empty or new folder")
+    return out
 
 
 def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[Path, Path]:
@@ -189,10 +229,11 @@ def write_comparison(run_dirs: Sequence[Path], out_dir: Path) -> tuple[Path, Pat
     if not run_dirs:
         raise DataError("compare needs at least one run folder; pass the folders vulnsteer run wrote")
     for d in run_dirs:
-        if not d.is_dir():
-            raise DataError(f"{d}: not a run folder; pass the folders vulnsteer run wrote")
-    out_dir = Path(out_dir)
+        check_run_dir(d)
+    out_dir = check_compare_out(Path(out_dir), [d.resolve() for d in run_dirs])
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not is_marked(out_dir, COMPARISON):
+        mark(out_dir, COMPARISON)
     runs = _labels(run_dirs)
     sections = [
         Section("Runs compared", [_runs_table(runs)]),

@@ -18,7 +18,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.run_reader import Run
 from vulnsteer.report.sections import build_sections
-from vulnsteer.report.tables import TableData, nowrap_intervals, to_html, to_markdown
+from vulnsteer.report.tables import TableData, md_cell, nowrap_intervals, to_html, to_markdown
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}
@@ -67,7 +67,7 @@ def _markdown(block: Block, run_dir: Path) -> str:
         return f"![{block.alt}]({block.path.relative_to(run_dir).as_posix()})\n"
     if isinstance(block, Generation):
         r = block.row
-        return f"**{html.escape(_gen_head(r))}**\n\n" + "\n\n".join(
+        return f"**{md_cell(_gen_head(r))}**\n\n" + "\n\n".join(
             f"{_gen_title(r, name)}:\n\n{_fence(str(r.get(name) or ''))}" for name in _gen_columns(r)) + "\n"
     return md_text(block.text) + "\n"
 
@@ -105,18 +105,25 @@ def unfinished(cfg: object) -> str | None:
     return f"status {status}"
 
 
-def write_report(run_dir: Path) -> tuple[Path, Path]:
-    """Write run_dir/report.md, run_dir/report.html (figures embedded) and run_dir/figures/*.png."""
+def write_report(run_dir: Path, finishing: bool = False) -> tuple[Path, Path]:
+    """Write run_dir/report.md, run_dir/report.html (figures embedded) and run_dir/figures/*.png.
+    `finishing`: the run that writes it has finished every stage and marks itself finished once the report
+    exists, so its status "running" is not reported as unfinished."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"{run_dir}: not a run folder; pass the folder a vulnsteer command wrote")
-    sections = build_sections(run_dir)
-    cfg = Run(run_dir).json(schema.CONFIG)
-    model = cfg.get("model") if isinstance(cfg, dict) else None
-    title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
-    if (why := unfinished(cfg)) is not None:
-        title = f"UNFINISHED RUN ({why}) - {title}"
-    return write_document(title, sections, run_dir, "report", [w] if (w := random_weights_warning(model)) else [])
+    try:
+        sections = build_sections(run_dir)
+        cfg = Run(run_dir).json(schema.CONFIG)
+        model = cfg.get("model") if isinstance(cfg, dict) else None
+        title = f"vulnsteer report: {model}" if isinstance(model, str) else f"vulnsteer report: {run_dir.name}"
+        if not finishing and (why := unfinished(cfg)) is not None:
+            title = f"UNFINISHED RUN ({why}) - {title}"
+        return write_document(title, sections, run_dir, "report",
+                              [w] if (w := random_weights_warning(model)) else [])
+    except OSError as exc:  # a read-only or full folder: one line, whatever file it hit first
+        raise DataError(f"{run_dir}: cannot write the report ({exc.strerror}: {exc.filename}); make the folder "
+                        "writable or free space, then run `vulnsteer report` on it again") from None
 
 
 def random_weights_warning(model: object) -> str | None:

@@ -257,21 +257,24 @@ def to_rich(data: TableData) -> Table:
     return table
 
 
-def _md_cell(text: str) -> str:
-    return html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+def md_cell(text: str) -> str:
+    """A cell as literal text: HTML escaped, and `](`/`][` broken so a pairs id like `[x](javascript:...)`
+    is never a link (the numbers' own `[low, high]` brackets stay as they are)."""
+    cell = html.escape(text, quote=False).replace("|", "\\|").replace("\n", " ")
+    return cell.replace("](", "]\\(").replace("][", "]\\[")
 
 
 def to_markdown(data: TableData) -> str:
     """A GitHub table (title and note as plain lines around it)."""
-    lines = [f"**{_md_cell(data.title)}**", ""] if data.title else []
-    lines.append("| " + " | ".join(_md_cell(c) for c in data.columns) + " |")
+    lines = [f"**{md_cell(data.title)}**", ""] if data.title else []
+    lines.append("| " + " | ".join(md_cell(c) for c in data.columns) + " |")
     lines.append("|" + "|".join("---:" if right else ":---" for right in data.numeric()) + "|")
     def cell(i: int, j: int, c: str) -> str:
         link = data.links.get((i, j))
-        return _md_cell(c) if link is None else f"[{_md_cell(c)}]({link}.md)"
+        return md_cell(c) if link is None else f"[{md_cell(c)}]({link}.md)"
     lines += ["| " + " | ".join(cell(i, j, c) for j, c in enumerate(row)) + " |" for i, row in enumerate(data.rows)]
     if data.note:
-        lines += ["", f"*{_md_cell(data.note)}*"]
+        lines += ["", f"*{md_cell(data.note)}*"]
     return "\n".join(lines) + "\n"
 
 
