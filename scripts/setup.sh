@@ -22,6 +22,14 @@ if [ -n "$CONSTRAINTS" ]; then
 fi
 if [ "${1:-}" = "--dev" ]; then
   pip "${pins[@]}" -e ".[dev,ray,gemma-3-270m]"
+  # The report layout test renders report.html in headless Chromium (Debian's package; needs root).
+  if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      echo "setup: the report layout test needs Chromium: install it (apt-get install -y chromium) as root" >&2
+    fi
+  fi
 else
   pip "${pins[@]}" -e .
 fi
