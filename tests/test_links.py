@@ -62,3 +62,16 @@ def test_amplify_slopes_and_a_summary_that_predates_them():
     assert "barely moves the answer" in text
     del s["strength_slopes"]
     assert "(c) the vector's effect: not recorded" in " ".join(failed_links(s))
+
+
+def test_a_gap_of_exactly_the_threshold_separates_and_a_condition_that_helps_holds():
+    from vulnsteer.report.links import _condition
+
+    shares = {"vulnerable": 7 / 24, "secure": 19 / 24}  # a gap of 0.5 that floating point makes 0.4999...
+    holds, text = _condition({"condition_selects": shares, "deltas": {}})
+    assert holds and "the condition separates the labels" in text
+    small = {"vulnerable": 0.4, "secure": 0.6}
+    assert not _condition({"condition_selects": small, "deltas": {}})[0]
+    helps = {"condition_selects": small, "deltas": {"conditional": {"balanced_accuracy": [0.19, 0.10, 0.29, 0.13]}}}
+    holds, text = _condition(helps)
+    assert holds and "conditional steering helps" in text

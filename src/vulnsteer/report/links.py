@@ -44,9 +44,14 @@ def _condition(summary: dict) -> tuple[bool, str] | None:
         return None
     vuln, safe = _number(shares.get("vulnerable")), _number(shares.get("secure"))
     gap = None if vuln is None or safe is None else abs(vuln - safe)
-    holds = gap is not None and gap >= SEPARATES
     d = summary.get("deltas", {}).get("conditional", {}).get("balanced_accuracy")
-    verdict = "the condition separates the labels" if holds else "the condition does not separate the labels"
+    # 7/24 against 19/24 is a gap of 0.5 that floating point makes 0.49999...: compare at the shown precision.
+    separates = gap is not None and round(gap, 6) >= SEPARATES
+    helps = isinstance(d, list) and len(d) > 1 and _number(d[1]) is not None and float(d[1]) > 0
+    holds = separates or helps  # a condition whose steering helps on held-out files evidently picks the right ones
+    verdict = ("the condition separates the labels" if separates else
+               "the condition's gap is small, but conditional steering helps (interval above 0)" if helps else
+               "the condition does not separate the labels")
     return holds, (f"(b) the condition: it selected {fmt(vuln)} of the held-out vulnerable files and {fmt(safe)} of "
                    f"the secure ones (gap {fmt(gap)}; it separates from {SEPARATES}): {verdict}; conditional minus "
                    f"unsteered balanced accuracy {fmt_delta(d)}.")
