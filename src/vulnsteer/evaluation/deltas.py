@@ -3,7 +3,7 @@ the minimal detectable effect (MDE) that says how large an effect the comparison
 
 A comparison whose interval includes 0 is not evidence of no effect. What the data rule out is the interval's
 far end; the MDE is a property of the design (what it would detect 80% of the time), not of the data:
-`null_reading` says both.
+`evaluation.readings.null_reading` says both.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import METRICS, MetricWithCI, Predictions, metric_draws, percentile_interval
 
-POWER = 0.8
+from vulnsteer.evaluation.readings import POWER
 
 
 @dataclass(frozen=True)
@@ -48,24 +48,6 @@ def minimal_detectable_effect(se: float, alpha: float = 0.05, power: float = POW
     """
     z = NormalDist()
     return float((z.inv_cdf(1 - alpha / 2) + z.inv_cdf(power)) * se)
-
-
-def null_reading(low: float | None, high: float | None, mde: float | None, digits: int = 2) -> str:
-    """What a paired difference's interval rules out and what its design could detect, in one clause:
-    'the interval rules out changes below -0.03 or above 0.15; this design detects 0.09 with 80% power'. A
-    zero-width interval (both conditions alike on every resample, e.g. identical answers) says that instead."""
-    def ok(x: float | None) -> bool:
-        return x is not None and x == x
-    if not (ok(low) and ok(high)):
-        return "no interval (undefined on these samples)"
-    lo, hi = f"{low:.{digits}f}", f"{high:.{digits}f}"
-    if lo == hi:
-        return (f"the interval has zero width ({lo}): both conditions give the same result on every resample "
-                "(identical answers), so no change was measured, nor could any be")
-    design = f"; this design detects {mde:.{digits}f} with {POWER:.0%} power" if ok(mde) else ""
-    if not low <= 0 <= high:  # type: ignore[operator]
-        return f"the interval excludes 0{design}"
-    return f"the interval rules out changes below {lo} or above {hi}{design}"
 
 
 def _delta(draws: np.ndarray, alpha: float) -> DeltaWithCI:

@@ -9,7 +9,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from vulnsteer.activations.scoring import verdict
-from vulnsteer.evaluation.deltas import delta_ci, mean_ci, null_reading
+from vulnsteer.evaluation.deltas import delta_ci, mean_ci
+from vulnsteer.evaluation.readings import null_reading
 from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.conditional import masked_random

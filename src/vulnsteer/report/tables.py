@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 
 from vulnsteer.errors import DataError
-from vulnsteer.evaluation.deltas import null_reading
+from vulnsteer.evaluation.readings import null_reading
 
 NA = "n/a"
 MAX_PUBLISHED = 8  # more published models than this: show the top KEEP_PUBLISHED
