@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from vulnsteer.blas import one_blas_thread
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import auroc
 from vulnsteer.evaluation.splits import grouped_kfold
@@ -86,7 +87,7 @@ def layer_probes(
     n, n_layers, _ = X.shape
     scores = np.empty((n_layers, n))
     label = "probing layers" + (" (shuffled labels)" if shuffle_labels else "")
-    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings():
+    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings(), one_blas_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for layer in range(n_layers):
             Xl = X[:, layer, :]
@@ -163,7 +164,7 @@ def transfer_probes(
     n_layers = X_fit.shape[1]
     scores = np.empty((n_layers, len(X_test)))
     label = "probing layers" + (" (shuffled labels)" if shuffle_labels else "")
-    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings():
+    with progress_bar(label, total=n_layers, show=progress) as advance, warnings.catch_warnings(), one_blas_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for layer in range(n_layers):
             scores[layer] = _probe(C, seed).fit(X_fit[:, layer], y_fit).predict_proba(X_test[:, layer])[:, 1]
@@ -177,6 +178,6 @@ def fit_probe(X: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0) -> Pi
     X = np.asarray(X, dtype=float)
     y = np.asarray(y).astype(int)
     _check(X, y, [""] * len(y), 2)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_blas_thread():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return _probe(C, seed).fit(X, y)

@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
+from vulnsteer.blas import one_blas_thread
 from vulnsteer.data.records import Record
 from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.options import Method
@@ -89,8 +90,9 @@ def probe_direction(x: Tensor, y: Tensor, C: float = 1.0, max_iter: int = 2000) 
         raise DataError(f"probe labels must be 0/1, got values {sorted(np.unique(labels).tolist())}")
     if len(np.unique(labels)) < 2:
         raise DataError("probe needs both labels (0 and 1) in the training records")
-    scaler = StandardScaler().fit(_np(x))
-    clf = LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(_np(x)), labels.astype(int))
+    with one_blas_thread():
+        scaler = StandardScaler().fit(_np(x))
+        clf = LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(_np(x)), labels.astype(int))
     return _out(clf.coef_[0] / scaler.scale_)
 
 
