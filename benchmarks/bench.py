@@ -81,11 +81,11 @@ def main() -> None:
         # and one with logits at every position (what 2 x params x tokens counts, for (5)).
         _, plain = timed(lambda: [model(input_ids=x, use_cache=False, logits_to_keep=1) for x in ids])
         _, full = timed(lambda: [model(input_ids=x, use_cache=False) for x in ids])
-        _, extract = timed(lambda: [run_prompt(model, parts, x, keep_resume=False) for x in ids])
+        _, extract = timed(lambda: [run_prompt(model, parts, x, keep_reentry=False) for x in ids])
     print(f"(1) all-layer extraction {extract:.1f} s / plain forward {plain:.1f} s = {extract / plain:.2f} "
           f"(plain forward with logits at every position: {full:.1f} s)")
 
-    states, baseline = timed(lambda: [run_prompt(model, parts, x, keep_resume=True) for x in ids])
+    states, baseline = timed(lambda: [run_prompt(model, parts, x, keep_reentry=True) for x in ids])
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in range(parts.n_layers):

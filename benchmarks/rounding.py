@@ -3,7 +3,7 @@
     python benchmarks/rounding.py [--model qwen2.5-coder-0.5b] [--precisions float32,bf16-mixed,bfloat16]
 
 Per precision and probe length: the largest logit change, relative to the largest logit, when the same full
-forward runs batched with a copy of itself or one token longer (`steering.reentry.rounding`, what the check
+forward runs batched with a copy of itself or one token longer (`steering.reentry_check.rounding`, what the check
 derives its bound from), the bound, the cached-prefix path's difference from the full forward, and the
 check's verdict (`reentry_problem`, "" = exact).
 """
@@ -17,7 +17,7 @@ import torch
 
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.model.loading import default_cache_dir, load_model
-from vulnsteer.steering import reentry
+from vulnsteer.steering import reentry_check as reentry
 
 
 @torch.inference_mode()

@@ -1,7 +1,7 @@
 """bfloat16 models and explicit devices: what is stored stays float32 on the CPU, and the cached paths
 (resume, sweep, decoding from prefixes) agree with full bf16 forwards within stated tolerances.
 
-The float32 equality tests (test_resume, test_sweep, test_generation, test_nnsight_path) stay float32.
+The float32 equality tests (test_block_reentry, test_sweep, test_generation, test_nnsight_path) stay float32.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from vulnsteer.model.precision import Device, Precision, parse_precision, resolv
 from vulnsteer.model.tiny import save_tiny, tiny_model
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.reentry import reentry_problem
-from vulnsteer.steering.resume import record_full, resume_logits
+from vulnsteer.steering.reentry_check import reentry_problem
+from vulnsteer.steering.block_reentry import record_full, reenter_logits
 from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.steering_vector import SteeringVector
 
@@ -173,7 +173,7 @@ def test_bf16_all_position_resume_equals_full_steered_forward(tokenizer, device,
     iv = Intervention(1, "add", torch.randn(parts.d_model), 2.0)
     with torch.inference_mode(), steer(model, [iv], scope="all"):
         ref = model(ids).logits[0, -1].float().cpu()
-    got = resume_logits(parts, record_full(model, parts, ids), [1], lambda _l, h: apply(h, iv))[0]
+    got = reenter_logits(parts, record_full(model, parts, ids), [1], lambda _l, h: apply(h, iv))[0]
     assert (got - ref).abs().max() <= RESUME_TOL * ref.abs().max()
     words = _words(tokenizer)
     rows = score_interventions_all_positions(parts, record_full(model, parts, ids), [iv], words)

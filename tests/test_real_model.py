@@ -14,7 +14,7 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.experiments.samples import build_samples, run_samples
 from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.vectors.hooks import steer
-from vulnsteer.steering import reentry
+from vulnsteer.steering import reentry_check as reentry
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.training import fit_vectors
 

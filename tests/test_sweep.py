@@ -50,7 +50,7 @@ def test_intervention_scales_additive_strength_by_sigma():
 
 
 def test_all_position_rows_equal_full_steered_forwards(model, tokenizer):
-    from vulnsteer.steering.resume import record_full
+    from vulnsteer.steering.block_reentry import record_full
     from vulnsteer.steering.sweep import score_interventions_all_positions
 
     parts = model_parts(model)
@@ -69,7 +69,7 @@ def test_all_position_rows_equal_full_steered_forwards(model, tokenizer):
 def test_code_span_rows_equal_full_forwards_steered_only_on_the_span(model, tokenizer):
     """The code scope's fast path (re-entry from a full recording, edits masked to the span) equals one full
     forward per intervention with the hooks steering only the span, on every tiny architecture."""
-    from vulnsteer.steering.resume import record_full
+    from vulnsteer.steering.block_reentry import record_full
     from vulnsteer.steering.sweep import score_full_forwards, score_interventions_all_positions
 
     parts = model_parts(model)

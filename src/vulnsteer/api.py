@@ -42,7 +42,7 @@ def load_model(
         raise VulnsteerError(f"load_model takes a model name or path, not {type(name).__name__} {name!r}")
     from vulnsteer.model.loading import default_cache_dir
     from vulnsteer.model.loading import load_model as _load
-    from vulnsteer.steering.reentry import checked
+    from vulnsteer.steering.reentry_check import checked
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "models"
     return checked(_load(str(name), cache_dir=root, trust_remote_code=trust_remote_code, device=device, dtype=dtype))
@@ -53,7 +53,7 @@ def wrap_model(model: Any, tokenizer: Any, name: str | None = None, dtype: str =
     `dtype`; its source hash is over its weights and vocabulary (a second per GB), so the activation cache and
     every vector's provenance tell it apart from other models."""
     from vulnsteer.model.wrap import wrap
-    from vulnsteer.steering.reentry import checked
+    from vulnsteer.steering.reentry_check import checked
 
     return checked(wrap(model, tokenizer, name, dtype))
 

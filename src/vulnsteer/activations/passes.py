@@ -64,7 +64,7 @@ class PromptPass:
     answer_residuals: torch.Tensor  # [n_layers + 1, d]: block-0 input, then each block's output
     span_mean: torch.Tensor | None  # [n_layers + 1, d] mean over the span's tokens, if a span was given
     span_last: torch.Tensor | None  # [n_layers + 1, d] at the span's last token, if a span was given
-    answer_recording: Recording | None  # the last token's block calls (model dtype and device), for resumes
+    answer_recording: Recording | None  # the last token's block calls (model dtype and device), for re-entry
     prefix_cache: CacheSnapshot | None  # KV cache of all tokens but the last (model dtype and device)
 
 
@@ -103,12 +103,12 @@ def run_prompt(
     parts: ModelParts,
     input_ids: torch.Tensor,
     span: tuple[int, int] | None = None,
-    keep_resume: bool = True,
+    keep_reentry: bool = True,
 ) -> PromptPass:
     """Run the prompt `input_ids` ([1, T]) once: prefix with a KV cache, then the answer token on top.
 
     `span` = (start, end) token indices (end exclusive) to average residuals over, e.g. the code.
-    With keep_resume=False the KV cache and the block calls are dropped once read (extraction only).
+    With keep_reentry=False the KV cache and the block calls are dropped once read (extraction only).
     Where re-entry is not exact for the model (`parts.reentry_exact`), the prompt runs as one full forward
     and nothing resumable is kept: callers then steer with full forwards.
     """
@@ -127,7 +127,7 @@ def run_prompt(
         span_mean, span_last = _span_readouts(prefix_rec.residuals(), span, n)
         del prefix_rec
     snapshot = CacheSnapshot.take(cache) if cache is not None else None
-    with record_blocks(parts, keep_calls=keep_resume) as rec:
+    with record_blocks(parts, keep_calls=keep_reentry) as rec:
         out = model(input_ids=input_ids[:, -1:], cache=cache, use_cache=True, logits_to_keep=1)
     if snapshot is not None:
         snapshot.restore()
@@ -139,8 +139,8 @@ def run_prompt(
         answer_residuals=_residual_stack(rec.residuals(), -1),
         span_mean=span_mean,
         span_last=span_last,
-        answer_recording=rec if keep_resume else None,
-        prefix_cache=snapshot if keep_resume else None,
+        answer_recording=rec if keep_reentry else None,
+        prefix_cache=snapshot if keep_reentry else None,
     )
 
 

@@ -18,7 +18,7 @@ from vulnsteer.model.architecture import ModelParts
 from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.resume import record_full, resume_hidden
+from vulnsteer.steering.block_reentry import record_full, reenter_hidden
 
 
 @torch.inference_mode()
@@ -53,5 +53,5 @@ def code_nll_many(
         def edit(_layer: int, h: torch.Tensor, iv: Intervention = iv) -> torch.Tensor:
             return apply(h, iv)
 
-        out.append(nll(resume_hidden(parts, rec, [iv.layer], edit)))
+        out.append(nll(reenter_hidden(parts, rec, [iv.layer], edit)))
     return out

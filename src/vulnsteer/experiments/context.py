@@ -14,7 +14,7 @@ from vulnsteer.data.load import load_records
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.steering.reentry import checked
+from vulnsteer.steering.reentry_check import checked
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 from vulnsteer.model.precision import DEFAULT_PRECISION, Precision
 

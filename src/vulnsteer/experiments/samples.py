@@ -188,7 +188,7 @@ def run_samples(
                 if hit is None:
                     fresh = state is None
                     if state is None:
-                        state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_resume=keep_states)
+                        state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_reentry=keep_states)
                         if memo is not None and keep_states:
                             memo.put(shared, state)
                     hit = CachedActivations(

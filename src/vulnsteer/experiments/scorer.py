@@ -16,7 +16,7 @@ from vulnsteer.experiments.samples import Sample, SampleSet
 from vulnsteer.experiments.windows import pool_scores
 from vulnsteer.model.architecture import ModelParts
 from vulnsteer.options import SweepScope
-from vulnsteer.steering.resume import record_full
+from vulnsteer.steering.block_reentry import record_full
 from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.operators import Intervention
 

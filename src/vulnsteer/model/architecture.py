@@ -47,7 +47,7 @@ class ModelParts:
     model_type: str
     found_by: Literal["table", "structure"] = "table"
     # Whether re-entering the stack at a block (recorded calls, cached prefix) gives the full forward's
-    # logits; set by `model.reentry.check_reentry` at load. Where False, callers run full forwards.
+    # logits; set by `steering.reentry_check.check_reentry` at load. Where False, callers run full forwards.
     reentry_exact: bool = True
     reentry_note: str = ""
 

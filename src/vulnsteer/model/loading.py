@@ -87,7 +87,7 @@ def load_model(
 
     `dtype` is a `Precision` (float32, bf16-mixed, bfloat16); `device` auto, cpu, cuda[:n], mps or a torch.device.
     Whether re-entering the block stack is exact is not checked here (that needs the steering stage):
-    `vulnsteer.load_model` and every command check it (`steering.reentry.checked`).
+    `vulnsteer.load_model` and every command check it (`steering.reentry_check.checked`).
     """
     precision = parse_precision(dtype)
     target = resolve_device(device)  # before the slow part: a missing GPU fails at once

@@ -18,7 +18,7 @@ unembedding stay float32. Measured on the default model (benchmarks/precision.py
 alone leaves answer scores unchanged (max difference 0.005); what costs fidelity in plain bfloat16 is the
 bf16 residual stream and unembedding, which this mode keeps in float32. Its prompt passes run 1.8x to 3.3x
 faster than float32's. Its sweep once crawled because the re-entry check's float32 bound sent it to one
-full forward per configuration; the bound now follows the precision's own rounding (`steering.reentry`).
+full forward per configuration; the bound now follows the precision's own rounding (`steering.reentry_check`).
 What remains of one-token work is profiled in docs/BENCHMARKS.md. It misses the fidelity bar by one
 criterion (the probe curve moves by up to 0.029 AUROC, the bar allows 0.02), so float32 stays the default.
 """

@@ -18,7 +18,7 @@ from vulnsteer.model.architecture import ModelParts
 from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.resume import resume_logits
+from vulnsteer.steering.block_reentry import reenter_logits
 
 def score_interventions(
     parts: ModelParts,
@@ -37,7 +37,7 @@ def score_interventions(
         return torch.empty(0)
     rec = state.answer_recording
     if rec is None or state.prefix_cache is None:
-        raise ValueError("this PromptPass was run with keep_resume=False")
+        raise ValueError("this PromptPass was run with keep_reentry=False")
     by_layer: dict[int, list[int]] = {}
     for k, iv in enumerate(interventions):
         by_layer.setdefault(iv.layer, []).append(k)
@@ -51,7 +51,7 @@ def score_interventions(
         new = torch.cat([apply(base, interventions[k]) for k in by_layer[layer]])
         return new if layer == layers[0] else torch.cat([hidden, new])
 
-    logits = resume_logits(parts, rec, layers, edit, state.prefix_cache, None if full_vocab else words.rows)
+    logits = reenter_logits(parts, rec, layers, edit, state.prefix_cache, None if full_vocab else words.rows)
     out = logits if full_vocab else words.score_rows(logits)
     result = torch.empty_like(out)
     result[torch.tensor(order)] = out
@@ -70,7 +70,7 @@ def score_interventions_all_positions(
     """Like `score_interventions`, with every prompt position steered ("all" scope), or only the positions
     start <= p < end of `span` ("span" scope, e.g. the code's tokens); the answer is read at the last position.
 
-    `recording` is an unsteered full-prompt pass (`resume.record_full`); each intervention re-enters it at
+    `recording` is an unsteered full-prompt pass (`block_reentry.record_full`); each intervention re-enters it at
     its own block for the whole prompt. Rows run `chunk` at a time: each carries the full sequence.
     """
     mask = None
@@ -92,7 +92,7 @@ def score_interventions_all_positions(
                 rows = torch.cat([apply(h, interventions[k]) for k in ks])
                 return rows if mask is None else torch.where(mask, rows, h)
 
-            logits = resume_logits(parts, recording, [layer], edit, None, None if full_vocab else words.rows)
+            logits = reenter_logits(parts, recording, [layer], edit, None, None if full_vocab else words.rows)
             rows = logits if full_vocab else words.score_rows(logits)
             for k, row in zip(ks, rows):
                 out[k] = row

@@ -32,7 +32,7 @@ def record_full(model: nn.Module, parts: ModelParts, input_ids: torch.Tensor) ->
 
 
 @torch.inference_mode()
-def resume_logits(
+def reenter_logits(
     parts: ModelParts,
     recording: Recording,
     layers: list[int],
@@ -49,20 +49,20 @@ def resume_logits(
     `unembed_rows` (token ids) restricts the unembedding to those rows: a yes/no score needs a handful
     of logits, not the whole vocabulary. The KV cache (if any) is restored before returning.
     """
-    return unembed_last(parts, resume_hidden(parts, recording, layers, edit, snapshot), unembed_rows)
+    return unembed_last(parts, reenter_hidden(parts, recording, layers, edit, snapshot), unembed_rows)
 
 
 @torch.inference_mode()
-def resume_hidden(
+def reenter_hidden(
     parts: ModelParts,
     recording: Recording,
     layers: list[int],
     edit: Edit,
     snapshot: CacheSnapshot | None = None,
 ) -> torch.Tensor:
-    """The last block's output [batch, seq, d] (before the final norm) after the edits; see resume_logits."""
+    """The last block's output [batch, seq, d] (before the final norm) after the edits; see reenter_logits."""
     if not layers:
-        raise ValueError("resume needs at least one steered layer")
+        raise ValueError("re-entry needs at least one steered layer")
     steered = sorted(set(layers))
     first = steered[0]
     call = recording.calls[first]

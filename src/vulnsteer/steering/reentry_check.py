@@ -1,7 +1,7 @@
 """Is re-entering the block stack exact for this model? Checked once per load on a probe prompt.
 
 Steering evaluations re-run only the blocks after the steered layer, from recorded block calls, on top of
-the prompt's cached prefix (`activations.passes`, `steering.resume`). That equals a full steered forward
+the prompt's cached prefix (`activations.passes`, `steering.block_reentry`). That equals a full steered forward
 when every block's behaviour is captured by its recorded call and the model's logits are
 `unembed(final_norm(last block))`. A model that post-processes logits (Gemma 2's soft-capping), keeps
 state outside the call, or whose cache drops what a later token needs breaks that; the check compares
@@ -30,7 +30,7 @@ from vulnsteer.model.architecture import ModelParts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.resume import record_full, resume_logits
+from vulnsteer.steering.block_reentry import record_full, reenter_logits
 
 _MIN_TOKENS = 24
 _MAX_TOKENS = 1024  # a longer window is not crossed; its layers are then checked like global ones
@@ -88,12 +88,12 @@ def reentry_problem(model: nn.Module, parts: ModelParts) -> str:
         return "the last token on the cached prefix does not give the full forward's logits"
     with steer(model, [iv], scope="answer", prompt_len=ids.shape[1]):
         want = model(input_ids=ids, use_cache=False).logits[0, -1]
-    got = resume_logits(parts, state.answer_recording, [k], edit, state.prefix_cache)[0]  # type: ignore[arg-type]
+    got = reenter_logits(parts, state.answer_recording, [k], edit, state.prefix_cache)[0]  # type: ignore[arg-type]
     if not _same(got, want, tol):
         return f"re-entering at block {k} on the cached prefix does not give the steered forward's logits"
     with steer(model, [iv], scope="all"):
         want = model(input_ids=ids, use_cache=False).logits[0, -1]
-    if not _same(resume_logits(parts, record_full(model, parts, ids), [k], edit)[0], want, tol):
+    if not _same(reenter_logits(parts, record_full(model, parts, ids), [k], edit)[0], want, tol):
         return f"re-entering at block {k} over the whole prompt does not give the steered forward's logits"
     return ""
 

@@ -16,9 +16,9 @@ from vulnsteer.model.precision import to_precision
 from vulnsteer.model.tiny import tiny_model
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering import reentry
-from vulnsteer.steering.reentry import _probe_length, check_reentry, reentry_problem
-from vulnsteer.steering.resume import resume_logits
+from vulnsteer.steering import reentry_check as reentry
+from vulnsteer.steering.reentry_check import _probe_length, check_reentry, reentry_problem
+from vulnsteer.steering.block_reentry import reenter_logits
 from vulnsteer.steering.sweep import score_full_forwards
 
 PROMPT = "int main(void) { char buf[16]; strcpy(buf, argv[1]); } Does this code contain a vulnerability? Answer yes"
@@ -93,7 +93,7 @@ def test_softcapped_logits_are_detected_as_inexact(softcapped, tokenizer):
     iv = Intervention(1, "add", torch.randn(exact_parts.d_model, generator=torch.Generator().manual_seed(0)), 3.0)
     with torch.inference_mode(), steer(softcapped, [iv], "answer", ids.shape[1]):
         want = softcapped(ids).logits[0, -1]
-    got = resume_logits(exact_parts, state.answer_recording, [1], lambda _l, h: apply(h, iv), state.prefix_cache)[0]
+    got = reenter_logits(exact_parts, state.answer_recording, [1], lambda _l, h: apply(h, iv), state.prefix_cache)[0]
     assert not torch.allclose(got, want, atol=1e-3)
 
 
