@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import block_hidden, model_parts, table_model_types, with_block_hidden
+from vulnsteer.model.architecture import model_parts, table_model_types
+from vulnsteer.model.parts import block_hidden, with_block_hidden
 from vulnsteer.model.structure import search_parts
 from vulnsteer.model.sources import TINY_ARCHITECTURES
 from vulnsteer.model.tiny import tiny_model

@@ -282,7 +282,8 @@ def report(
     reported as such in the first line, with exit code 3 unless --partial."""
     from vulnsteer.experiments import schema
     from vulnsteer.experiments.run_folder import read_config
-    from vulnsteer.report.document import unfinished, write_report
+    from vulnsteer.report.document import write_report
+    from vulnsteer.report.run_reader import unfinished
 
     if not (run_dir / schema.CONFIG).is_file():
         raise VulnsteerError(f"{run_dir} is not a vulnsteer run folder (no config.json); pass the folder a command wrote")

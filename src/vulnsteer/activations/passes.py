@@ -18,7 +18,7 @@ from torch import nn
 
 from vulnsteer.activations.recorder import Recording, record_blocks
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vulnsteer.model.architecture import ModelParts, block_hidden
+from vulnsteer.model.parts import ModelParts, block_hidden
 
 
 @dataclass

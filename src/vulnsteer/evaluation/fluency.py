@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vulnsteer import __version__
+from vulnsteer.version import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
 from vulnsteer.io import atomic_write_text

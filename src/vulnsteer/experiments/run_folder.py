@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vulnsteer import __version__
+from vulnsteer.version import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.inputs import changed_inputs, describe

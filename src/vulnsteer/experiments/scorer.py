@@ -14,7 +14,7 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.samples import Sample, SampleSet
 from vulnsteer.experiments.windows import pool_scores
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import SweepScope
 from vulnsteer.steering.block_reentry import record_full
 from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions

@@ -27,7 +27,7 @@ from vulnsteer.experiments.search import (
     Config, config_metrics, n_stages, scored_validation, search_fold, val_rank,
 )
 from vulnsteer.experiments.windows import pool_readouts
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
 from vulnsteer.vectors.operators import Intervention

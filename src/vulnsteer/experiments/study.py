@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vulnsteer import __version__
+from vulnsteer.version import __version__
 from vulnsteer.activations.memo import shared_passes
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments import schema

@@ -4,21 +4,19 @@ Known model types are read from `_LAYOUTS` (no forward needed, and no doubt abou
 other decoder-only model is searched by structure (`model.structure`) and accepted only if one recorded
 forward through the found parts reproduces the model's own hidden states.
 
-Decoder blocks return a Tensor in transformers 5 but a tuple in older versions and some architectures;
-`block_hidden` / `with_block_hidden` handle both so no caller indexes `output[0]` blindly (on a Tensor that
-silently selects batch element 0).
+The parts themselves and the block-output helpers are in `model.parts`, which the structure search imports
+too: this module imports the search, so the search cannot import this module.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
-from typing import Any, Literal
 
-import torch
 from torch import nn
 
 from vulnsteer.errors import ModelError
+from vulnsteer.model.parts import ModelParts
+from vulnsteer.model.structure import find_parts
 
 # model_type -> (path to the decoder stack, blocks attr, final norm attr, embedding attr, unembedding attr)
 _LAYOUTS: dict[str, tuple[str, str, str, str, str]] = {
@@ -34,30 +32,6 @@ _LAYOUTS: dict[str, tuple[str, str, str, str, str]] = {
     "gpt2": ("transformer", "h", "ln_f", "wte", "lm_head"),
     "gpt_neox": ("gpt_neox", "layers", "final_layer_norm", "embed_in", "lm_head"),
 }
-
-
-@dataclass(frozen=True)
-class ModelParts:
-    """The decoder blocks, final norm, input embedding and unembedding of one model."""
-
-    blocks: nn.ModuleList
-    final_norm: nn.Module
-    embed: nn.Module
-    unembed: nn.Linear
-    model_type: str
-    found_by: Literal["table", "structure"] = "table"
-    # Whether re-entering the stack at a block (recorded calls, cached prefix) gives the full forward's
-    # logits; set by `steering.reentry_check.check_reentry` at load. Where False, callers run full forwards.
-    reentry_exact: bool = True
-    reentry_note: str = ""
-
-    @property
-    def n_layers(self) -> int:
-        return len(self.blocks)
-
-    @property
-    def d_model(self) -> int:
-        return int(self.unembed.weight.shape[1])
 
 
 # Parts found by structure, per model object: the search runs a validating forward, so once per model.
@@ -81,8 +55,6 @@ def model_parts(model: nn.Module) -> ModelParts:
                 f"*ForCausalLM (laid out in advance: {', '.join(table_model_types())}; others found by structure)"
             )
         if model not in _FOUND:
-            from vulnsteer.model.structure import find_parts  # runs a forward; imports the recorder
-
             _FOUND[model] = find_parts(model)
         return _FOUND[model]
     stack_attr, blocks_attr, norm_attr, embed_attr, unembed_attr = layout
@@ -94,23 +66,3 @@ def model_parts(model: nn.Module) -> ModelParts:
         unembed=getattr(model, unembed_attr),
         model_type=str(model_type),
     )
-
-
-def block_hidden(output: Any) -> torch.Tensor:
-    """The residual-stream tensor [batch, seq, d] from a decoder block's output (Tensor or tuple)."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        return output[0]
-    raise TypeError(f"unexpected decoder block output of type {type(output).__name__}")
-
-
-def with_block_hidden(output: Any, hidden: torch.Tensor) -> Any:
-    """`output` with its residual-stream tensor replaced by `hidden`, keeping the original shape of output."""
-    if isinstance(output, torch.Tensor):
-        return hidden
-    if isinstance(output, tuple):
-        return (hidden, *output[1:])
-    if isinstance(output, list):
-        return [hidden, *output[1:]]
-    raise TypeError(f"unexpected decoder block output of type {type(output).__name__}")

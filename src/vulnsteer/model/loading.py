@@ -23,7 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import ModelParts, model_parts
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.integrity import (
     TMP_INFIX,
     cache_problem,

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vulnsteer.errors import ModelError
-from vulnsteer.model.architecture import ModelParts, block_hidden
+from vulnsteer.model.parts import ModelParts, block_hidden
 
 _NORM_NAME = re.compile(r"norm|^ln(_|$)", re.IGNORECASE)  # norm, norm_f, final_layer_norm, ln_f, ln_out
 _CHECK_TOKENS = 12

@@ -16,7 +16,8 @@ from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.report import plots
 from vulnsteer.experiments.folders import COMPARISON, RUN, check_writable, is_marked, mark, marker, resolved
-from vulnsteer.report.document import unfinished, write_document
+from vulnsteer.report.document import write_document
+from vulnsteer.report.run_reader import unfinished
 from vulnsteer.report.long_files import generation_line
 from vulnsteer.report.blocks import Block, Fig, Section, Text
 from vulnsteer.report.run_reader import Run

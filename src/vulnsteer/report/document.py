@@ -13,10 +13,9 @@ from pathlib import Path
 
 from vulnsteer.experiments import schema
 from vulnsteer.io import atomic_write_text
-from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.errors import DataError
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
-from vulnsteer.report.run_reader import Run
+from vulnsteer.report.run_reader import Run, unfinished
 from vulnsteer.report.sections import build_sections
 from vulnsteer.report.tables import TableData, md_cell, nowrap_intervals, to_html, to_markdown
 
@@ -91,18 +90,6 @@ def _html(block: Block) -> str:
                        for name in _gen_columns(r))
         return f'<h3>{e(_gen_head(r))}</h3><div class="pair">{side}</div>'
     return f"<p>{nowrap_intervals(e(block.text))}</p>"
-
-
-def unfinished(cfg: object) -> str | None:
-    """None for a run that finished; else what its config.json says about how it ended."""
-    if not isinstance(cfg, dict):
-        return "no readable config.json"
-    status = cfg.get("status", "finished")  # folders from before statuses were recorded finished or failed loudly
-    if status == "finished":
-        return None
-    if status == "running" and is_stale(cfg):
-        return f"status running, but its process {cfg.get('pid')} on {cfg.get('host')} is gone: it was killed"
-    return f"status {status}"
 
 
 def write_report(run_dir: Path, finishing: bool = False) -> tuple[Path, Path]:

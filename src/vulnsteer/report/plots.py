@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -14,9 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from vulnsteer.errors import DataError
-
-if TYPE_CHECKING:  # results reads run folders through sections, which draws with this module
-    from vulnsteer.report.results import ProbeCurve
+from vulnsteer.report.results import ProbeCurve
 
 DPI = 110
 BAR_LABELS = {"baseline": "baseline", "baseline_calibrated": "baseline,\ncalibrated", "steered": "steered",

@@ -12,8 +12,7 @@ from typing import Any
 from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.coverage import GeneratedCounts, KeptCounts
-from vulnsteer.report.document import unfinished
-from vulnsteer.report.run_reader import Run
+from vulnsteer.report.run_reader import Run, unfinished
 from vulnsteer.report.tables import fmt, fmt_ci
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from vulnsteer.errors import DataError
 from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import is_stale
 from vulnsteer.io import read_utf8
 
 
@@ -54,3 +55,15 @@ def readout_and_scope(run: Run) -> tuple[str, str]:
     cfg: dict = read if isinstance(read, dict) else {}
     steer: dict = cfg["steer"] if isinstance(cfg.get("steer"), dict) else {}
     return str(cfg.get("readout") or "answer"), str(steer.get("scope") or "answer")
+
+
+def unfinished(cfg: object) -> str | None:
+    """None for a run that finished; else what its config.json says about how it ended."""
+    if not isinstance(cfg, dict):
+        return "no readable config.json"
+    status = cfg.get("status", "finished")  # folders from before statuses were recorded finished or failed loudly
+    if status == "finished":
+        return None
+    if status == "running" and is_stale(cfg):
+        return f"status running, but its process {cfg.get('pid')} on {cfg.get('host')} is gone: it was killed"
+    return f"status {status}"

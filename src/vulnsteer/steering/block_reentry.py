@@ -16,7 +16,7 @@ from torch import nn
 
 from vulnsteer.activations.passes import CacheSnapshot
 from vulnsteer.activations.recorder import Recording, call_with_hidden, record_blocks
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
 
 # (layer, residual [batch, seq, d]) -> edited residual; called on the output of each steered block.

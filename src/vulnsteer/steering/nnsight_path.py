@@ -28,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.parts import block_hidden, with_block_hidden
 from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import (
     PromptLen,

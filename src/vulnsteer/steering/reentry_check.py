@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply

@@ -14,7 +14,7 @@ import torch
 from vulnsteer.activations.passes import PromptPass
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.model.architecture import ModelParts
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor, nn
 
 from vulnsteer.errors import ModelError, VulnsteerError
-from vulnsteer.model.architecture import block_hidden, model_parts, with_block_hidden
+from vulnsteer.model.architecture import model_parts
+from vulnsteer.model.parts import block_hidden, with_block_hidden
 from vulnsteer.vectors.operators import Intervention, apply
 
 Scope = Literal["all", "prompt", "answer", "generated", "span"]
