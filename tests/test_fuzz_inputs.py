@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from vulnsteer.data.pairs import load_pairs_jsonl
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.vectors.gguf_io import export_control_vector, import_control_vector
+from vulnsteer.vectors.gguf_io import export_control_vector
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 FUZZ = settings(
@@ -95,7 +95,7 @@ def _usable_records(path: Path) -> None:
 
 def _usable_vector(path: Path) -> None:
     """An imported vector must be usable for steering: finite directions."""
-    sv = _loads_or_refuses(import_control_vector, path)
+    sv = _loads_or_refuses(SteeringVector.from_gguf, path)
     assert sv is None or all(bool(torch.isfinite(d).all()) for d in sv.directions.values())
 
 

@@ -50,7 +50,7 @@ def test_written_file_has_llama_cpp_structure(tmp_path: Path) -> None:
 
 def test_round_trip_keeps_directions_and_provenance(tmp_path: Path) -> None:
     sv = make()
-    back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2"))
+    back = import_control_vector(SteeringVector, export_control_vector(sv, tmp_path / "v.gguf", model_hint="qwen2"))
     assert back.layers == sv.layers
     for a, b in zip(back.interventions(), sv.interventions(1.0, "add")):
         torch.testing.assert_close(a.alpha * a.direction, b.alpha * b.direction)  # adds what the original adds
@@ -63,7 +63,7 @@ def test_round_trip_keeps_directions_and_provenance(tmp_path: Path) -> None:
 
 def test_alpha_is_baked_into_the_tensors(tmp_path: Path) -> None:
     sv = make()
-    back = import_control_vector(export_control_vector(sv, tmp_path / "v.gguf", "qwen2", alpha=-2.5))
+    back = import_control_vector(SteeringVector, export_control_vector(sv, tmp_path / "v.gguf", "qwen2", alpha=-2.5))
     torch.testing.assert_close(back.interventions()[1].direction, sv.interventions(-2.5, "add")[1].direction * -2.5)
     assert back.extra["gguf_alpha"] == -2.5
 
@@ -89,7 +89,7 @@ def write_foreign(path: Path, arch: str = "controlvector", dtype=np.float32) -> 
 
 
 def test_foreign_file_gets_defaults(tmp_path: Path) -> None:
-    sv = import_control_vector(write_foreign(tmp_path / "r.gguf"))
+    sv = import_control_vector(SteeringVector, write_foreign(tmp_path / "r.gguf"))
     assert sv.layers == [3, 4] and sv.d_model == 8
     (iv,) = sv.at_layer(4).interventions()  # applied as stored: unit raw, alpha 1
     torch.testing.assert_close(iv.alpha * iv.direction, -torch.arange(8, dtype=torch.float32))
@@ -99,14 +99,14 @@ def test_foreign_file_gets_defaults(tmp_path: Path) -> None:
 
 def test_refusals(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
-        import_control_vector(tmp_path / "missing.gguf")
+        import_control_vector(SteeringVector, tmp_path / "missing.gguf")
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
     with pytest.raises(DataError, match="not a readable GGUF"):
-        import_control_vector(tmp_path / "junk.gguf")
+        import_control_vector(SteeringVector, tmp_path / "junk.gguf")
     with pytest.raises(DataError, match="not a control vector"):
-        import_control_vector(write_foreign(tmp_path / "m.gguf", arch="llama"))
+        import_control_vector(SteeringVector, write_foreign(tmp_path / "m.gguf", arch="llama"))
     with pytest.raises(DataError, match="F16"):
-        import_control_vector(write_foreign(tmp_path / "h.gguf", dtype=np.float16))
+        import_control_vector(SteeringVector, write_foreign(tmp_path / "h.gguf", dtype=np.float16))
 
 
 # --- faults: cut-short files, NaN/inf -------------------------------------------------------------
@@ -124,7 +124,7 @@ def test_file_cut_short_inside_its_header_is_a_one_line_data_error(tmp_path: Pat
     for n in sorted({1, 4, 8, 16, 23, 24, 40, end // 3, end // 2, end - 9, end - 1}):
         cut.write_bytes(data[:n])
         with pytest.raises(DataError) as err:
-            import_control_vector(cut)
+            import_control_vector(SteeringVector, cut)
         text = str(err.value)
         assert text.startswith(str(cut)) and "\n" not in text and "cut short" in text, (n, text)
 
@@ -155,4 +155,4 @@ def test_import_refuses_nan_or_inf(tmp_path: Path, bad: float) -> None:
     w.write_tensors_to_file()
     w.close()
     with pytest.raises(DataError, match=f"{path}: tensor direction.3 holds NaN or inf"):
-        import_control_vector(path)
+        import_control_vector(SteeringVector, path)

@@ -17,10 +17,10 @@ from torch import Tensor
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.options import Operator
-from vulnsteer.vectors.steering_vector import SteeringVector
+from vulnsteer.vectors.vector_data import V, VectorData
 
 
-def offsets(v: SteeringVector) -> dict[int, Tensor]:
+def offsets(v: VectorData) -> dict[int, Tensor]:
     """What `v.apply` adds by default at each layer: alpha x scale(unit) x u."""
     if v.operator != Operator.ADD.value:
         raise VulnsteerError(f"+ and - combine additive vectors; this one applies with operator {v.operator!r} "
@@ -28,7 +28,7 @@ def offsets(v: SteeringVector) -> dict[int, Tensor]:
     return {iv.layer: iv.direction * iv.alpha for iv in v.interventions()}
 
 
-def add_vectors(a: SteeringVector, b: SteeringVector) -> SteeringVector:
+def add_vectors(a: V, b: V) -> V:
     if b.d_model != a.d_model:
         raise VulnsteerError(f"cannot add vectors of widths {a.d_model} and {b.d_model}")
     if b.scope != a.scope:
@@ -38,12 +38,12 @@ def add_vectors(a: SteeringVector, b: SteeringVector) -> SteeringVector:
     x, y = offsets(a), offsets(b)
     zero = torch.zeros(a.d_model)
     summed = {k: x.get(k, zero) + y.get(k, zero) for k in sorted(set(x) | set(y))}
-    return SteeringVector(directions=summed, method=f"({a.method}+{b.method})", position=a.position, scope=a.scope,
+    return type(a)(directions=summed, method=f"({a.method}+{b.method})", position=a.position, scope=a.scope,
                           model_id=a.model_id or b.model_id, model_hash=a.model_hash or b.model_hash,
                           template_id=a.template_id, cwe=a.cwe, extra={"combined_from": [a.metadata(), b.metadata()]})
 
 
-def scale_vector(v: SteeringVector, k: float) -> SteeringVector:
+def scale_vector(v: V, k: float) -> V:
     if not math.isfinite(k) or k == 0.0:
         raise VulnsteerError(f"scale a steering vector by a finite non-zero number, got {k}")
     flip = -1.0 if k < 0 else 1.0
@@ -51,7 +51,7 @@ def scale_vector(v: SteeringVector, k: float) -> SteeringVector:
     def scaled(stats: dict[int, float] | None) -> dict[int, float] | None:
         return None if stats is None else {layer: n * abs(k) for layer, n in stats.items()}
 
-    return SteeringVector(
+    return type(v)(
         directions={layer: u * flip for layer, u in v.directions.items()}, mu=v.mu, raw_norm=scaled(v.raw_norm),
         sigma=scaled(v.sigma), mean_norm=scaled(v.mean_norm), method=v.method, position=v.position,
         operator=v.operator, alpha=v.alpha, unit=v.unit, scope=v.scope, model_id=v.model_id, model_hash=v.model_hash,

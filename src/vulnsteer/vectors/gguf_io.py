@@ -32,13 +32,13 @@ import numpy as np
 import torch
 
 from vulnsteer.errors import DataError, VulnsteerError
-from vulnsteer.vectors.steering_vector import SteeringVector
+from vulnsteer.vectors.vector_data import V, VectorData
 
 ARCH = "controlvector"
 _DIRECTION = re.compile(r"^direction\.(\d+)$")
 
 
-def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha: float = 1.0) -> Path:
+def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: float = 1.0) -> Path:
     """Write the additive offset `alpha x scale(unit) x u` per layer as a llama.cpp control vector (vulnsteer
     layer L -> `direction.L`), so `--control-vector FILE` adds what `sv.apply(model, alpha, "add")` adds.
 
@@ -76,8 +76,9 @@ def export_control_vector(sv: SteeringVector, path: Path, model_hint: str, alpha
     return path
 
 
-def import_control_vector(path: Path) -> SteeringVector:
-    """Read a control-vector GGUF; `direction.L` -> vulnsteer layer L, tensors as stored (alpha included)."""
+def import_control_vector(cls: type[V], path: Path) -> V:
+    """Read a control-vector GGUF as a `cls` (`SteeringVector`); `direction.L` -> vulnsteer layer L, tensors as
+    stored (alpha included)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"control vector file {path} not found")
@@ -114,7 +115,7 @@ def import_control_vector(path: Path) -> SteeringVector:
     del reader
     extra = {"source": "gguf", "gguf_path": str(path), "gguf_model_hint": hint}
     if raw_meta is None:
-        return SteeringVector(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
+        return cls(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
     try:
         meta = json.loads(str(raw_meta))
         if not isinstance(meta, dict):
@@ -123,8 +124,8 @@ def import_control_vector(path: Path) -> SteeringVector:
         # but apply them as stored (unit raw, alpha 1), not with the exporting run's statistics.
         keep = ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
                 "created")
-        return SteeringVector(directions=directions, **{k: meta[k] for k in keep if k in meta},
-                              extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
+        return cls(directions=directions, **{k: meta[k] for k in keep if k in meta},
+                   extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
     except (ValueError, TypeError, AttributeError, RecursionError, VulnsteerError) as exc:
         raise DataError(f"{path}: vulnsteer.metadata is malformed ({_one_line(exc)}); re-export the vector") from exc
 

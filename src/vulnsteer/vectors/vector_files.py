@@ -17,14 +17,14 @@ from torch import Tensor
 
 from vulnsteer.errors import DataError, ModelError, VulnsteerError
 from vulnsteer.io import atomic_write_text, sha256_file
-from vulnsteer.vectors.steering_vector import _META_FIELDS, _STAT_FIELDS, SteeringVector
+from vulnsteer.vectors.vector_data import META_FIELDS, STAT_FIELDS, V, VectorData
 
 FORMAT = "vulnsteer-steering-vector"
 VERSION = 2
 _TENSOR_NAME = re.compile(r"^(direction|mu)\.(\d+)$")
 
 
-def save_vector(self: SteeringVector, path_stem: str | Path) -> tuple[Path, Path]:
+def save_vector(self: VectorData, path_stem: str | Path) -> tuple[Path, Path]:
     """Write `<stem>.safetensors` and `<stem>.json`; returns both paths."""
     tensors_path, json_path = _paths(path_stem)
     tensors = {f"direction.{k}": v for k, v in self.directions.items()}
@@ -46,9 +46,9 @@ def save_vector(self: SteeringVector, path_stem: str | Path) -> tuple[Path, Path
 
 
 def load_vector(
-    cls: type[SteeringVector], path_stem: str | Path, expect_model_hash: str | None = None,
+    cls: type[V], path_stem: str | Path, expect_model_hash: str | None = None,
     expect_d_model: int | None = None,
-) -> SteeringVector:
+) -> V:
     """Read a saved vector; refuses a missing or mismatched file, or one built for another model."""
     tensors_path, json_path = _paths(path_stem)
     for p in (json_path, tensors_path):
@@ -68,7 +68,7 @@ def load_vector(
     if bool(mu) != bool(meta.get("has_mu")):
         raise DataError(f"{json_path} and {tensors_path} disagree on whether mu is stored")
     try:
-        sv = cls(directions=directions, mu=mu or None, **{n: meta[n] for n in (*_META_FIELDS, *_STAT_FIELDS)})
+        sv = cls(directions=directions, mu=mu or None, **{n: meta[n] for n in (*META_FIELDS, *STAT_FIELDS)})
     except (VulnsteerError, ValueError, TypeError) as exc:
         raise DataError(f"{json_path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if meta.get("d_model") != sv.d_model:
@@ -91,7 +91,7 @@ def _read_meta(json_path: Path) -> dict[str, Any]:
         raise DataError(f"{json_path} is not a vulnsteer steering vector (format field missing or wrong)")
     if meta.get("version") != VERSION:
         raise DataError(f"{json_path} has format version {meta.get('version')!r}; this vulnsteer reads {VERSION}")
-    missing = [name for name in (*_META_FIELDS, *_STAT_FIELDS) if name not in meta]
+    missing = [name for name in (*META_FIELDS, *STAT_FIELDS) if name not in meta]
     if missing:
         raise DataError(f"{json_path} lacks metadata field(s) {missing}; rebuild the vector")
     if not isinstance(meta["record_ids"], list) or not isinstance(meta["extra"], dict):
