@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.experiments.context import open_context
-from vulnsteer.experiments.samples import build_samples
+from vulnsteer.prompting.context import open_context
+from vulnsteer.prompting.samples import build_samples
 from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector

@@ -18,8 +18,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from vulnsteer.evaluation.generation import generate_from_passes
-from vulnsteer.experiments.context import open_context
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.context import open_context
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector
 

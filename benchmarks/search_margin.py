@@ -23,8 +23,8 @@ from functools import partial
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.experiments.context import open_context
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.context import open_context
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.experiments.search import config_metrics, scored_validation, search_fold
 from vulnsteer.experiments.steer import _choose, run_steering
 from vulnsteer.options import SearchMode

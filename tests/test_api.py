@@ -131,7 +131,7 @@ def test_scaling_a_vector_scales_the_steering(lm):
 
 def test_activations_are_read_once_for_several_methods_and_the_probe(lm, data_root, monkeypatch):
     from vulnsteer.experiments.probe import probe_curve
-    from vulnsteer.experiments.samples import run_samples
+    from vulnsteer.prompting.samples import run_samples
 
     acts = vs.read_activations(lm, PAIRS, cwe="CWE-787", language="c")
     assert acts.residuals.shape == (6, lm.parts.n_layers + 1, lm.parts.d_model) and acts.labels.tolist() == [1, 0] * 3

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from vulnsteer.cli import app
 from vulnsteer.evaluation.parser import parse_answer
-from vulnsteer.experiments.windows import pool_verdicts
+from vulnsteer.prompting.windows import pool_verdicts
 
 HEADER = "===== window "
 

@@ -21,7 +21,7 @@ from vulnsteer.experiments.conditional import (
     ConditionalResult, choose_condition, conditional_steering, masked_random, with_conditional, with_conditional_text,
 )
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import Choice, SteerResult, run_steering
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel

@@ -12,7 +12,7 @@ from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.evaluation.probes import fit_probe, layer_probes
 from vulnsteer.evaluation.splits import cross_fit
 from vulnsteer.experiments.probe import crossfit_probe, probe_curve
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer

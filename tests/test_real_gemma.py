@@ -11,7 +11,7 @@ import torch
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.steering.sweep import score_interventions

@@ -11,7 +11,7 @@ from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.steering import reentry_check as reentry

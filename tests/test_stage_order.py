@@ -1,4 +1,4 @@
-"""Data flows data -> model -> activations -> vectors -> steering -> evaluation -> experiments -> report:
+"""Data flows data -> model -> activations -> vectors -> steering -> evaluation -> prompting -> experiments -> report:
 no stage folder imports a later one (imports inside functions included), no module imports itself back
 through others, and no stage reaches up to the package (`vulnsteer/__init__.py` sits on top of them all)."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import vulnsteer
 
-STAGES = ["data", "model", "activations", "vectors", "steering", "evaluation", "experiments", "report"]
+STAGES = ["data", "model", "activations", "vectors", "steering", "evaluation", "prompting", "experiments", "report"]
 PACKAGE = Path(vulnsteer.__file__).parent
 
 

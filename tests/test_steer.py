@@ -9,7 +9,7 @@ import torch
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.experiments.samples import build_samples, run_samples
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
@@ -159,7 +159,7 @@ def test_amplify_is_reported_apart_at_its_best_validation_configuration(setup):
         assert amp.operator is Operator.AMPLIFY
         vector = _applied({POOLED: fit_vectors(*training_set(main, None, train, np.concatenate([val, test])),
                                                [0, 2], cfg.methods)}, amp, cfg)[POOLED]
-        from vulnsteer.experiments.scorer import SampleScorer
+        from vulnsteer.prompting.scorer import SampleScorer
 
         score = SampleScorer(loaded.parts, main, words, cfg.scope, None)
         for row in (r for r in result.test if r.fold == f):

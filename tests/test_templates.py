@@ -11,7 +11,7 @@ from vulnsteer.activations.cache import ActivationCache
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import TEMPLATES, answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.templates import score_templates, template_table
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel

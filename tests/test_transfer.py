@@ -20,10 +20,10 @@ from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.evaluation.splits import GroupLeakError
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import run_steering
 from vulnsteer.experiments.transfer import concat, prepare_transfer, transfer_probe_curve
 from vulnsteer.model.architecture import model_parts

@@ -7,7 +7,7 @@ import torch
 
 from vulnsteer.data.fitting import CodeWindow
 from vulnsteer.evaluation.generation import Generation
-from vulnsteer.experiments.windows import (
+from vulnsteer.prompting.windows import (
     PromptWindow, flatten, pool_generations, pool_readouts, pool_scores, pool_verdicts, regroup,
 )
 

@@ -103,7 +103,7 @@ def run(
     log(f"{command}: model {model}, {cfg.dtype} on device {cfg.device}, data {root} ({len(records)} files: "
         f"{', '.join(cfg.baseline.subsets)}), run folder {out}")
 
-    from vulnsteer.experiments.context import open_context
+    from vulnsteer.prompting.context import open_context
     from vulnsteer.experiments.inputs import input_hashes
     from vulnsteer.experiments.run import run_all
     from vulnsteer.experiments.run_folder import RunDir

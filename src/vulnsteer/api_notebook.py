@@ -26,8 +26,8 @@ from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import Method, Readout
 
 if TYPE_CHECKING:
-    from vulnsteer.experiments.probe import ProbeCurve
-    from vulnsteer.experiments.samples import Sample
+    from vulnsteer.evaluation.probe_curve import ProbeCurve
+    from vulnsteer.prompting.samples import Sample
     from vulnsteer.vectors.steering_vector import SteeringVector
 
 
@@ -56,7 +56,7 @@ class Activations:
 
 def _build(lm: LoadedModel, records: Sequence[Record], template: str) -> list[Sample]:
     from vulnsteer.data.secllmholmes import cwe_names
-    from vulnsteer.experiments.samples import build_samples
+    from vulnsteer.prompting.samples import build_samples
 
     root = None
     try:
@@ -79,8 +79,8 @@ def read_activations(lm: LoadedModel, records: Any, readout: Readout | str = Rea
                      cache_dir: Path | str | None = None) -> Activations:
     """The residuals of `records` (Records, or (vulnerable_code, secure_code) pairs of one `cwe` and `language`)
     at `readout`, one pass per prompt served from the same activation cache as the command line."""
-    from vulnsteer.experiments.context import activation_cache
-    from vulnsteer.experiments.samples import run_samples
+    from vulnsteer.prompting.context import activation_cache
+    from vulnsteer.prompting.samples import run_samples
 
     check_model(lm)
     chosen, template = Readout(readout), check_template(template)
@@ -124,7 +124,7 @@ def train_steering_vector(lm: LoadedModel, records: Any, layers: int | Sequence[
 def probe_layers(acts: Activations, k: int = 5, seed: int = 0, repeats: int = 3) -> ProbeCurve:
     """Per-layer logistic probes scored by grouped k-fold cross-validation, with the shuffled-label control,
     as `vulnsteer probe` computes them: `.result.auroc[l]` (l = block l's output) and `.control` [repeats, l]."""
-    from vulnsteer.experiments.probe import probe_curve_of
+    from vulnsteer.evaluation.probe_curve import probe_curve_of
 
     if not isinstance(acts, Activations):
         raise VulnsteerError(f"probe_layers takes the Activations of vulnsteer.read_activations, not {type(acts).__name__}")
@@ -135,7 +135,7 @@ def probe_layers(acts: Activations, k: int = 5, seed: int = 0, repeats: int = 3)
 
 
 def _plain_scores(lm: LoadedModel, sample: Sample) -> float:
-    from vulnsteer.experiments.windows import pool_scores
+    from vulnsteer.prompting.windows import pool_scores
 
     if sample.fit.skipped:
         raise DataError(f"{sample.record.id}: {sample.fit.note}")
@@ -168,8 +168,8 @@ def answer_scores(lm: LoadedModel, records: Sequence[Record], template: str = "S
     """`answer_score` of many records. Unsteered, through the command line's path (one cached pass per prompt,
     served from the activation cache), so the numbers are `vulnsteer baseline`'s; inside `vector.apply(lm)`
     (or any hook on the model), plain forwards that the hooks steer, never the cache."""
-    from vulnsteer.experiments.context import activation_cache
-    from vulnsteer.experiments.samples import run_samples
+    from vulnsteer.prompting.context import activation_cache
+    from vulnsteer.prompting.samples import run_samples
 
     check_model(lm)
     recs = as_records(records, None, None)
@@ -187,7 +187,7 @@ def generate_answer(lm: LoadedModel, record: Record, template: str = "S1", max_n
     """The model's greedy answer to `record` under `template` (steered inside `vector.apply(lm)`); a file read
     in windows gets one answer per window, each under a header line naming its lines."""
     from vulnsteer.evaluation.generation import generate_answers
-    from vulnsteer.experiments.windows import pool_generations
+    from vulnsteer.prompting.windows import pool_generations
 
     check_model(lm)
     check_record(record)

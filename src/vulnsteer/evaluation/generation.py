@@ -61,7 +61,7 @@ def generate_answers(
     """
     eos = _eos_ids(model, tokenizer)
     # A chat template writes its own BOS into the text; a plain-format prompt (no template, e.g. the Gemma 3
-    # GGUF) needs the tokenizer's, as `experiments.samples` encodes it for the scored pass.
+    # GGUF) needs the tokenizer's, as `prompting.samples` encodes it for the scored pass.
     add_special = not bool(getattr(tokenizer, "chat_template", None))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
     # Similar lengths in one batch waste less padding; results are put back in the caller's order.

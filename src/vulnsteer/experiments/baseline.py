@@ -16,12 +16,12 @@ from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, 
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.prompting.samples import Sample, SampleSet, build_samples, run_samples
 from vulnsteer.experiments.templates import write_template_table
-from vulnsteer.experiments.windows import FileAnswer, flatten, pool_generations, regroup
+from vulnsteer.prompting.windows import FileAnswer, flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles
 from vulnsteer.progress import log
 
@@ -90,7 +90,7 @@ def sample_rows(sset: SampleSet, answers: Sequence[FileAnswer | None] | None, or
 
 def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer | None]:
     """Each sample's generated answer (None outside the --generate-sample sample): every window generated,
-    pooled per file (experiments/windows.py)."""
+    pooled per file (prompting/windows.py)."""
     if cfg.generate_sample is not None:
         keys = [FileKey(s.record.id, s.record.label, s.record.pair_id) for s in sset.samples]
         drawn = generation_sample(keys, cfg.generate_sample, cfg.seed)

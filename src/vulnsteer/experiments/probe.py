@@ -1,36 +1,17 @@
-"""Probing experiments: the per-layer probe curve (grouped CV, with a shuffled-label control) and a
+"""Probing experiments: the per-layer probe curve on a run's samples (evaluation/probe_curve.py) and a
 cross-fitted probe whose layer is chosen on the validation fold, comparable with steering's test rows."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 
 from vulnsteer.activations.layers import block_outputs
-from vulnsteer.data.records import Record
 from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
-from vulnsteer.evaluation.probes import ProbeResult, fit_probe, layer_probes, shuffled_control
+from vulnsteer.evaluation.probe_curve import ProbeCurve, probe_curve_of
+from vulnsteer.evaluation.probes import ProbeResult, fit_probe
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
-from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.options import Readout
-
-
-@dataclass
-class ProbeCurve:
-    result: ProbeResult  # per-layer out-of-fold AUROC/accuracy (layer k = output of block k)
-    control: np.ndarray  # [repeats, n_layers] AUROC with shuffled labels
-    k: int = 0  # grouped CV folds (0: not cross-validated, a transfer curve)
-
-
-PROBE_FOLDS = 5  # the probe curve's grouped CV folds; fewer where the data has fewer scenario groups
-
-
-def probe_folds(n_groups: int) -> int:
-    """The probe curve's k: PROBE_FOLDS, or every group as its own fold where there are fewer (at least 2)."""
-    return min(PROBE_FOLDS, n_groups)
 
 
 def probe_curve(samples: SampleSet, k: int | None = None, seed: int = 0, repeats: int = 3,
@@ -38,19 +19,6 @@ def probe_curve(samples: SampleSet, k: int | None = None, seed: int = 0, repeats
     """Per-layer probes and their shuffled-label control on the residuals read at `readout`; k folds, by
     default `probe_folds` of the data's scenario groups."""
     return probe_curve_of(samples.readout(readout), [s.record for s in samples.samples], k, seed, repeats)
-
-
-def probe_curve_of(residuals: torch.Tensor, records: Sequence[Record], k: int | None = None, seed: int = 0,
-                   repeats: int = 3) -> ProbeCurve:
-    """`probe_curve` on residuals [n, n_layers + 1, d] of `records` (their labels, groups and CWEs)."""
-    X = block_outputs(residuals).numpy()
-    y = np.array([r.label for r in records])
-    groups = [r.group for r in records]
-    k = probe_folds(len(set(groups))) if k is None else k
-    cwes = [r.cwe for r in records]
-    result = layer_probes(X, y, groups, k=k, seed=seed, cwes=cwes, progress=True)
-    control = shuffled_control(X, y, groups, k=k, seed=seed + 1, n_repeats=repeats, progress=True)
-    return ProbeCurve(result=result, control=control, k=k)
 
 
 def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000, seed: int = 0) -> dict[str, list]:

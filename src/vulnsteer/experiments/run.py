@@ -16,15 +16,16 @@ from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
-from vulnsteer.experiments.probe import PROBE_FOLDS, calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
-from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
-from vulnsteer.experiments.windows import flatten, pool_generations, regroup
+from vulnsteer.evaluation.probe_curve import PROBE_FOLDS
+from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
+from vulnsteer.prompting.windows import flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.vectors.operators import Intervention
-from vulnsteer.experiments.scorer import code_spans
+from vulnsteer.prompting.scorer import code_spans
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
 from vulnsteer.experiments.vectors_out import save_chosen_vectors

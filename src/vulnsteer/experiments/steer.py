@@ -21,12 +21,12 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.records import Record
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.experiments.samples import SampleSet
-from vulnsteer.experiments.scorer import SampleScorer, code_spans
+from vulnsteer.prompting.samples import SampleSet
+from vulnsteer.prompting.scorer import SampleScorer, code_spans
 from vulnsteer.experiments.search import (
     Config, config_metrics, n_stages, scored_validation, search_fold, val_rank,
 )
-from vulnsteer.experiments.windows import pool_readouts
+from vulnsteer.prompting.windows import pool_readouts
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar

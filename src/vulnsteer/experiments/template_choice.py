@@ -20,9 +20,9 @@ from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
 from vulnsteer.experiments import schema
 from vulnsteer.experiments.config import AUTO_TEMPLATE, RunConfig
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.samples import SampleSet
+from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.experiments.templates import TemplateScores, as_scores, score_templates
 

@@ -16,9 +16,9 @@ from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import Predictions, metrics_with_ci
 from vulnsteer.experiments.config import BaselineConfig
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.run_folder import RunDir
-from vulnsteer.experiments.samples import SampleSet, build_samples, run_samples
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import LongFiles
 
 READING = "score"

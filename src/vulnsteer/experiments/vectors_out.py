@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vulnsteer.experiments.context import Context
+from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.run_folder import RunDir
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.options import Operator

@@ -20,7 +20,7 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.errors import DataError
 from vulnsteer.options import LongFiles, Readout
-from vulnsteer.experiments.windows import PromptWindow, pool_readouts, pool_scores
+from vulnsteer.prompting.windows import PromptWindow, pool_readouts, pool_scores
 from vulnsteer.progress import progress_bar
 
 
@@ -37,7 +37,7 @@ class Sample:
 @dataclass
 class SampleSet:
     """Samples with the results of their unsteered passes (stacked in sample order), pooled over each sample's
-    windows (experiments/windows.py): the score by the maximum, the readouts by the mean."""
+    windows (prompting/windows.py): the score by the maximum, the readouts by the mean."""
 
     samples: list[Sample]
     scores: torch.Tensor  # [n] log P(yes) - log P(no)
@@ -167,7 +167,7 @@ def run_samples(
     description: str = "forward passes",
 ) -> SampleSet:
     """One unsteered pass per window of each sample (served from the activation cache when possible), pooled
-    per sample (experiments/windows.py).
+    per sample (prompting/windows.py).
 
     Samples the long-file policy skipped are not run: they go to `SampleSet.skipped`, out of the tensors.
     """

@@ -1,5 +1,5 @@
 """Steered answer scores of one sample in the steering experiment: every window of the sample steered alike,
-then pooled as its unsteered score is (experiments/windows.py), so steered and unsteered stay comparable.
+then pooled as its unsteered score is (prompting/windows.py), so steered and unsteered stay comparable.
 In the code scope each window is steered on its own code's tokens."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from torch import nn
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.errors import DataError
-from vulnsteer.experiments.samples import Sample, SampleSet
-from vulnsteer.experiments.windows import pool_scores
+from vulnsteer.prompting.samples import Sample, SampleSet
+from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import SweepScope
 from vulnsteer.steering.block_reentry import record_full
