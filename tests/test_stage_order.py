@@ -161,3 +161,11 @@ def test_the_package_check_catches_an_import_of_vulnsteer(tmp_path):
         "experiments/x.py": "from vulnsteer import __version__\n",
         "report/y.py": "def f():\n    import vulnsteer\n", "report/z.py": "from vulnsteer.io import atomic\n"})
     assert imports_of_the_package(package) == ["experiments/x.py", "report/y.py"]
+
+
+def test_the_notebook_api_scores_without_the_experiments():
+    """answer_score, read_activations, probe_layers and generate_answer run on the stages below experiments."""
+    graph = import_graph()
+    for module in ("vulnsteer.api_notebook", "vulnsteer.api_inputs"):
+        later = sorted(m for m in graph[module] if m.split(".")[1] in ("experiments", "report"))
+        assert later == [], f"{module} imports {later}"
