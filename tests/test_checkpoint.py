@@ -6,8 +6,8 @@ import json
 
 import torch
 
-from vulnsteer.experiments.checkpoint import RunFoldStore
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.experiments.steer import Choice, FoldResult, TestRow
 from vulnsteer.options import Method, Operator
 from vulnsteer.vectors.steering_vector import SteeringVector

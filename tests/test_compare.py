@@ -113,7 +113,7 @@ def test_compare_refuses_a_folder_that_is_not_there(tmp_path):
 
 def _fake_run(path, **config):
     """A run folder as `vulnsteer run` leaves it, reduced to its marker and config.json."""
-    from vulnsteer.experiments.folders import RUN, mark
+    from vulnsteer.experiments.run_folder.folders import RUN, mark
 
     path.mkdir(parents=True)
     mark(path, RUN)

@@ -150,7 +150,7 @@ def test_conditional_must_be_a_bool():
 
 def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_root, tmp_path, monkeypatch):
     import vulnsteer as vs
-    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.run_folder import schema
     from vulnsteer.experiments.config import BaselineConfig, RunConfig
     from vulnsteer.report.verdicts import CARRY_QUESTION
 
@@ -190,7 +190,7 @@ def test_no_conditional_on_the_command_line_leaves_it_out(data_root, tmp_path, m
     from typer.testing import CliRunner
 
     from vulnsteer.cli import app
-    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.run_folder import schema
 
     monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
     args = ["steer", "--model", "tiny-qwen2", "--cwe", ",".join(CWES), "--layers", "1", "--methods", "caa",

@@ -240,7 +240,7 @@ def test_a_conditional_generation_is_shown_and_an_unselected_one_is_marked(tmp_p
 
 
 def test_the_curves_say_when_the_sweep_scored_part_of_the_grid(tmp_path):
-    from vulnsteer.report.run_reader import Run
+    from vulnsteer.experiments.run_folder.reader import Run
     from vulnsteer.report.sections import _search_note
 
     write(tmp_path / "config.json", {"steer": {"search": "grid", "search_top": 3, "search_subsample": None}})

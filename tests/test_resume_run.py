@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vulnsteer.experiments.folders import RUN, mark
+from vulnsteer.experiments.run_folder.folders import RUN, mark
 
 ARGS = ["run", "--cwe", "CWE-787,CWE-89,CWE-22", "--folds", "3", "--layers", "1,2", "--methods", "caa,pca",
         "--max-new-tokens", "4", "--n-boot", "100"]
@@ -24,7 +24,7 @@ OUTPUTS = ["baseline/samples.jsonl", "baseline/summary.json", "probe/curve.json"
 _STALL_AFTER_FOLD_1 = """
 import sys, time
 from pathlib import Path
-import vulnsteer.experiments.checkpoint as cp
+import vulnsteer.experiments.run_folder.checkpoint as cp
 save = cp.RunFoldStore.save
 def stalling(self, fold, result):
     save(self, fold, result)

@@ -6,7 +6,7 @@ import pytest
 
 from vulnsteer.errors import DataError
 from vulnsteer.data.load import load_records
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 
 
 def test_run_dir_writes_valid_json_with_nan_as_null(tmp_path):
@@ -33,7 +33,7 @@ def test_load_records_by_subset_name_and_path(data_root, tmp_path):
 
 
 def _run_folder(path, status="finished"):
-    from vulnsteer.experiments.folders import RUN, mark
+    from vulnsteer.experiments.run_folder.folders import RUN, mark
 
     path.mkdir(parents=True)
     mark(path, RUN)
@@ -77,7 +77,7 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     import sys
 
     from vulnsteer.errors import VulnsteerError
-    from vulnsteer.experiments.run_folder import is_stale, read_config
+    from vulnsteer.experiments.run_folder.run_dir import is_stale, read_config
 
     first = RunDir.create(tmp_path / "r", "run", {})
     with pytest.raises(VulnsteerError, match="being written by another vulnsteer process"):
@@ -102,7 +102,7 @@ def test_a_run_records_how_it_ended(tiny_dirs, data_root, tmp_path, monkeypatch,
     import vulnsteer.experiments.run as run_module
     from vulnsteer.api import run
     from vulnsteer.experiments.config import BaselineConfig, RunConfig
-    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.experiments.run_folder.run_dir import read_config
 
     def boom(*_args):
         raise error()
@@ -142,8 +142,8 @@ def test_a_user_folder_is_never_written_or_emptied_however_it_is_named(tmp_path)
 
 
 def test_a_run_folder_is_marked_when_created_and_force_replaces_only_marked_ones(tmp_path):
-    from vulnsteer.experiments import schema
-    from vulnsteer.experiments.folders import marker
+    from vulnsteer.experiments.run_folder import schema
+    from vulnsteer.experiments.run_folder.folders import marker
 
     run = RunDir.create(tmp_path / "r", "run", {})
     info = marker(run.path)
@@ -168,7 +168,7 @@ def test_finished_is_written_only_after_the_report_exists(tiny_dirs, data_root, 
     from vulnsteer.api import run
     from vulnsteer.errors import VulnsteerError
     from vulnsteer.experiments.config import BaselineConfig, RunConfig
-    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.experiments.run_folder.run_dir import read_config
 
     def full(path, text, fsync=False):
         raise OSError(28, "No space left on device", str(path))

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-import vulnsteer.experiments.checkpoint as checkpoint
+import vulnsteer.experiments.run_folder.checkpoint as checkpoint
 from vulnsteer.api import study
 from vulnsteer.cli import app
 from vulnsteer.errors import VulnsteerError

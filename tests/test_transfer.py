@@ -18,11 +18,11 @@ from vulnsteer.data.load import load_records
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.evaluation.splits import GroupLeakError
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
 from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import run_steering
 from vulnsteer.experiments.transfer import concat, prepare_transfer, transfer_probe_curve

@@ -17,7 +17,7 @@ from vulnsteer.data.root import resolve_data_root
 from vulnsteer.api_inputs import names
 from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.experiments.config import RunConfig
-from vulnsteer.experiments.folders import check_writable, resolved
+from vulnsteer.experiments.run_folder.folders import check_writable, resolved
 from vulnsteer.experiments.preflight import preflight
 from vulnsteer.experiments.study_spec import StudySpec
 from vulnsteer.options import Executor
@@ -96,7 +96,7 @@ def run(
     if out is None:
         check_writable(resolved("runs"), "--out (default runs/)")
     root, records = preflight(cfg, model, data, out, force, command, cache_dir)  # before torch is imported
-    from vulnsteer.experiments.run_folder import fresh_run_path
+    from vulnsteer.experiments.run_folder.run_dir import fresh_run_path
     from vulnsteer.progress import log
 
     out = Path(out) if out is not None else fresh_run_path(command)
@@ -106,7 +106,7 @@ def run(
     from vulnsteer.prompting.context import open_context
     from vulnsteer.experiments.inputs import input_hashes
     from vulnsteer.experiments.run import run_all
-    from vulnsteer.experiments.run_folder import RunDir
+    from vulnsteer.experiments.run_folder.run_dir import RunDir
     from vulnsteer.report.document import write_report
 
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
@@ -162,7 +162,7 @@ def study(
 
 def run_cell(job: CellJob) -> Path:
     """One study cell, as `run` runs it (on a Ray worker too); its log lines name the cell."""
-    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.experiments.run_folder.run_dir import read_config
     from vulnsteer.progress import log, prefixed
 
     with prefixed(job.cell.title):

@@ -100,10 +100,10 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     from vulnsteer.api import run  # torch-free: run's preflight checks everything before torch is imported
 
     t0 = time.time()
-    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.long_files import generation_line
     from vulnsteer.report.reading import transfer_text
-    from vulnsteer.report.run_reader import Run
+    from vulnsteer.experiments.run_folder.reader import Run
     from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
@@ -280,10 +280,10 @@ def report(
 ) -> None:
     """Rebuild report.md and report.html from a run folder (no model needed). A run that did not finish is
     reported as such in the first line, with exit code 3 unless --partial."""
-    from vulnsteer.experiments import schema
-    from vulnsteer.experiments.run_folder import read_config
+    from vulnsteer.experiments.run_folder import schema
+    from vulnsteer.experiments.run_folder.run_dir import read_config
     from vulnsteer.report.document import write_report
-    from vulnsteer.report.run_reader import unfinished
+    from vulnsteer.experiments.run_folder.reader import unfinished
 
     if not (run_dir / schema.CONFIG).is_file():
         raise VulnsteerError(f"{run_dir} is not a vulnsteer run folder (no config.json); pass the folder a command wrote")
@@ -330,7 +330,7 @@ def study(
     if model:
         chosen = replace(chosen, models=tuple(parse_list(model)))
     path = run_study(chosen, out_dir, data, cache_dir, trust_remote_code, Executor(executor), ray_address)
-    from vulnsteer.experiments import schema
+    from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.study import results_table
     from vulnsteer.report.tables import to_rich
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 import torch
 
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.evaluation.deltas import mean_ci
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
@@ -17,7 +17,7 @@ from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.data.load import load_records
 from vulnsteer.prompting.context import Context
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
 from vulnsteer.evaluation.probe_curve import PROBE_FOLDS
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
@@ -28,12 +28,12 @@ from vulnsteer.vectors.operators import Intervention
 from vulnsteer.prompting.scorer import code_spans
 from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
 from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
-from vulnsteer.experiments.vectors_out import save_chosen_vectors
+from vulnsteer.experiments.run_folder.vectors_out import save_chosen_vectors
 from vulnsteer.experiments.summary import (
     bias_only, condition_metrics, condition_selects, curves, deltas, flips, steered_minus_random, strength_slopes,
     sweep_summary, verdict_text,
 )
-from vulnsteer.experiments.checkpoint import RunFoldStore
+from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
 from vulnsteer.experiments.conditional import (
     ConditionalResult, conditional_file, conditional_steering, with_conditional, with_conditional_text,
 )

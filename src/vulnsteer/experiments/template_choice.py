@@ -18,10 +18,10 @@ from vulnsteer.data.prompts import TEMPLATES
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import AUTO_TEMPLATE, RunConfig
 from vulnsteer.prompting.context import Context
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.experiments.templates import TemplateScores, as_scores, score_templates

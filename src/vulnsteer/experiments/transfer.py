@@ -29,11 +29,11 @@ from vulnsteer.activations.layers import block_outputs
 from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.evaluation.probes import transfer_probes
 from vulnsteer.evaluation.splits import TransferSplit, assert_no_leak, validation_groups
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.prompting.context import Context
 from vulnsteer.evaluation.probe_curve import ProbeCurve
-from vulnsteer.experiments.run_folder import RunDir
+from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import Readout
 from vulnsteer.vectors.training import POOLED

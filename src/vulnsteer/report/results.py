@@ -1,4 +1,4 @@
-"""Typed readers of a run folder's headline results (names from experiments/schema.py), for reports that put
+"""Typed readers of a run folder's headline results (names from experiments/run_folder/schema.py), for reports that put
 many runs side by side: each number once, as an `Estimate`, or None where the run did not write it."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer.errors import DataError
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.coverage import GeneratedCounts, KeptCounts
-from vulnsteer.report.run_reader import Run, unfinished
+from vulnsteer.experiments.run_folder.reader import Run, unfinished
 from vulnsteer.report.tables import fmt, fmt_ci
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.errors import DataError
 from vulnsteer.report import plots
 from vulnsteer.report.family import comparisons_data, count_sentence
@@ -17,7 +17,7 @@ from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
 from vulnsteer.report.links import failed_links
 from vulnsteer.report.long_files import generation_line, long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
-from vulnsteer.report.run_reader import Run, readout_and_scope
+from vulnsteer.experiments.run_folder.reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
     CONDITIONS, TableData, baseline_data, conditional_data, fmt, fmt_ci, headline_data,
     per_cwe_data, templates_data,

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vulnsteer.errors import DataError
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.report import plots
 from vulnsteer.report.document import random_weights_warning, write_document
 from vulnsteer.report.results import RunResult, cell, mde_cell, read_result
 from vulnsteer.report.blocks import Block, Fig, Section, Text
-from vulnsteer.report.run_reader import Run
+from vulnsteer.experiments.run_folder.reader import Run
 from vulnsteer.report.tables import TableData
 
 HOW_TO_READ = (

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer.errors import DataError
-from vulnsteer.experiments import schema
-from vulnsteer.experiments.run_folder import is_stale
+from vulnsteer.experiments.run_folder import schema
+from vulnsteer.experiments.run_folder.run_dir import is_stale
 from vulnsteer.io import read_utf8
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from vulnsteer.experiments.run_folder import RunDir, sha256_or_none
+from vulnsteer.experiments.run_folder.run_dir import RunDir, sha256_or_none
 from vulnsteer.experiments.steer import Choice, FoldResult, TestRow
 from vulnsteer.io import atomic_write_text
 from vulnsteer.options import Method, Operator

@@ -18,7 +18,7 @@ from typing import Any
 
 from vulnsteer.version import __version__
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments import schema
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.io import atomic_write_text
 
 RUN, COMPARISON = "run", "comparison"
