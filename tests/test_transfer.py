@@ -74,8 +74,8 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     assert json.loads((tmp_path / "run" / schema.TRANSFER).read_text())["n_test"] == len(test.samples)
 
     def everything(main: SampleSet) -> tuple:
-        result = run_steering(ctx.loaded.parts, main, ctx.words, CFG.steer, split=t.split)
-        probe = crossfit_probe(main, t.split, CFG.steer.seed)
+        result = run_steering(ctx.loaded.parts, main, ctx.words, CFG.steer, CFG.readout, split=t.split)
+        probe = crossfit_probe(main, t.split, CFG.steer.seed, CFG.readout)
         calib = calibrated_thresholds(main, t.split)
         return result, probe, calib
 
@@ -102,7 +102,7 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     assert [r.steered for r in result.test] == [r.steered for r in result2.test]
     assert [r.label for r in result2.test] == permuted  # the permutation did reach the test rows
 
-    curve = transfer_probe_curve(t, repeats=2)
+    curve = transfer_probe_curve(t, 0, Readout.ANSWER, repeats=2)
     n_layers = ctx.loaded.parts.n_layers
     assert curve.result.auroc.shape == (n_layers,) and curve.control.shape == (2, n_layers)
     assert curve.result.labels.tolist() == labels

@@ -204,9 +204,9 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir, transfer: Transfer | None) -> None:
     t0 = time.time()
     if transfer is not None:  # fit on the fit-on samples, scored (and its intervals drawn) on the test-on ones
-        curve, scored = transfer_probe_curve(transfer, cfg.steer.seed, readout=cfg.readout), transfer.test
+        curve, scored = transfer_probe_curve(transfer, cfg.steer.seed, cfg.readout), transfer.test
     else:
-        curve, scored = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout), main
+        curve, scored = probe_curve(main, cfg.readout, cfg.steer.seed), main
     res = curve.result
     if 0 < curve.k < PROBE_FOLDS:
         run.note(f"probe curve: grouped {curve.k}-fold cross-validation, not {PROBE_FOLDS}-fold: the data has only "
@@ -238,8 +238,8 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
         own = {f for f, t in enumerate(plan) if t == template}
         sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
         extra = extra_training(ctx, cfg, sset, template)
-        part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, extra, ctx.loaded.model,
-                            RunFoldStore(run), only_folds=own, readout=cfg.readout, split=split)
+        part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, cfg.readout, extra, ctx.loaded.model,
+                            RunFoldStore(run), only_folds=own, split=split)
         probe |= {r["index"]: (r["probe"], r["probe_layer"])
                   for r in crossfit_probe(sset, folds, cfg.steer.seed, cfg.readout) if r["fold"] in own}
         calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}

@@ -121,7 +121,7 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
 
 
 def training_set(
-    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout = Readout.ANSWER
+    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout
 ) -> tuple[torch.Tensor, list[Record]]:
     """Residuals (read at `readout`) and records a fold's vectors are fit on: its training samples, plus the
     extra (training-only) samples whose scenario group is not among the `held` (validation and test) samples'
@@ -149,11 +149,11 @@ def run_steering(
     main: SampleSet,
     words: AnswerWords,
     cfg: SteerConfig,
+    readout: Readout,
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
     store: FoldStore | None = None,
     only_folds: set[int] | None = None,
-    readout: Readout = Readout.ANSWER,
     split: TransferSplit | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.

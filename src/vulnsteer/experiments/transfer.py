@@ -114,7 +114,7 @@ def prepare_transfer(ctx: Context, cfg: RunConfig, run: RunDir, test: SampleSet,
     return Transfer(main, split)
 
 
-def transfer_probe_curve(t: Transfer, seed: int = 0, repeats: int = 3, readout: Readout = Readout.ANSWER) -> ProbeCurve:
+def transfer_probe_curve(t: Transfer, seed: int, readout: Readout, repeats: int = 3) -> ProbeCurve:
     """Per layer: a probe fit on every fit-on sample, scored on the test-on samples, both read at `readout`;
     the control fits on permuted fit-on labels (`repeats` permutations)."""
     fit, test = t.fit, t.test
