@@ -125,7 +125,7 @@ def build_samples(
     for record in records:
         twin = twins.get(record.id) if policy is LongFiles.DIFF_CENTRED else None
         focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
-        fits[record.id] = fit_code(record.code, tok, max_code_tokens, policy.value, focus, language=record.language)
+        fits[record.id] = fit_code(record.code, tok, max_code_tokens, policy, focus, language=record.language)
     if policy is LongFiles.SKIP_PAIRS:
         over = {rid for rid, fit in fits.items() if fit.skipped}
         for rid, twin in twins.items():
