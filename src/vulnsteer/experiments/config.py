@@ -1,8 +1,10 @@
 """The configs of every experiment: frozen dataclasses that check themselves when built.
 
-Defaults live here once; the command line reads them from here. Nothing here imports torch, so the command
-line checks every option within a second, before any weights load. Checks that need the model (layer range,
-context length) or the data (folds vs groups) are `check_*` methods, called as soon as those are known.
+Each option is declared once, on its field (options.opt): its default, help, flag and study TOML key; the
+commands (cli_options.py) and the TOML keys (study_spec.py) are built from these declarations. Nothing here
+imports torch, so the command line checks every option within a second, before any weights load. Checks
+that need the model (layer range, context length) or the data (folds vs groups) are `check_*` methods,
+called as soon as those are known.
 """
 
 from __future__ import annotations
@@ -25,10 +27,7 @@ ALL_TEMPLATES = "all"  # `vulnsteer baseline --template all`
 AUTO_TEMPLATE = "auto"  # `--steer-template auto`: chosen per fold on validation
 
 
-# Each field is declared once, with its default, help, flag and study TOML key (options.opt): the commands
-# (cli_options.py) and the TOML keys (study_spec.py) are built from these declarations.
 SEED = "Seeds the bootstrap, the folds, the probes, the random controls and the generation sample."
-FIT_SIDE = "with --fit-on, the fit-on data's "
 
 
 @dataclass(frozen=True)
@@ -142,12 +141,11 @@ class SteerConfig:
         None, "Template steering uses: 'auto' (per fold, the template whose unsteered answer score has the best "
         "validation balanced accuracy; one extra pass per template and file; not with --fit-on) or an id (default: "
         "--template).", "--steer-template", "steer_template", commands=STEERING)
-    # experiments/conditional.py; it costs no forward pass (it reuses the sweep's scores), hence on by default.
+    # It costs no forward pass (it reuses the sweep's scores), hence on by default.
     conditional: bool = opt(
         True, "Also report conditional steering (CAST): steer a test file only where a probe condition chosen on "
         "validation passes (no extra forward passes).", "--conditional/--no-conditional", "conditional",
         commands=STEERING)
-    # experiments/search.py, docs/STEERING.md ("Bounding the search").
     search: SearchMode = opt(
         SearchMode.GRID, "Configurations the validation sweep scores: grid = every layer x method x strength; "
         "coarse-fine = every layer x method at reference strengths, then every strength at the --search-top best "
@@ -256,9 +254,9 @@ class RunConfig:
         None, commands=FITTED, toml_via="a cell's test")
     # A large fit-on set (SVEN) can skip its long pairs while the test set is read whole. Without --fit-on there
     # is no fit-on data and they do nothing (a study refuses them on a cross-fitted cell).
-    fit_max_code_tokens: int | None = opt(None, FIT_SIDE.capitalize() + "--max-code-tokens (default: the same).",
+    fit_max_code_tokens: int | None = opt(None, "With --fit-on, the fit-on data's --max-code-tokens (default: the same).",
                                           "--fit-max-code-tokens", "fit_max_code_tokens", commands=FITTED)
-    fit_long_files: LongFiles | None = opt(None, FIT_SIDE.capitalize() + "--long-files (default: the same).",
+    fit_long_files: LongFiles | None = opt(None, "With --fit-on, the fit-on data's --long-files (default: the same).",
                                            "--fit-long-files", "fit_long_files", commands=FITTED)
 
     def __post_init__(self) -> None:

@@ -169,8 +169,6 @@ def _names_slug(names: tuple[str, ...]) -> str:
 
 TOP_KEYS = ("models", "readouts", "cells", "run")
 CELL_KEYS = ("crossfit", "fit", "test", "run")
-
-
 # [run] key -> the config fields it sets, from their declarations; "seed" seeds the bootstrap and the steering.
 RUN_KEYS: dict[str, list[Declared]] = {}
 for _d in declarations():
@@ -178,19 +176,11 @@ for _d in declarations():
         RUN_KEYS.setdefault(_d.opt.toml, []).append(_d)
 
 
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
 # What a TOML value must be, by the field's item type (a Choice is written as its text).
 ITEMS: dict[Any, tuple[str, str, Callable[[Any], bool]]] = {
     bool: ("true or false", "booleans", lambda v: isinstance(v, bool)),
-    int: ("an integer", "integers", _is_int),
-    float: ("a number", "numbers", _is_number),
+    int: ("an integer", "integers", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", "numbers", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     str: ("a string", "strings", lambda v: isinstance(v, str)),
 }
 STRS = Shape(str, True, False)
@@ -203,11 +193,9 @@ def _typed(where: str, value: Any, shape: Shape) -> Any:
     one, many, ok = ITEMS[str if enum else shape.item]
     if not (isinstance(value, list) and all(ok(v) for v in value) if shape.many else ok(value)):
         raise SpecError(f"{where} = {value!r}: expected {'a list of ' + many if shape.many else one}")
-    convert = enum or (float if shape.item is float else None)
+    convert: Callable[[Any], Any] = enum or (float if shape.item is float else (lambda v: v))
     try:
-        if shape.many:
-            return tuple(convert(v) if convert else v for v in value)
-        return convert(value) if convert else value
+        return tuple(convert(v) for v in value) if shape.many else convert(value)
     except VulnsteerError as exc:
         raise SpecError(f"{where} = {value!r}: {exc}") from None
 
