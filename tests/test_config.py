@@ -35,7 +35,7 @@ def test_wide_scopes_sweep_every_third_block_and_fewer_strengths(scope):
         (Operator.AMPLIFY, a) for a in wide.wide_amplify_alphas] + [(Operator.ABLATE, 0.0)]
     assert len(wide.settings()) < len(answer.settings())
     assert SweepScope(scope).wide and not SweepScope.ANSWER.wide
-    with pytest.raises(VulnsteerError, match="wide_layer_stride"):
+    with pytest.raises(VulnsteerError, match="--wide-layer-stride 0: must be at least 1"):
         SteerConfig(wide_layer_stride=0)
 
 

@@ -181,12 +181,12 @@ class SteerConfig:
         if self.n_random < 1:
             raise VulnsteerError(f"--n-random {self.n_random}: the random control needs at least one draw")
         if self.select not in ("balanced_accuracy", "accuracy", "auroc"):
-            raise VulnsteerError(f"select {self.select!r}: use balanced_accuracy, accuracy or auroc")
+            raise VulnsteerError(f"--select {self.select!r}: use balanced_accuracy, accuracy or auroc")
         if self.wide_layer_stride < 1:
-            raise VulnsteerError(f"wide_layer_stride {self.wide_layer_stride}: must be at least 1")
+            raise VulnsteerError(f"--wide-layer-stride {self.wide_layer_stride}: must be at least 1")
         alphas = (*self.add_alphas, *self.amplify_alphas, *self.wide_add_alphas, *self.wide_amplify_alphas)
         if not all(math.isfinite(a) for a in alphas):
-            raise VulnsteerError("steering strengths must be finite numbers")
+            raise VulnsteerError("steering strengths (--add-alphas, --amplify-alphas, --wide-*) must be finite numbers")
         if self.template is not None and self.template != AUTO_TEMPLATE:
             get_template(self.template)
 
@@ -262,7 +262,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         coerce(self)
         if self.fit_max_code_tokens is not None and self.fit_max_code_tokens < 16:
-            raise VulnsteerError(f"fit_max_code_tokens {self.fit_max_code_tokens}: must be at least 16")
+            raise VulnsteerError(f"--fit-max-code-tokens {self.fit_max_code_tokens}: must be at least 16")
         object.__setattr__(self, "device", check_device(self.device))
         object.__setattr__(self, "train", self.train or (Train.HOLDOUT,))
         bad = [s for s in self.stages if s not in STAGES]
@@ -270,7 +270,7 @@ class RunConfig:
             raise VulnsteerError(f"unknown stage {bad[0]!r}; use any of {', '.join(STAGES)}")
         for name in ("n_side_by_side", "side_by_side_tokens", "n_fluency"):
             if getattr(self, name) < 0:
-                raise VulnsteerError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise VulnsteerError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 0")
         self._check_transfer()
 
     def _check_transfer(self) -> None:
