@@ -89,12 +89,13 @@ def _item(text: str, d: Declared) -> Any:
 
 def _value(d: Declared, given: Any) -> Any:
     """What a flag's parsed value sets the field to; None: leave the config's default."""
-    if given is None or not d.shape.many:
-        return d.shape.item(given) if given is not None and _is_enum(d.shape.item) else given
+    if given is None:
+        return None
+    if not d.shape.many:
+        return d.shape.item(given) if _is_enum(d.shape.item) else given
     if d.opt.parse is not None:
         return d.opt.parse(given)
-    items = parse_list(given)
-    return tuple(_item(x, d) for x in items) or None
+    return tuple(_item(x, d) for x in parse_list(given)) or None
 
 
 def config_from(command: str, values: dict[str, Any]) -> RunConfig:
