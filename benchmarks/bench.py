@@ -33,12 +33,12 @@ from pathlib import Path
 import torch
 
 from vulnsteer.activations.passes import run_prompt
+from vulnsteer.model.loading import default_cache_dir, load_model
+from vulnsteer.model.precision import DEFAULT_PRECISION, TORCH_DTYPES, Precision, to_precision
 from vulnsteer.prompting.context import open_context
 from vulnsteer.prompting.samples import build_samples
-from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector
-from vulnsteer.model.precision import DEFAULT_PRECISION, TORCH_DTYPES, Precision, to_precision
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
 

@@ -28,11 +28,11 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from vulnsteer.evaluation.probes import layer_probes
+from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
+from vulnsteer.model.precision import to_precision
 from vulnsteer.prompting.context import open_context
 from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.prompting.windows import pool_scores
-from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
-from vulnsteer.model.precision import to_precision
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector
 

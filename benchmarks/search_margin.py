@@ -23,12 +23,12 @@ from functools import partial
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.prompting.context import open_context
-from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.experiments.search import config_metrics, scored_validation, search_fold
 from vulnsteer.experiments.steer import _choose, run_steering
-from vulnsteer.options import SearchMode
+from vulnsteer.options import Readout, SearchMode
 from vulnsteer.progress import log
+from vulnsteer.prompting.context import open_context
+from vulnsteer.prompting.samples import build_samples, run_samples
 
 
 def main() -> None:
@@ -46,7 +46,7 @@ def main() -> None:
     labels, pair_ids = samples.labels.tolist(), [s.record.pair_id for s in samples.samples]
     t0 = time.perf_counter()
     grid_cfg = SteerConfig()
-    grid = run_steering(ctx.loaded.parts, samples, ctx.words, grid_cfg, model=ctx.loaded.model)
+    grid = run_steering(ctx.loaded.parts, samples, ctx.words, grid_cfg, Readout.ANSWER, model=ctx.loaded.model)
     grid_s = time.perf_counter() - t0
     layers = grid_cfg.check_layers(ctx.loaded.parts.n_layers)
     row = {(r["fold"], r["index"], r["layer"], r["method"], r["operator"], r["alpha"]): r for r in grid.sweep}
@@ -88,7 +88,8 @@ def main() -> None:
     if args.time_coarse_fine:
         log("timing coarse-fine top 3 for real")
         t0 = time.perf_counter()
-        cf = run_steering(ctx.loaded.parts, samples, ctx.words, searches["coarse-fine top 3"], model=ctx.loaded.model)
+        cf = run_steering(ctx.loaded.parts, samples, ctx.words, searches["coarse-fine top 3"], Readout.ANSWER,
+                          model=ctx.loaded.model)
         print(f"coarse-fine top 3 for real: run_steering {time.perf_counter() - t0:.0f} s against grid {grid_s:.0f} s; "
               f"choices {[c.label() for c in cf.choices]}")
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import vulnsteer as vs
-from vulnsteer.errors import VulnsteerError
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.api_notebook import _build, _words
+from vulnsteer.errors import VulnsteerError
 from vulnsteer.steering.sweep import score_interventions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,6 +131,7 @@ def test_scaling_a_vector_scales_the_steering(lm):
 
 def test_activations_are_read_once_for_several_methods_and_the_probe(lm, data_root, monkeypatch):
     from vulnsteer.experiments.probe import probe_curve
+    from vulnsteer.options import Readout
     from vulnsteer.prompting.samples import run_samples
 
     acts = vs.read_activations(lm, PAIRS, cwe="CWE-787", language="c")
@@ -150,7 +151,7 @@ def test_activations_are_read_once_for_several_methods_and_the_probe(lm, data_ro
     records = vs.load_records("hand-crafted", cwes="CWE-787")
     curve = vs.probe_layers(vs.read_activations(lm, records), k=3, repeats=2)
     sset = run_samples(_build(lm, records, "S1"), lm, _words(lm))
-    reference = probe_curve(sset, k=3, repeats=2)  # what `vulnsteer probe` computes
+    reference = probe_curve(sset, Readout.ANSWER, 0, k=3, repeats=2)  # what `vulnsteer probe` computes
     np.testing.assert_allclose(curve.result.auroc, reference.result.auroc, atol=1e-6)
     np.testing.assert_allclose(curve.control, reference.control, atol=1e-6)
     assert curve.result.auroc.shape == (lm.parts.n_layers,) and curve.control.shape == (2, lm.parts.n_layers)

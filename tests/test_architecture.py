@@ -9,8 +9,8 @@ from torch import nn
 from vulnsteer.errors import ModelError
 from vulnsteer.model.architecture import model_parts, table_model_types
 from vulnsteer.model.parts import block_hidden, with_block_hidden
-from vulnsteer.model.structure import search_parts
 from vulnsteer.model.sources import TINY_ARCHITECTURES
+from vulnsteer.model.structure import search_parts
 from vulnsteer.model.tiny import tiny_model
 
 IDS = torch.tensor([[5, 17, 42, 99, 3, 250]])

@@ -9,9 +9,9 @@ import torch
 
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.steering.block_reentry import record_full, reenter_logits
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.block_reentry import record_full, reenter_logits
 
 PROMPT = "int main(void) { char buf[16]; strcpy(buf, argv[1]); } Does this code contain a vulnerability? Answer yes"
 

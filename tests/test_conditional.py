@@ -18,15 +18,20 @@ from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.splits import cross_fit
 from vulnsteer.experiments.conditional import (
-    ConditionalResult, choose_condition, conditional_steering, masked_random, with_conditional, with_conditional_text,
+    ConditionalResult,
+    choose_condition,
+    conditional_steering,
+    masked_random,
+    with_conditional,
+    with_conditional_text,
 )
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import Choice, SteerResult, run_steering
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
-from vulnsteer.options import ConditionSide, Method, Operator
+from vulnsteer.options import ConditionSide, Method, Operator, Readout
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 
 CWES = ("CWE-787", "CWE-89", "CWE-22")
 
@@ -46,12 +51,12 @@ def steered(data_root):
                        keep_states=True)
     cfg = SteerConfig(layers=(0, 2), methods=("caa",), add_alphas=(-4.0, 4.0), amplify_alphas=(4.0,), ablate=False,
                       k_folds=3, n_random=2)
-    return main, run_steering(loaded.parts, main, words, cfg)
+    return main, run_steering(loaded.parts, main, words, cfg, Readout.ANSWER)
 
 
 def test_unselected_samples_keep_their_unsteered_score_bit_for_bit(steered):
     main, result = steered
-    cond = conditional_steering(main, result, "balanced_accuracy")
+    cond = conditional_steering(main, result, "balanced_accuracy", Readout.ANSWER)
     assert sorted(cond.selected) == list(range(len(main.samples)))  # every test sample decided once
     # the run's own condition, and an alternating one so that both kinds of sample certainly occur
     alternating = ConditionalResult(cond.choices, {i: i % 2 == 0 for i in cond.selected}, cond.projection)
@@ -100,20 +105,20 @@ def test_the_condition_comes_from_validation_only_and_a_planted_leak_is_caught(s
     main, real = steered
     synthetic, fake = _synthetic(main)
     for samples, result in ((main, real), (synthetic, fake)):
-        base = conditional_steering(samples, result, "balanced_accuracy")
+        base = conditional_steering(samples, result, "balanced_accuracy", Readout.ANSWER)
         for f in range(result.folds.k):
             test = result.folds.test(f)
             one = replace(result, choices=[result.choices[f]])
-            flipped = conditional_steering(_flip_labels(samples, test), one, "balanced_accuracy")
+            flipped = conditional_steering(_flip_labels(samples, test), one, "balanced_accuracy", Readout.ANSWER)
             assert flipped.choices == [base.choices[f]]
             assert {int(i): base.selected[int(i)] for i in test} == flipped.selected
     # The same check on a chooser that reads the test fold's labels fails: the check has power.
     leaky = replace(fake, folds=_LeakyFolds(fake.folds))
-    base = conditional_steering(synthetic, leaky, "balanced_accuracy")
+    base = conditional_steering(synthetic, leaky, "balanced_accuracy", Readout.ANSWER)
     changed = []
     for f in range(fake.folds.k):
         flipped = conditional_steering(_flip_labels(synthetic, fake.folds.test(f)),
-                                       replace(leaky, choices=[leaky.choices[f]]), "balanced_accuracy")
+                                       replace(leaky, choices=[leaky.choices[f]]), "balanced_accuracy", Readout.ANSWER)
         changed.append(any(flipped.selected[i] != base.selected[i] for i in flipped.selected))
     assert any(changed)
 
@@ -150,8 +155,8 @@ def test_conditional_must_be_a_bool():
 
 def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_root, tmp_path, monkeypatch):
     import vulnsteer as vs
-    from vulnsteer.experiments.run_folder import schema
     from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.verdicts import CARRY_QUESTION
 
     monkeypatch.setenv("VULNSTEER_DATA", str(data_root))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from test_tables import steer_summary
-
 from vulnsteer.report.family import comparisons_data
 from vulnsteer.report.tables import PC_LABEL
 

@@ -6,9 +6,15 @@ from pathlib import Path
 import pytest
 
 from vulnsteer.data.fitting import (
-    POLICIES, WINDOW_OVERLAP, changed_lines, count_tokens, fit_code, omission_marker, with_twin,
+    WINDOW_OVERLAP,
+    changed_lines,
+    count_tokens,
+    fit_code,
+    omission_marker,
+    with_twin,
 )
 from vulnsteer.errors import VulnsteerError
+from vulnsteer.options import LongFiles
 
 OMITTED = re.compile(r"^(?:/\*|#) \.\.\. (\d+) lines? omitted \.\.\.(?: \*/)?$")
 
@@ -41,7 +47,7 @@ def test_changed_lines_replacement_and_insertion():
 
 def test_fits_unchanged(tokenizer):
     code = "int main(void) {\n    return 0;\n}\n"
-    for policy in POLICIES:
+    for policy in LongFiles:
         r = fit_code(code, tokenizer, 1000, policy, [2])
         (w,) = r.windows
         assert (w.code, r.truncated, r.skipped, r.note) == (code, False, False, "")
@@ -55,7 +61,7 @@ def test_diff_centred_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget
     focus, _ = changed_lines(vuln, patch)
     assert focus
     original = vuln.splitlines(keepends=True)
-    r = fit_code(vuln, tokenizer, budget, "diff-centred", focus)
+    r = fit_code(vuln, tokenizer, budget, LongFiles.DIFF_CENTRED, focus)
     assert r.truncated and not r.skipped and r.focus_kept
     (w,) = r.windows
     assert r.original_tokens == count_tokens(vuln, tokenizer) > budget
@@ -71,14 +77,14 @@ def test_diff_centred_keeps_focus_whole_lines_and_budget(pair, tokenizer, budget
 def test_bigger_budget_keeps_more(pair, tokenizer):
     vuln, patch = pair
     focus, _ = changed_lines(vuln, patch)
-    (small,), (big,) = (fit_code(vuln, tokenizer, b, "diff-centred", focus).windows for b in (300, 900))
+    (small,), (big,) = (fit_code(vuln, tokenizer, b, LongFiles.DIFF_CENTRED, focus).windows for b in (300, 900))
     assert small.line_range[0] >= big.line_range[0] and small.line_range[1] <= big.line_range[1]
     assert big.n_tokens > small.n_tokens
 
 
 def test_no_focus_keeps_head(pair, tokenizer):
     vuln, _ = pair
-    (w,) = fit_code(vuln, tokenizer, 300, "diff-centred").windows
+    (w,) = fit_code(vuln, tokenizer, 300, LongFiles.DIFF_CENTRED).windows
     above, kept, below = split_kept(w.code)
     assert above == 0 and w.line_range[0] == 1 and below > 0
     assert w.code.startswith(vuln.splitlines(keepends=True)[0])
@@ -87,25 +93,25 @@ def test_no_focus_keeps_head(pair, tokenizer):
 
 def test_python_marker(tokenizer):
     code = "".join(f"x{i} = {i}\n" for i in range(200))
-    (w,) = fit_code(code, tokenizer, 80, "diff-centred", [100], language="python").windows
+    (w,) = fit_code(code, tokenizer, 80, LongFiles.DIFF_CENTRED, [100], language="python").windows
     assert w.code.splitlines()[0].startswith("# ... ") and "x99 = 99\n" in w.code
     assert omission_marker(1, "c") == "/* ... 1 line omitted ... */"
 
 
 def test_skip_policy(pair, tokenizer):
     vuln, _ = pair
-    r = fit_code(vuln, tokenizer, 300, "skip", [10])
+    r = fit_code(vuln, tokenizer, 300, LongFiles.SKIP, [10])
     assert r.skipped and not r.truncated and r.windows == ()
     assert "300" in r.note
 
 
 def test_skip_pairs_refuses_one_file_like_skip_and_marks_a_twin_refused_for_its_pair(pair, tokenizer):
     vuln, patch = pair
-    over, alone = fit_code(vuln, tokenizer, 300, "skip-pairs"), fit_code(vuln, tokenizer, 300, "skip")
+    over, alone = fit_code(vuln, tokenizer, 300, LongFiles.SKIP_PAIRS), fit_code(vuln, tokenizer, 300, LongFiles.SKIP)
     assert over.skipped and over.windows == () and over.note == alone.note and not over.with_twin
     short = "int main(void) { return 0; }\n"
-    fits = fit_code(short, tokenizer, 300, "skip-pairs")
-    assert not fits.skipped and fits.windows == fit_code(short, tokenizer, 300, "skip").windows
+    fits = fit_code(short, tokenizer, 300, LongFiles.SKIP_PAIRS)
+    assert not fits.skipped and fits.windows == fit_code(short, tokenizer, 300, LongFiles.SKIP).windows
     dropped = with_twin(fits, "x/vuln")
     assert dropped.skipped and dropped.with_twin and dropped.original_tokens == fits.original_tokens
     assert "x/vuln" in dropped.note
@@ -113,7 +119,7 @@ def test_skip_pairs_refuses_one_file_like_skip_and_marks_a_twin_refused_for_its_
 
 def test_spread_focus_reported(tokenizer):
     code = "".join(f"line_{i} = compute({i});\n" for i in range(300))
-    r = fit_code(code, tokenizer, 120, "diff-centred", [20, 280])
+    r = fit_code(code, tokenizer, 120, LongFiles.DIFF_CENTRED, [20, 280])
     assert r.truncated and not r.focus_kept and "focus" in r.note
     (w,) = r.windows
     assert w.line_range[0] <= 20 <= w.line_range[1] and "line_19 " in w.code
@@ -122,19 +128,19 @@ def test_spread_focus_reported(tokenizer):
 
 def test_single_line_over_budget_is_skipped_not_cut(tokenizer):
     code = "short\n" + "x" * 5000 + "\nshort\n"
-    r = fit_code(code, tokenizer, 50, "diff-centred", [2])
+    r = fit_code(code, tokenizer, 50, LongFiles.DIFF_CENTRED, [2])
     assert r.skipped and r.windows == () and "focus line" in r.note
-    r = fit_code(code, tokenizer, 50, "windows")
+    r = fit_code(code, tokenizer, 50, LongFiles.WINDOWS)
     assert r.skipped and r.windows == () and "single line" in r.note
 
 
 def test_bad_arguments(tokenizer):
-    with pytest.raises(VulnsteerError, match="policy"):
+    with pytest.raises(VulnsteerError, match="unknown longfiles 'truncate'; use one of windows"):
         fit_code("a\n", tokenizer, 10, "truncate")  # type: ignore[arg-type]  # renamed diff-centred
     with pytest.raises(VulnsteerError, match="positive"):
-        fit_code("a\n", tokenizer, 0, "diff-centred")
+        fit_code("a\n", tokenizer, 0, LongFiles.DIFF_CENTRED)
     with pytest.raises(VulnsteerError, match="outside"):
-        fit_code("a\nb\n", tokenizer, 10, "diff-centred", [3])
+        fit_code("a\nb\n", tokenizer, 10, LongFiles.DIFF_CENTRED, [3])
 
 
 @pytest.mark.parametrize("budget", [150, 400, 1200])
@@ -142,7 +148,7 @@ def test_bad_arguments(tokenizer):
 def test_windows_cover_every_line_in_whole_lines_within_budget(pair, tokenizer, budget, language):
     vuln, _ = pair
     original = vuln.splitlines(keepends=True)
-    r = fit_code(vuln, tokenizer, budget, "windows", language=language)
+    r = fit_code(vuln, tokenizer, budget, LongFiles.WINDOWS, language=language)
     assert not r.skipped and not r.truncated and len(r.windows) > 1 and f"{len(r.windows)} windows" in r.note
     covered: set[int] = set()
     for k, w in enumerate(r.windows):
@@ -162,4 +168,4 @@ def test_windows_cover_every_line_in_whole_lines_within_budget(pair, tokenizer, 
 def test_windows_need_no_focus_and_ignore_one(pair, tokenizer):
     vuln, patch = pair
     focus, _ = changed_lines(vuln, patch)
-    assert fit_code(vuln, tokenizer, 300, "windows", focus) == fit_code(vuln, tokenizer, 300, "windows")
+    assert fit_code(vuln, tokenizer, 300, LongFiles.WINDOWS, focus) == fit_code(vuln, tokenizer, 300, LongFiles.WINDOWS)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_loading import logits, reference_logits, write_tiny_gguf
 
 import vulnsteer.io
+from test_loading import logits, reference_logits, write_tiny_gguf
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.io import sha256_file
 from vulnsteer.errors import ModelError
+from vulnsteer.io import sha256_file
 from vulnsteer.model import loading
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import MARKER, load_model

@@ -10,8 +10,8 @@ from rich.console import Console
 from vulnsteer.data.inventory import inventory, inventory_table, subset_presence
 from vulnsteer.data.records import SECURE, VULNERABLE, Record
 from vulnsteer.data.secllmholmes import SUBSETS, load_secllmholmes
-from vulnsteer.errors import DataError
 from vulnsteer.data.sven import load_sven
+from vulnsteer.errors import DataError
 
 # /work/shared/data/README.md: subset -> (vulnerable, secure)
 README_COUNTS = {

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import STUDY_TOML
 from vulnsteer.activations.memo import PassMemo, active_memo, shared_passes
 from vulnsteer.api import run_cell
 from vulnsteer.experiments.study import plan_study
 from vulnsteer.experiments.study_spec import load_spec
-
-from conftest import STUDY_TOML
 
 OUTPUTS = ("baseline/samples.jsonl", "baseline/summary.json", "probe/curve.json", "steer/test.jsonl",
            "steer/sweep.csv", "steer/summary.json")

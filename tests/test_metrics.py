@@ -12,13 +12,13 @@ from vulnsteer.evaluation.deltas import paired_delta_ci
 from vulnsteer.evaluation.metrics import (
     METRICS,
     MetricWithCI,
+    Predictions,
     _weighted_auroc,
     bootstrap_ci,
-    percentile_interval,
     detection_metrics,
     metrics_with_ci,
-    Predictions,
     per_cwe,
+    percentile_interval,
 )
 
 # Six files: pairs a and b complete, c has lost its twin, the last file is unpaired.

@@ -5,8 +5,8 @@ import torch
 
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.model.tiny import tiny_model
-from vulnsteer.vectors.hooks import steer
 from vulnsteer.steering.nnsight_path import nnsight_generate, nnsight_logits
+from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])

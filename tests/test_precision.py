@@ -11,23 +11,23 @@ import json
 import pytest
 import torch
 from safetensors import safe_open
-from test_loading import write_tiny_gguf
 
+from test_loading import write_tiny_gguf
 from vulnsteer.activations.passes import run_prompt
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.errors import ModelError
 from vulnsteer.evaluation.generation import generate_answers, generate_from_passes
-from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model import precision
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import MARKER, load_model
 from vulnsteer.model.precision import Device, Precision, parse_precision, resolve_device, to_precision
 from vulnsteer.model.tiny import save_tiny, tiny_model
+from vulnsteer.steering.block_reentry import record_full, reenter_logits
+from vulnsteer.steering.reentry_check import reentry_problem
+from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.reentry_check import reentry_problem
-from vulnsteer.steering.block_reentry import record_full, reenter_logits
-from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 PROMPT = "def query(db, name): return db.execute('SELECT * FROM users WHERE name = ' + name) Answer yes or no"

@@ -12,11 +12,11 @@ from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.evaluation.probes import fit_probe, layer_probes
 from vulnsteer.evaluation.splits import cross_fit
 from vulnsteer.experiments.probe import crossfit_probe, probe_curve
-from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 from vulnsteer.options import Readout
+from vulnsteer.prompting.samples import build_samples, run_samples
 
 SOURCE = {Readout.ANSWER: "residuals", Readout.CODE_MEAN: "span_means", Readout.CODE_LAST: "span_lasts"}
 
@@ -33,7 +33,7 @@ def samples(data_root):
 
 @pytest.mark.parametrize("readout", list(Readout))
 def test_probe_curve_and_control_use_the_chosen_readout(samples, readout):
-    curve = probe_curve(samples, k=3, repeats=1, readout=readout)
+    curve = probe_curve(samples, readout, 0, k=3, repeats=1)
     X = block_outputs(getattr(samples, SOURCE[readout])).numpy()
     y, groups = samples.labels.numpy(), [s.record.group for s in samples.samples]
     np.testing.assert_allclose(curve.result.scores, layer_probes(X, y, groups, k=3).scores)
@@ -44,7 +44,7 @@ def test_probe_curve_and_control_use_the_chosen_readout(samples, readout):
 @pytest.mark.parametrize("readout", list(Readout))
 def test_crossfit_probe_uses_the_chosen_readout(samples, readout):
     folds = cross_fit([s.record.group for s in samples.samples], 3, 0, labels=samples.labels.tolist())
-    rows = crossfit_probe(samples, folds, readout=readout)
+    rows = crossfit_probe(samples, folds, 0, readout)
     splits = list(folds)
     X = block_outputs(getattr(samples, SOURCE[readout])).numpy()
     y = samples.labels.numpy()

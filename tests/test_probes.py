@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, cross_val_predict
@@ -10,11 +11,9 @@ from sklearn.preprocessing import StandardScaler
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import detection_metrics
-import torch
-
 from vulnsteer.evaluation.probes import fit_probe, layer_probes, shuffled_control, transfer_probes
-from vulnsteer.vectors.methods import probe_direction
 from vulnsteer.evaluation.splits import assert_no_leak
+from vulnsteer.vectors.methods import probe_direction
 
 N_PAIRS, N_LAYERS, D, PLANTED = 120, 4, 32, 2
 

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.prompts import (
     NO_WORDS,
     QUESTION,
@@ -17,6 +16,7 @@ from vulnsteer.data.prompts import (
     render_prompt,
 )
 from vulnsteer.data.records import Record
+from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.errors import DataError, VulnsteerError
 
 CODE = 'void f(char *s) {\n    char buf[16];\n    strcpy(buf, s); /* MARKER_UNDER_TEST */\n}\n'

@@ -8,13 +8,13 @@ import importlib.util
 import pytest
 import torch
 
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.prompting.samples import build_samples, run_samples
+from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
-from vulnsteer.steering.sweep import score_interventions
 
 pytestmark = [
     pytest.mark.real_model,

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from vulnsteer.data.prompts import answer_token_ids
-from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.prompting.samples import build_samples, run_samples
+from vulnsteer.data.prompts import answer_token_ids
+from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
 from vulnsteer.model.loading import default_cache_dir, load_model
-from vulnsteer.vectors.hooks import steer
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.steering import reentry_check as reentry
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.training import fit_vectors
 
 pytestmark = pytest.mark.real_model

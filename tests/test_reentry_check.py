@@ -8,18 +8,18 @@ import pytest
 import torch
 
 from vulnsteer.activations.passes import run_prompt
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.precision import to_precision
 from vulnsteer.model.tiny import tiny_model
+from vulnsteer.steering import reentry_check as reentry
+from vulnsteer.steering.block_reentry import reenter_logits
+from vulnsteer.steering.reentry_check import _probe_length, check_reentry, reentry_problem
+from vulnsteer.steering.sweep import score_full_forwards
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering import reentry_check as reentry
-from vulnsteer.steering.reentry_check import _probe_length, check_reentry, reentry_problem
-from vulnsteer.steering.block_reentry import reenter_logits
-from vulnsteer.steering.sweep import score_full_forwards
 
 PROMPT = "int main(void) { char buf[16]; strcpy(buf, argv[1]); } Does this code contain a vulnerability? Answer yes"
 

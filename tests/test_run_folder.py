@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from vulnsteer.errors import DataError
 from vulnsteer.data.load import load_records
+from vulnsteer.errors import DataError
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 
 from vulnsteer.activations.cache import ActivationCache
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
 from vulnsteer.options import Readout
+from vulnsteer.prompting.samples import build_samples, run_samples
 
 
 def _loaded(tokenizer) -> LoadedModel:

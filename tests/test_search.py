@@ -10,7 +10,12 @@ import pytest
 
 from vulnsteer.experiments.config import SteerConfig
 from vulnsteer.experiments.search import (
-    coarse_settings, config_metrics, first_configs, scored_validation, search_fold, val_rank,
+    coarse_settings,
+    config_metrics,
+    first_configs,
+    scored_validation,
+    search_fold,
+    val_rank,
 )
 from vulnsteer.options import Method, Operator, SearchMode
 

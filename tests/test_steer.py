@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
 from vulnsteer.options import Operator, Readout
+from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.steering.sweep import score_full_forwards
 from vulnsteer.vectors.training import POOLED
 
@@ -41,12 +41,12 @@ def test_training_sets_exclude_every_held_out_scenario(setup):
     loaded, words, main, extra = setup
     cfg = SteerConfig(layers=(0, 2), methods=("caa", "probe"), add_alphas=(-1.0, 1.0), amplify_alphas=(2.0,),
                       k_folds=3, n_random=2)
-    result = run_steering(loaded.parts, main, words, cfg, extra)
+    result = run_steering(loaded.parts, main, words, cfg, Readout.ANSWER, extra)
     tested = sorted(r.index for r in result.test)
     assert tested == list(range(len(main.samples))), "every sample is tested exactly once"
     for f, (train, val, test) in enumerate(result.folds):
         held = {main.samples[i].record.group for i in np.concatenate([val, test])}
-        _, recs = training_set(main, extra, train, np.concatenate([val, test]))
+        _, recs = training_set(main, extra, train, np.concatenate([val, test]), Readout.ANSWER)
         assert held.isdisjoint({r.group for r in recs})
         # augmentations of training scenarios do join (otherwise the extra data would be useless)
         assert any(r.subset == "augmented-trivial" for r in recs)
@@ -88,7 +88,7 @@ def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, sco
     assert len(long) > len(main.samples) // 2
     cfg = SteerConfig(layers=(1,), methods=("caa",), add_alphas=(-8.0, 8.0), amplify_alphas=(), ablate=False,
                       wide_add_alphas=(-8.0, 8.0), wide_amplify_alphas=(), k_folds=3, n_random=1, scope=scope)
-    result = run_steering(loaded.parts, main, words, cfg, model=m, readout=Readout(readout))
+    result = run_steering(loaded.parts, main, words, cfg, Readout(readout), model=m)
     assert all(v.position == readout for fold in result.vectors for v in fold.values())
     hook_scope = "span" if scope == "code" else scope
     for row in [r for r in result.test if r.index in long][:4]:
@@ -129,7 +129,7 @@ def test_code_scope_steers_the_code_with_vectors_from_code_mean_residuals(setup)
     loaded, words, main, _ = setup
     cfg = SteerConfig(layers=(1,), methods=("caa",), scope="code", k_folds=3, n_random=1, wide_add_alphas=(-4.0, 4.0),
                       wide_amplify_alphas=())
-    result = run_steering(loaded.parts, main, words, cfg, model=loaded.model, readout=Readout.CODE_MEAN)
+    result = run_steering(loaded.parts, main, words, cfg, Readout.CODE_MEAN, model=loaded.model)
     assert {row["alpha"] for row in result.sweep} == {-4.0, 4.0, 0.0}  # the wide grid: two strengths and ablate
     for f, (train, _val, test) in enumerate(result.folds):
         vector = result.vectors[f][POOLED]
@@ -153,11 +153,11 @@ def test_amplify_is_reported_apart_at_its_best_validation_configuration(setup):
     loaded, words, main, _ = setup
     cfg = SteerConfig(layers=(0, 2), methods=("caa",), add_alphas=(-4.0, 4.0), amplify_alphas=(2.0, 8.0),
                       ablate=False, k_folds=3, n_random=1)
-    result = run_steering(loaded.parts, main, words, cfg)
+    result = run_steering(loaded.parts, main, words, cfg, Readout.ANSWER)
     for f, (train, val, test) in enumerate(result.folds):
         amp = _choose(result.sweep, f, main, val, cfg, Operator.AMPLIFY)
         assert amp.operator is Operator.AMPLIFY
-        vector = _applied({POOLED: fit_vectors(*training_set(main, None, train, np.concatenate([val, test])),
+        vector = _applied({POOLED: fit_vectors(*training_set(main, None, train, np.concatenate([val, test]), Readout.ANSWER),
                                                [0, 2], cfg.methods)}, amp, cfg)[POOLED]
         from vulnsteer.prompting.scorer import SampleScorer
 
@@ -166,7 +166,7 @@ def test_amplify_is_reported_apart_at_its_best_validation_configuration(setup):
             assert row.amplify_config == amp.label()
             assert row.amplify == float(score(row.index, vector.interventions())[0])
     no_amp = run_steering(loaded.parts, main, words, SteerConfig(layers=(0,), methods=("caa",), add_alphas=(4.0,),
-                                                                 amplify_alphas=(), k_folds=3, n_random=1))
+                                                                 amplify_alphas=(), k_folds=3, n_random=1), Readout.ANSWER)
     assert all(r.amplify != r.amplify and r.amplify_config == "" for r in no_amp.test)
 
 
@@ -177,9 +177,9 @@ def test_coarse_fine_scores_part_of_the_grid_alike_and_conditional_steering_read
     loaded, words, main, _ = setup
     common = dict(layers=(0, 1, 2, 3), methods=("caa", "probe"), add_alphas=(-4.0, -1.0, 1.0, 4.0),
                   amplify_alphas=(2.0, 8.0), k_folds=3, n_random=1, search_subsample=4)
-    grid = run_steering(loaded.parts, main, words, SteerConfig(**common))
+    grid = run_steering(loaded.parts, main, words, SteerConfig(**common), Readout.ANSWER)
     cfg = SteerConfig(**common, search="coarse-fine", search_top=2)
-    fine = run_steering(loaded.parts, main, words, cfg)
+    fine = run_steering(loaded.parts, main, words, cfg, Readout.ANSWER)
     key = lambda r: (r["fold"], r["index"], r["layer"], r["method"], r["operator"], r["alpha"])  # noqa: E731
     grid_scores = {key(r): r["score"] for r in grid.sweep}
     assert all(abs(grid_scores[key(r)] - r["score"]) < 1e-5 for r in fine.sweep)  # same vectors, same samples
@@ -194,5 +194,5 @@ def test_coarse_fine_scores_part_of_the_grid_alike_and_conditional_steering_read
         if any((r["layer"], r["method"], r["operator"], r["alpha"]) == (g.layer, g.method, g.operator, g.alpha)
                for r in rows):
             assert c.label() == g.label()  # the grid's best was scored: the same rule chooses it
-    cond = conditional_steering(main, fine, cfg.select)
+    cond = conditional_steering(main, fine, cfg.select, Readout.ANSWER)
     assert [c.n_val for c in cond.choices] == [4, 4, 4]

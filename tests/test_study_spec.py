@@ -7,10 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI import torch?
 
+from test_cli import _PROBE_TORCH  # the same child-process probe: did the CLI import torch?
 from vulnsteer.experiments.study_spec import (
-    SpecError, Split, StudySpec, cell_config, load_spec, model_slug, preset,
+    SpecError,
+    Split,
+    StudySpec,
+    cell_config,
+    load_spec,
+    model_slug,
+    preset,
 )
 from vulnsteer.options import LongFiles, Method, Readout, SearchMode, Train
 

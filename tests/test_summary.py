@@ -6,7 +6,15 @@ import math
 
 from vulnsteer.experiments.steer import TestRow
 from vulnsteer.experiments.summary import (
-    CONDITIONS, bias_only, condition_metrics, curves, deltas, flips, steered_minus_random, sweep_summary, verdict_text,
+    CONDITIONS,
+    bias_only,
+    condition_metrics,
+    curves,
+    deltas,
+    flips,
+    steered_minus_random,
+    sweep_summary,
+    verdict_text,
 )
 
 

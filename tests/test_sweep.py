@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.activations.scoring import AnswerWords
+from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
-from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 PROMPT = "def query(db, name): return db.execute('SELECT * FROM users WHERE name = ' + name) Answer yes or no"

@@ -10,9 +10,25 @@ from rich.console import Console
 from vulnsteer.errors import DataError
 from vulnsteer.report.family import comparisons_data
 from vulnsteer.report.tables import (
-    to_markdown, to_rich, to_html, TableData, no_effect_sentence,
-    CONDITIONS, PC_LABEL, baseline_data, baseline_table, fmt, fmt_ci, fmt_delta, headline_data,
-    headline_table, per_cwe_data, published_models, templates_data, OPTIONAL_CONDITIONS, conditional_data,
+    CONDITIONS,
+    OPTIONAL_CONDITIONS,
+    PC_LABEL,
+    TableData,
+    baseline_data,
+    baseline_table,
+    conditional_data,
+    fmt,
+    fmt_ci,
+    fmt_delta,
+    headline_data,
+    headline_table,
+    no_effect_sentence,
+    per_cwe_data,
+    published_models,
+    templates_data,
+    to_html,
+    to_markdown,
+    to_rich,
 )
 
 NAN = float("nan")

@@ -11,12 +11,12 @@ from vulnsteer.activations.cache import ActivationCache
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import TEMPLATES, answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.templates import score_templates, template_table
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 from vulnsteer.options import LongFiles
+from vulnsteer.prompting.context import Context
 
 
 def context(root, tmp_path) -> Context:

@@ -18,18 +18,18 @@ from vulnsteer.data.load import load_records
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.evaluation.splits import GroupLeakError
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.experiments.steer import run_steering
 from vulnsteer.experiments.transfer import concat, prepare_transfer, transfer_probe_curve
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
 from vulnsteer.options import Readout
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 
 CWES = ("CWE-787", "CWE-89", "CWE-22")
 
@@ -74,8 +74,8 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     assert json.loads((tmp_path / "run" / schema.TRANSFER).read_text())["n_test"] == len(test.samples)
 
     def everything(main: SampleSet) -> tuple:
-        result = run_steering(ctx.loaded.parts, main, ctx.words, CFG.steer, split=t.split)
-        probe = crossfit_probe(main, t.split, CFG.steer.seed)
+        result = run_steering(ctx.loaded.parts, main, ctx.words, CFG.steer, CFG.readout, split=t.split)
+        probe = crossfit_probe(main, t.split, CFG.steer.seed, CFG.readout)
         calib = calibrated_thresholds(main, t.split)
         return result, probe, calib
 
@@ -102,7 +102,7 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     assert [r.steered for r in result.test] == [r.steered for r in result2.test]
     assert [r.label for r in result2.test] == permuted  # the permutation did reach the test rows
 
-    curve = transfer_probe_curve(t, repeats=2)
+    curve = transfer_probe_curve(t, 0, Readout.ANSWER, repeats=2)
     n_layers = ctx.loaded.parts.n_layers
     assert curve.result.auroc.shape == (n_layers,) and curve.control.shape == (2, n_layers)
     assert curve.result.labels.tolist() == labels

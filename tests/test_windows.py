@@ -8,7 +8,13 @@ import torch
 from vulnsteer.data.fitting import CodeWindow
 from vulnsteer.evaluation.generation import Generation
 from vulnsteer.prompting.windows import (
-    PromptWindow, flatten, pool_generations, pool_readouts, pool_scores, pool_verdicts, regroup,
+    PromptWindow,
+    flatten,
+    pool_generations,
+    pool_readouts,
+    pool_scores,
+    pool_verdicts,
+    regroup,
 )
 
 

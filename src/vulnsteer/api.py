@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vulnsteer.api_inputs import names
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.api_inputs import names
 from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.experiments.config import RunConfig
-from vulnsteer.experiments.run_folder.folders import check_writable, resolved
 from vulnsteer.experiments.preflight import preflight
+from vulnsteer.experiments.run_folder.folders import check_writable, resolved
 from vulnsteer.experiments.study_spec import StudySpec
 from vulnsteer.options import Executor
 
@@ -103,10 +103,10 @@ def run(
     log(f"{command}: model {model}, {cfg.dtype} on device {cfg.device}, data {root} ({len(records)} files: "
         f"{', '.join(cfg.baseline.subsets)}), run folder {out}")
 
-    from vulnsteer.prompting.context import open_context
     from vulnsteer.experiments.inputs import input_hashes
     from vulnsteer.experiments.run import run_all
     from vulnsteer.experiments.run_folder.run_dir import RunDir
+    from vulnsteer.prompting.context import open_context
     from vulnsteer.report.document import write_report
 
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,

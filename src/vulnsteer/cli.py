@@ -11,8 +11,8 @@ augmented-non-trivial, real-world, few-shot; sven; or a pairs .jsonl file.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,24 +23,30 @@ from rich.console import Console
 from rich.markup import escape
 
 from vulnsteer.cli_options import (
-    ModelOpt, DataOpt, SubsetOpt, CweOpt, TemplateOpt, BaselineTemplateOpt, SteerTemplateOpt, OutOpt, CacheOpt,
-    TrustOpt, GenerateOpt, NewTokensOpt, SampleOpt, BatchOpt, CodeTokensOpt, LongOpt, BootOpt, LayersOpt, MethodsOpt,
-    TrainOpt, FitOnOpt, TestOnOpt, FoldsOpt, PerCweOpt, UnitOpt, ScopeOpt, ReadoutOpt, DtypeOpt, DeviceOpt,
-    ForceOpt, RandomOpt, ConditionalOpt, SearchOpt, SearchTopOpt, SearchSubsampleOpt, PresetOpt, SpecOpt, StudyModelsOpt,
-    StudyOutOpt, ExecutorOpt, RayAddressOpt,
+    CacheOpt,
+    DataOpt,
+    ExecutorOpt,
+    ForceOpt,
+    ModelOpt,
+    OutOpt,
+    PresetOpt,
+    RayAddressOpt,
+    SpecOpt,
+    StudyModelsOpt,
+    StudyOutOpt,
+    SubsetOpt,
+    TrustOpt,
+    config_from,
+    parameters,
 )
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig
-from vulnsteer.options import (
-    Executor, LongFiles, Method, Precision, Readout, SearchMode, StrengthUnit, StudyPreset, SweepScope, Train,
-    parse_list,
-)
+from vulnsteer.experiments.config import RunConfig
+from vulnsteer.options import Executor, StudyPreset, parse_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None)  # None: flags show as flags
 out = Console()
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
-_B, _S, _R = BaselineConfig(), SteerConfig(), RunConfig()  # the defaults, defined once in experiments/config.py
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 
 
@@ -58,52 +64,15 @@ def guarded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_layers(values: list[str] | None) -> tuple[int, ...] | None:
-    """'0-23', '4,8,12' or repeated --layers -> block indices; empty or reversed ranges are refused."""
-    if values is None:
-        return None
-    layers: list[int] = []
-    for part in parse_list(values):
-        span = re.fullmatch(r"(\d+)-(\d+)", part)
-        if span:
-            lo, hi = int(span.group(1)), int(span.group(2))
-            if hi < lo:
-                raise VulnsteerError(f"--layers {part!r} is reversed; write it low-high, e.g. '{hi}-{lo}'")
-            layers += range(lo, hi + 1)
-            continue
-        try:
-            layers.append(int(part))
-        except ValueError:
-            raise VulnsteerError(f"--layers {part!r} is not a list like '0-23' or '4,8,12'") from None
-    return tuple(layers)
-
-
-def _names(values: list[str] | None) -> tuple[str, ...] | None:
-    """A repeatable, comma-separable option as a tuple; None when not given (the config's default)."""
-    return tuple(parse_list(values)) or None
-
-
-def _steer_cfg(layers: list[str] | None, methods: list[str] | None, folds: int, n_random: int, per_cwe: bool,
-               strength_unit: str, scope: str, seed: int, template: str | None, conditional: bool,
-               search: str, search_top: int, search_subsample: int | None) -> SteerConfig:
-    names = parse_list(methods)
-    return SteerConfig(
-        layers=parse_layers(layers), methods=tuple(Method(m) for m in names) if names else _S.methods,
-        k_folds=folds, n_random=n_random, per_cwe=per_cwe, strength_unit=StrengthUnit(strength_unit),
-        scope=SweepScope(scope), seed=seed, template=template, conditional=conditional,
-        search=SearchMode(search), search_top=search_top, search_subsample=search_subsample,
-    )
-
-
 def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_dir: Path | None,
              cache_dir: Path | None, trust_remote_code: bool, force: bool = False) -> None:
     from vulnsteer.api import run  # torch-free: run's preflight checks everything before torch is imported
 
     t0 = time.time()
     from vulnsteer.experiments.run_folder import schema
+    from vulnsteer.experiments.run_folder.reader import Run
     from vulnsteer.report.long_files import generation_line
     from vulnsteer.report.reading import transfer_text
-    from vulnsteer.experiments.run_folder.reader import Run
     from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
@@ -131,6 +100,34 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
         out.print(headline_table(s, where))
         out.print(s["verdict"])
     out.print(f"run folder: {path}  report: {schema.REPORT_MD}, {schema.REPORT_HTML}  ({time.time() - t0:.0f} s)")
+
+
+def _keyword(name: str, kind: Any, default: Any = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+
+
+def _config_command(name: str, doc: str) -> None:
+    """Register `vulnsteer <name>`: the model and folders, then every config option the command takes
+    (cli_options.parameters, from the config's declarations)."""
+
+    def command(**values: Any) -> None:
+        where = {k: values.pop(k) for k in ("model", "data", "out_dir", "cache_dir", "trust_remote_code", "force")}
+        _execute(name, config_from(name, values), **where)
+
+    command.__doc__, command.__name__ = doc, name
+    command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        _keyword("model", ModelOpt, DEFAULT_MODEL), _keyword("data", DataOpt), *parameters(name),
+        _keyword("out_dir", OutOpt), _keyword("cache_dir", CacheOpt), _keyword("trust_remote_code", TrustOpt, False),
+        _keyword("force", ForceOpt, False)])
+    app.command(name=name)(guarded(command))
+
+
+_config_command("baseline", "Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs.")
+_config_command("run", "The main job: baseline, probes and held-out steering with controls, then report.md/report.html.")
+_config_command("probe", "Per-layer linear probes (grouped CV, or fit on --fit-on and scored on --test-on; shuffled-label "
+                "control) on the residuals at --readout.")
+_config_command("steer", "Held-out steering experiment (vectors on training folds, choice on validation, test with "
+                "controls).")
 
 
 data_app = typer.Typer(help="The data: inventory (no subcommand), or import published LLM answers.")
@@ -176,104 +173,6 @@ def import_published_command(
 
 @app.command()
 @guarded
-def baseline(
-    model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: BaselineTemplateOpt = _B.template, generate: GenerateOpt = _B.generate,
-    max_new_tokens: NewTokensOpt = _B.max_new_tokens, generate_sample: SampleOpt = _B.generate_sample,
-    batch_size: BatchOpt = _B.batch_size,
-    max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
-    n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
-    device: DeviceOpt = _R.device,
-) -> None:
-    """Zero-/few-shot detection by the unsteered model, per CWE, beside published LLMs."""
-    every = template == ALL_TEMPLATES
-    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe),
-                       template=_B.template if every else template, generate=generate,
-                       max_new_tokens=max_new_tokens, generate_sample=generate_sample, batch_size=batch_size,
-                       max_code_tokens=max_code_tokens, long_files=LongFiles(long_files), n_boot=n_boot, seed=seed,
-                       all_templates=every)
-    cfg = RunConfig(baseline=b, stages=(), dtype=Precision(dtype), device=device)
-    _execute("baseline", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
-
-
-@app.command()
-@guarded
-def run(
-    model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
-    fit_on: FitOnOpt = None, test_on: TestOnOpt = None, layers: LayersOpt = None,
-    methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
-    strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
-    n_random: RandomOpt = _S.n_random, generate: GenerateOpt = _B.generate,
-    max_new_tokens: NewTokensOpt = _B.max_new_tokens, generate_sample: SampleOpt = _B.generate_sample,
-    batch_size: BatchOpt = _B.batch_size,
-    max_code_tokens: CodeTokensOpt = _B.max_code_tokens, long_files: LongOpt = _B.long_files.value,
-    n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
-    device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value, conditional: ConditionalOpt = _S.conditional,
-    search: SearchOpt = _S.search.value, search_top: SearchTopOpt = _S.search_top,
-    search_subsample: SearchSubsampleOpt = _S.search_subsample,
-) -> None:
-    """The main job: baseline, probes and held-out steering with controls, then report.md/report.html."""
-    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=generate,
-                       max_new_tokens=max_new_tokens, generate_sample=generate_sample, batch_size=batch_size,
-                       max_code_tokens=max_code_tokens, long_files=LongFiles(long_files), n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional,
-                   search, search_top, search_subsample)
-    cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    dtype=Precision(dtype), device=device, readout=Readout(readout), fit_on=tuple(parse_list(fit_on)),
-                    test_on=tuple(parse_list(test_on)))
-    _execute("run", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
-
-
-@app.command()
-@guarded
-def probe(
-    model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, fit_on: FitOnOpt = None, test_on: TestOnOpt = None,
-    max_code_tokens: CodeTokensOpt = _B.max_code_tokens, seed: int = _B.seed, out_dir: OutOpt = None,
-    cache_dir: CacheOpt = None, trust_remote_code: TrustOpt = False, force: ForceOpt = False,
-    dtype: DtypeOpt = _R.dtype.value, device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value,
-) -> None:
-    """Per-layer linear probes (grouped CV, or fit on --fit-on and scored on --test-on; shuffled-label control)
-    on the residuals at --readout."""
-    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
-                       max_code_tokens=max_code_tokens, seed=seed)
-    cfg = RunConfig(baseline=b, steer=SteerConfig(seed=seed), stages=("probe",), dtype=Precision(dtype),
-                    device=device, readout=Readout(readout), fit_on=tuple(parse_list(fit_on)),
-                    test_on=tuple(parse_list(test_on)))
-    _execute("probe", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
-
-
-@app.command(name="steer")
-@guarded
-def steer_command(
-    model: ModelOpt = DEFAULT_MODEL, data: DataOpt = None, subset: SubsetOpt = None, cwe: CweOpt = None,
-    template: TemplateOpt = _B.template, steer_template: SteerTemplateOpt = _S.template, train: TrainOpt = None,
-    fit_on: FitOnOpt = None, test_on: TestOnOpt = None, layers: LayersOpt = None,
-    methods: MethodsOpt = None, folds: FoldsOpt = _S.k_folds, per_cwe: PerCweOpt = _S.per_cwe,
-    strength_unit: UnitOpt = _S.strength_unit.value, scope: ScopeOpt = _S.scope.value,
-    n_random: RandomOpt = _S.n_random, max_code_tokens: CodeTokensOpt = _B.max_code_tokens,
-    n_boot: BootOpt = _B.n_boot, seed: int = _B.seed, out_dir: OutOpt = None, cache_dir: CacheOpt = None,
-    trust_remote_code: TrustOpt = False, force: ForceOpt = False, dtype: DtypeOpt = _R.dtype.value,
-    device: DeviceOpt = _R.device, readout: ReadoutOpt = _R.readout.value, conditional: ConditionalOpt = _S.conditional,
-    search: SearchOpt = _S.search.value, search_top: SearchTopOpt = _S.search_top,
-    search_subsample: SearchSubsampleOpt = _S.search_subsample,
-) -> None:
-    """Held-out steering experiment (vectors on training folds, choice on validation, test with controls)."""
-    b = BaselineConfig(subsets=_names(subset) or _B.subsets, cwes=_names(cwe), template=template, generate=False,
-                       max_code_tokens=max_code_tokens, n_boot=n_boot, seed=seed)
-    s = _steer_cfg(layers, methods, folds, n_random, per_cwe, strength_unit, scope, seed, steer_template, conditional,
-                   search, search_top, search_subsample)
-    cfg = RunConfig(baseline=b, steer=s, train=tuple(Train(t) for t in parse_list(train)) or _R.train,
-                    stages=("steer",), dtype=Precision(dtype), device=device, readout=Readout(readout),
-                    fit_on=tuple(parse_list(fit_on)), test_on=tuple(parse_list(test_on)))
-    _execute("steer", cfg, model, data, out_dir, cache_dir, trust_remote_code, force)
-
-
-@app.command()
-@guarded
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by vulnsteer.")],
     partial: Annotated[bool, typer.Option("--partial", help="Exit 0 for a run that did not finish (else exit 3).")] = False,
@@ -281,9 +180,9 @@ def report(
     """Rebuild report.md and report.html from a run folder (no model needed). A run that did not finish is
     reported as such in the first line, with exit code 3 unless --partial."""
     from vulnsteer.experiments.run_folder import schema
+    from vulnsteer.experiments.run_folder.reader import unfinished
     from vulnsteer.experiments.run_folder.run_dir import read_config
     from vulnsteer.report.document import write_report
-    from vulnsteer.experiments.run_folder.reader import unfinished
 
     if not (run_dir / schema.CONFIG).is_file():
         raise VulnsteerError(f"{run_dir} is not a vulnsteer run folder (no config.json); pass the folder a command wrote")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from vulnsteer.errors import DataError
 from vulnsteer import progress as _progress
+from vulnsteer.errors import DataError
 
 _CHUNK = 8 << 20
 _MEMO_NAME = "file-sha256.json"

@@ -6,7 +6,15 @@ This module imports nothing heavy (no torch), so the command line can check opti
 
 from __future__ import annotations
 
+import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import Enum
+from typing import Any
+
+from vulnsteer.errors import VulnsteerError
 
 
 class Choice(str, Enum):
@@ -14,8 +22,6 @@ class Choice(str, Enum):
 
     @classmethod
     def _missing_(cls, value: object) -> Choice:
-        from vulnsteer.errors import VulnsteerError
-
         label = cls.__name__.lower()
         raise VulnsteerError(f"unknown {label} {value!r}; use one of {', '.join(m.value for m in cls)}")
 
@@ -160,8 +166,6 @@ def check_device(text: str) -> str:
     kind, _, index = str(text).partition(":")
     Device(kind)
     if index and not index.isdigit():
-        from vulnsteer.errors import VulnsteerError
-
         raise VulnsteerError(f"unknown device {text!r}; write cuda or cuda:<n>")
     return str(text)
 
@@ -174,9 +178,118 @@ def parse_list(values: list[str] | tuple[str, ...] | str | None) -> list[str]:
     return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
 
 
+def parse_layers(values: list[str]) -> tuple[int, ...]:
+    """'0-23', '4,8,12' or repeated --layers -> block indices; empty or reversed ranges are refused."""
+    layers: list[int] = []
+    for part in parse_list(values):
+        span = re.fullmatch(r"(\d+)-(\d+)", part)
+        if span:
+            lo, hi = int(span.group(1)), int(span.group(2))
+            if hi < lo:
+                raise VulnsteerError(f"--layers {part!r} is reversed; write it low-high, e.g. '{hi}-{lo}'")
+            layers += range(lo, hi + 1)
+            continue
+        try:
+            layers.append(int(part))
+        except ValueError:
+            raise VulnsteerError(f"--layers {part!r} is not a list like '0-23' or '4,8,12'") from None
+    return tuple(layers)
+
+
 class ConditionSide(Choice):
     """Which side of its threshold a sample's projection on the condition direction must lie on to be steered
     (experiments/conditional.py)."""
 
     ABOVE = "above"
     BELOW = "below"
+
+
+# ---- one declaration per option --------------------------------------------------------------------------
+# Which commands take an option (cli_options.py builds each command's flags from these).
+EVERY = ("baseline", "probe", "steer", "run")
+GENERATION = ("baseline", "run")
+FITTED = ("probe", "steer", "run")
+STEERING = ("steer", "run")
+
+
+@dataclass(frozen=True)
+class Opt:
+    """How a user reaches one config field: its help, its flag on `commands`, and its [run] key in a study
+    TOML. A field without a flag or key says in `cli` / `toml` what reaches it instead (a cell's data, the
+    command's name). `parse` reads the flag's values when the field's type alone does not say how (layers)."""
+
+    help: str
+    flag: str | None
+    toml: str | None
+    commands: tuple[str, ...] = EVERY
+    cli: str = ""
+    toml_via: str = ""
+    parse: Callable[[list[str]], Any] | None = None
+    short: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.flag or self.cli) or not (self.toml or self.toml_via):
+            raise TypeError(f"option {self.help[:40]!r}: give a flag (or `cli`) and a TOML key (or `toml_via`)")
+
+
+def opt(default: Any, help: str, flag: str | None, toml: str | None, **how: Any) -> Any:
+    """A config field declared once: `opt(LongFiles.WINDOWS, "Files over ...", "--long-files", "long_files")`."""
+    return field(default=default, metadata={"opt": Opt(help, flag, toml, **how)})
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A field's type as the command line and TOML read it: one item or a tuple of items, maybe None."""
+
+    item: Any  # bool, int, float, str or a Choice
+    many: bool
+    optional: bool
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared config field: where it lives (`part`: baseline, steer or run), its name, type and Opt."""
+
+    part: str
+    name: str
+    shape: Shape
+    opt: Opt
+    default: Any
+
+
+def shape_of(hint: Any) -> Shape:
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (types.UnionType, typing.Union) and type(None) in args
+    if optional:
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return Shape(typing.get_args(hint)[0], True, optional)
+    return Shape(hint, False, optional)
+
+
+PART = {"part": True}  # the metadata of a field that holds a config of its own (RunConfig.baseline, .steer)
+
+
+def declared(cls: type, part: str) -> tuple[Declared, ...]:
+    """Every option field of config class `cls` (parts left out); a field without a declaration is a
+    TypeError, so no option can be added that the command line or the study TOML cannot reach."""
+    hints, out = typing.get_type_hints(cls), []
+    for f in fields(cls):
+        if f.metadata.get("part"):
+            continue
+        spec = f.metadata.get("opt")
+        if spec is None:
+            raise TypeError(f"{cls.__name__}.{f.name} has no opt(...) declaration (its flag and TOML key)")
+        out.append(Declared(part, f.name, shape_of(hints[f.name]), spec, f.default))
+    return tuple(out)
+
+
+def coerce(config: object) -> None:
+    """Turn a frozen config's enum fields (given as text through the library API) into their enums, in place:
+    one-line error for an unknown value."""
+    for d in declared(type(config), ""):
+        value = getattr(config, d.name)
+        if value is None or not (isinstance(d.shape.item, type) and issubclass(d.shape.item, Enum)):
+            continue
+        value = tuple(d.shape.item(v) for v in value) if d.shape.many else d.shape.item(value)
+        object.__setattr__(config, d.name, value)

@@ -1,13 +1,14 @@
 """The long-file policy: fit a code sample into a token budget by keeping whole lines, or skip it.
 
+The policies are options.LongFiles.
 "windows" (the default) cuts the whole file into consecutive windows of whole lines, each within the
 budget, neighbours sharing `WINDOW_OVERLAP` lines; the model reads every window and the caller pools the
-readings (experiments/windows.py). It needs nothing but the file.
+readings (prompting/windows.py). It needs nothing but the file.
 "diff-centred" keeps one window of whole lines around the focus lines (the lines a patch changes, so it
 needs the file's patched twin: knowledge of where the bug is that no user scanning unknown code has);
 with no focus lines it keeps the head.
 "skip" refuses the sample. "skip-pairs" refuses it the same way here, one file at a time; the caller
-(experiments/samples.py) then also refuses the twin of every refused file (`with_twin`), so a pair is kept
+(prompting/samples.py) then also refuses the twin of every refused file (`with_twin`), so a pair is kept
 or dropped whole.
 Each window marks every cut with a comment saying how many lines were omitted. The `FitResult` says what
 happened, and the caller records it per sample: nothing is dropped or shortened silently.
@@ -17,12 +18,11 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 from vulnsteer.errors import VulnsteerError
+from vulnsteer.options import LongFiles
 
-Policy = Literal["windows", "diff-centred", "skip", "skip-pairs"]
-POLICIES: tuple[str, ...] = ("windows", "diff-centred", "skip", "skip-pairs")
 # Consecutive windows share this many lines, so a statement that uses what the line before a boundary set
 # up is seen next to it in at least one window.
 WINDOW_OVERLAP = 3
@@ -41,7 +41,7 @@ class CodeWindow:
 class FitResult:
     """What `fit_code` made of a file: the windows the model reads (one for a file that fits; none if skipped)."""
 
-    policy: str
+    policy: LongFiles
     windows: tuple[CodeWindow, ...]
     original_tokens: int
     truncated: bool = False  # diff-centred: lines were cut that no window shows
@@ -98,15 +98,14 @@ def fit_code(
     code: str,
     tokenizer: Any,
     max_code_tokens: int,
-    policy: Policy,
+    policy: LongFiles,
     focus_lines: Sequence[int] = (),
     language: str = "c",
 ) -> FitResult:
     """Fit `code` into `max_code_tokens` tokens under `policy` (see the module docstring).
 
     `focus_lines` (1-based) are read by "diff-centred" only."""
-    if policy not in POLICIES:
-        raise VulnsteerError(f"unknown long-file policy {policy!r}; choose one of: {', '.join(POLICIES)}")
+    policy = LongFiles(policy)  # one-line error naming the policies
     if max_code_tokens < 1:
         raise VulnsteerError(f"max_code_tokens must be positive, got {max_code_tokens}")
     lines = code.splitlines(keepends=True)
@@ -117,12 +116,12 @@ def fit_code(
     if original <= max_code_tokens:
         return FitResult(policy, (CodeWindow(code, (1, max(len(lines), 1)), original),), original)
     over = f"{original} tokens > budget {max_code_tokens}"
-    if policy in ("skip", "skip-pairs"):
+    if policy in (LongFiles.SKIP, LongFiles.SKIP_PAIRS):
         return FitResult(policy, (), original, focus_kept=not focus_lines, note=f"skipped: {over}")
     counts = [len(ids) for ids in tokenizer(lines, add_special_tokens=False)["input_ids"]]
     marker = count_tokens(omission_marker(len(lines), language) + "\n", tokenizer)
     fit = _Fitter(lines, counts, marker, max_code_tokens, language, tokenizer)
-    if policy == "windows":
+    if policy is LongFiles.WINDOWS:
         windows = fit.windows()
         if windows is None:
             return FitResult(policy, (), original, note=f"skipped: {over} and a single line does not fit a window")
@@ -176,7 +175,7 @@ class _Fitter:
                 return tuple(out)
             lo = max(hi - WINDOW_OVERLAP, lo + 1)
 
-    def diff_centred(self, policy: str, original: int, over: str, focus: list[int]) -> FitResult:
+    def diff_centred(self, policy: LongFiles, original: int, over: str, focus: list[int]) -> FitResult:
         """One window grown around the focus lines (0-based), the head of the file without them."""
         n, counts = len(self.lines), self.counts
         seed = (focus[0], focus[-1] + 1) if focus else (0, 1)

@@ -14,8 +14,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from vulnsteer.data.files import check_link, listing, read_json, read_text
-from vulnsteer.data.root import HOW_TO_GET
 from vulnsteer.data.records import SECURE, VULNERABLE, Record, normalise_cwe
+from vulnsteer.data.root import HOW_TO_GET
 from vulnsteer.errors import DataError
 
 SUBSETS = ("hand-crafted", "augmented-trivial", "augmented-non-trivial", "real-world", "few-shot")

@@ -16,7 +16,6 @@ import numpy as np
 
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.metrics import METRICS, MetricWithCI, Predictions, metric_draws, percentile_interval
-
 from vulnsteer.evaluation.readings import POWER
 
 

@@ -16,9 +16,9 @@ from transformers import PreTrainedTokenizerBase
 
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
+from vulnsteer.steering.block_reentry import record_full, reenter_hidden
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.block_reentry import record_full, reenter_hidden
 
 
 @torch.inference_mode()

@@ -9,21 +9,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vulnsteer.activations.memo import active_memo
-from vulnsteer.errors import DataError
-from vulnsteer.experiments.run_folder import schema
+from vulnsteer.activations.scoring import verdict
 from vulnsteer.data.published import load_published, published_missing, published_table
+from vulnsteer.errors import DataError
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
-from vulnsteer.activations.scoring import verdict
 from vulnsteer.experiments.config import BaselineConfig
-from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.prompting.samples import Sample, SampleSet, build_samples, run_samples
 from vulnsteer.experiments.templates import write_template_table
-from vulnsteer.prompting.windows import FileAnswer, flatten, pool_generations, regroup
 from vulnsteer.options import LongFiles
 from vulnsteer.progress import log
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import Sample, SampleSet, build_samples, run_samples
+from vulnsteer.prompting.windows import FileAnswer, flatten, pool_generations, regroup
 
 
 def as_triples(table: dict[str, dict[str, MetricWithCI]]) -> dict[str, dict[str, list[float]]]:

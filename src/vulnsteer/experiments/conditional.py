@@ -33,9 +33,9 @@ import torch
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.metrics import detection_metrics
-from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.experiments.steer import Choice, SteerResult, TestRow
 from vulnsteer.options import ConditionSide, Readout
+from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.vectors.methods import probe_direction
 
 
@@ -131,8 +131,7 @@ def _val_steered(sweep: Sequence[dict], choice: Choice, val: np.ndarray) -> tupl
     return scored, np.array([scores[int(i)] for i in scored], dtype=float)
 
 
-def conditional_steering(samples: SampleSet, result: SteerResult, select: str,
-                         readout: Readout = Readout.ANSWER) -> ConditionalResult:
+def conditional_steering(samples: SampleSet, result: SteerResult, select: str, readout: Readout) -> ConditionalResult:
     """The condition of every fold `result` steered, chosen on its validation samples, applied to its test
     samples (see the module docstring). `samples` are the ones `result` steered; no test label is read.
     The condition is read on `readout`, the residuals the run's vectors and probes are fit on."""

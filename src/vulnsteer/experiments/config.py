@@ -1,8 +1,10 @@
 """The configs of every experiment: frozen dataclasses that check themselves when built.
 
-Defaults live here once; the command line reads them from here. Nothing here imports torch, so the command
-line checks every option within a second, before any weights load. Checks that need the model (layer range,
-context length) or the data (folds vs groups) are `check_*` methods, called as soon as those are known.
+Each option is declared once, on its field (options.opt): its default, help, flag and study TOML key; the
+commands (cli_options.py) and the TOML keys (study_spec.py) are built from these declarations. Nothing here
+imports torch, so the command line checks every option within a second, before any weights load. Checks
+that need the model (layer range, context length) or the data (folds vs groups) are `check_*` methods,
+called as soon as those are known.
 """
 
 from __future__ import annotations
@@ -16,34 +18,71 @@ from vulnsteer.data.prompts import get_template
 from vulnsteer.data.records import normalise_cwe
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.options import (
-    DEFAULT_PRECISION, Device, LongFiles, Method, Operator, Precision, Readout, SearchMode, StrengthUnit, SweepScope,
-    Train, check_device,
+    DEFAULT_PRECISION,
+    FITTED,
+    GENERATION,
+    PART,
+    STEERING,
+    Declared,
+    Device,
+    LongFiles,
+    Method,
+    Operator,
+    Precision,
+    Readout,
+    SearchMode,
+    StrengthUnit,
+    SweepScope,
+    Train,
+    check_device,
+    coerce,
+    declared,
+    opt,
+    parse_layers,
 )
-
 
 ALL_TEMPLATES = "all"  # `vulnsteer baseline --template all`
 AUTO_TEMPLATE = "auto"  # `--steer-template auto`: chosen per fold on validation
+
+
+SEED = "Seeds the bootstrap, the folds, the probes, the random controls and the generation sample."
 
 
 @dataclass(frozen=True)
 class BaselineConfig:
     """What the baseline reads and how."""
 
-    subsets: tuple[str, ...] = ("hand-crafted",)
-    cwes: tuple[str, ...] | None = None
-    template: str = "S1"
-    generate: bool = True
-    max_new_tokens: int = 256
-    batch_size: int = 48  # prompts decoded together; finished answers leave the batch as they stop
-    # Generate answers for a seeded, class-balanced sample of this many files (experiments/coverage.py), not
-    # for every file; the answer score still covers every file. None: every file.
-    generate_sample: int | None = None
-    max_code_tokens: int = 1536
-    long_files: LongFiles = LongFiles.WINDOWS
-    n_boot: int = 1000
-    seed: int = 0
-    # Also score every implemented template on the same files (answer score only): baseline/templates.json.
-    all_templates: bool = False
+    subsets: tuple[str, ...] = opt(
+        ("hand-crafted",), "SecLLMHolmes subset, 'sven', 'planted' (the positive control), or a pairs .jsonl path; "
+        "repeatable or comma-separated.", "--subset", None, toml_via="a cell's datasets")
+    cwes: tuple[str, ...] | None = opt(
+        None, "Restrict to these CWEs, e.g. CWE-787; repeatable or comma-separated.", "--cwe", "cwes")
+    template: str = opt(
+        "S1", "Prompt template id (docs/PROMPTS.md), e.g. S1..S6, R1, R2, R4..R6, D1..D5; for `vulnsteer baseline` "
+        "also 'all': the standard baseline under S1 plus baseline/templates.json, every implemented template on the "
+        "same files (answer score only).", "--template", "template", short="-t")
+    generate: bool = opt(True, "Also generate a multi-token answer and parse it.", "--generate/--no-generate",
+                         "generate", commands=GENERATION)
+    max_new_tokens: int = opt(256, "Tokens generated per answer.", "--max-new-tokens", "max_new_tokens",
+                              commands=GENERATION)
+    batch_size: int = opt(48, "Prompts decoded together in generation; finished answers leave the batch as they "
+                          "stop.", "--batch-size", "batch_size", commands=GENERATION)
+    generate_sample: int | None = opt(
+        None, "Generate answers for a seeded (--seed), class-balanced sample of this many files (even; whole pairs "
+        "first; experiments/coverage.py) instead of every file; the answer score still covers every file.",
+        "--generate-sample", "generate_sample", commands=GENERATION)
+    max_code_tokens: int = opt(1536, "Longer files follow --long-files.", "--max-code-tokens", "max_code_tokens")
+    long_files: LongFiles = opt(
+        LongFiles.WINDOWS, "Files over --max-code-tokens. windows reads the whole file in windows of whole lines "
+        "(answer score: max over windows; residuals: mean); diff-centred keeps one window around the lines that "
+        "differ from the patched twin (knowledge of where the bug is); skip leaves the file out; skip-pairs leaves "
+        "it out with its twin, so whole pairs go and paired data keeps its class balance.", "--long-files",
+        "long_files")
+    n_boot: int = opt(1000, "Bootstrap resamples for the 95% intervals.", "--n-boot", "n_boot")
+    seed: int = opt(0, SEED, "--seed", "seed")
+    all_templates: bool = opt(
+        False, "Also score every implemented template on the same files (answer score only): "
+        "baseline/templates.json.", None, "all_templates", cli="vulnsteer baseline --template all")
 
     def __post_init__(self) -> None:
         if self.template == ALL_TEMPLATES:
@@ -53,7 +92,7 @@ class BaselineConfig:
             raise VulnsteerError("no --subset given; use e.g. --subset hand-crafted")
         object.__setattr__(self, "subsets", tuple(self.subsets))
         get_template(self.template)  # one-line error listing the templates
-        object.__setattr__(self, "long_files", LongFiles(self.long_files))
+        coerce(self)
         if self.cwes is not None:
             try:
                 object.__setattr__(self, "cwes", tuple(normalise_cwe(c) for c in self.cwes))
@@ -78,43 +117,65 @@ class BaselineConfig:
 class SteerConfig:
     """The steering experiment's settings."""
 
-    layers: tuple[int, ...] | None = None  # None: every block
-    methods: tuple[Method, ...] = (Method.CAA, Method.PCA, Method.PROBE)
+    layers: tuple[int, ...] | None = opt(
+        None, "Steered blocks, e.g. '0-23' or '4,8,12'; repeatable (default every block).", "--layers", "layers",
+        commands=STEERING, parse=parse_layers)
+    methods: tuple[Method, ...] = opt((Method.CAA, Method.PCA, Method.PROBE), "Direction methods; repeatable or "
+                                      "comma-separated.", "--methods", "methods", commands=STEERING)
     # A calibration run of the 0.5B model: under +-4 sigma no answer flipped; +-16..64 sigma moves the
     # yes/no score by several nats at middle layers. Both signs: which way helps is measured, not assumed.
-    add_alphas: tuple[float, ...] = (-32.0, -16.0, -8.0, -4.0, 4.0, 8.0, 16.0, 32.0)  # units of sigma along u
-    amplify_alphas: tuple[float, ...] = (-1.0, 4.0, 16.0, 64.0)
-    ablate: bool = True
-    k_folds: int = 4
-    n_random: int = 3
-    select: str = "balanced_accuracy"  # validation metric that picks the configuration
-    per_cwe: bool = False  # one direction per CWE (pooled where a CWE has too few training pairs)
-    strength_unit: StrengthUnit = StrengthUnit.SIGMA  # what an additive strength of 1 means
-    scope: SweepScope = SweepScope.ANSWER  # the answer position only, every code token, or every prompt position
+    add_alphas: tuple[float, ...] = opt(
+        (-32.0, -16.0, -8.0, -4.0, 4.0, 8.0, 16.0, 32.0), "Additive strengths the answer-scope sweep tries, in "
+        "--strength-unit units; comma-separated, e.g. --add-alphas=-8,8.", "--add-alphas", "add_alphas",
+        commands=STEERING)
+    amplify_alphas: tuple[float, ...] = opt(
+        (-1.0, 4.0, 16.0, 64.0), "Amplification strengths the answer-scope sweep tries; comma-separated.",
+        "--amplify-alphas", "amplify_alphas", commands=STEERING)
+    ablate: bool = opt(True, "Also try ablating the direction in the sweep.", "--ablate/--no-ablate", "ablate",
+                       commands=STEERING)
+    k_folds: int = opt(4, "Cross-fitting folds over scenario groups (>= 3); with --fit-on, 1 of this many validates.",
+                       "--folds", "folds", commands=STEERING)
+    n_random: int = opt(3, "Random-direction controls per test sample.", "--n-random", "n_random", commands=STEERING)
+    select: str = opt("balanced_accuracy", "The validation metric that picks the configuration: balanced_accuracy, "
+                      "accuracy or auroc.", "--select", "select", commands=STEERING)
+    per_cwe: bool = opt(False, "One direction per CWE (pooled where a CWE has < 2 training pairs).", "--per-cwe",
+                        "per_cwe", commands=STEERING)
+    strength_unit: StrengthUnit = opt(StrengthUnit.SIGMA, "What an additive strength of 1 means.", "--strength-unit",
+                                      "strength_unit", commands=STEERING)
+    scope: SweepScope = opt(
+        SweepScope.ANSWER, "Steered positions: the answer, every code token, or every prompt token (code and all "
+        "re-run the prompt per configuration, so their grid is smaller: --wide-*; docs/STEERING.md).", "--scope",
+        "scope", commands=STEERING)
     # The code and all scopes re-run every position after the steered block, about one forward per
-    # configuration (the answer scope re-runs one token): their grid is every `wide_layer_stride`-th block
-    # (when --layers is not given) and these strengths (docs/STEERING.md).
-    wide_layer_stride: int = 3
-    wide_add_alphas: tuple[float, ...] = (-16.0, -4.0, 4.0, 16.0)
-    wide_amplify_alphas: tuple[float, ...] = (4.0,)
-    seed: int = 0
-    # The prompt template steering uses: None = the baseline's (--template, default S1); "auto" = per fold, the
-    # template whose unsteered answer score has the best validation balanced accuracy (one extra pass per
-    # template and file); or a template id.
-    template: str | None = None
-    # Conditional steering (experiments/conditional.py): steer a test sample only where a probe condition, chosen
-    # on validation, passes. Costs no forward pass (it reuses the sweep's scores), hence on by default.
-    conditional: bool = True
-    # How much of the grid the validation sweep scores (experiments/search.py, docs/STEERING.md): `grid` every
-    # configuration; `coarse-fine` every layer x method at reference strengths, then every strength at the
-    # `search_top` best (layer, method) pairs. `search_subsample`: score at most this many validation samples
-    # per fold (seeded, class-balanced); None: all of them.
-    search: SearchMode = SearchMode.GRID
-    search_top: int = 3
-    search_subsample: int | None = None
+    # configuration (the answer scope re-runs one token): hence their own, smaller grid.
+    wide_layer_stride: int = opt(3, "With --scope code or all and no --layers: steer every this-many-th block.",
+                                 "--wide-layer-stride", "wide_layer_stride", commands=STEERING)
+    wide_add_alphas: tuple[float, ...] = opt((-16.0, -4.0, 4.0, 16.0), "Additive strengths for --scope code or all.",
+                                             "--wide-add-alphas", "wide_add_alphas", commands=STEERING)
+    wide_amplify_alphas: tuple[float, ...] = opt((4.0,), "Amplification strengths for --scope code or all.",
+                                                 "--wide-amplify-alphas", "wide_amplify_alphas", commands=STEERING)
+    seed: int = opt(0, SEED, "--seed", "seed")
+    template: str | None = opt(
+        None, "Template steering uses: 'auto' (per fold, the template whose unsteered answer score has the best "
+        "validation balanced accuracy; one extra pass per template and file; not with --fit-on) or an id (default: "
+        "--template).", "--steer-template", "steer_template", commands=STEERING)
+    # It costs no forward pass (it reuses the sweep's scores), hence on by default.
+    conditional: bool = opt(
+        True, "Also report conditional steering (CAST): steer a test file only where a probe condition chosen on "
+        "validation passes (no extra forward passes).", "--conditional/--no-conditional", "conditional",
+        commands=STEERING)
+    search: SearchMode = opt(
+        SearchMode.GRID, "Configurations the validation sweep scores: grid = every layer x method x strength; "
+        "coarse-fine = every layer x method at reference strengths, then every strength at the --search-top best "
+        "pairs.", "--search", "search", commands=STEERING)
+    search_top: int = opt(3, "With --search coarse-fine: the (layer, method) pairs whose every strength is scored.",
+                          "--search-top", "search_top", commands=STEERING)
+    search_subsample: int | None = opt(
+        None, "Score at most this many validation samples per fold in the sweep (seeded, half per class; default "
+        "all).", "--search-subsample", "search_subsample", commands=STEERING)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "search", SearchMode(self.search))
+        coerce(self)
         if self.search_top < 1:
             raise VulnsteerError(f"--search-top {self.search_top}: the fine stage needs at least 1 (layer, method) pair")
         if self.search_subsample is not None and self.search_subsample < 4:
@@ -124,12 +185,9 @@ class SteerConfig:
             raise VulnsteerError(f"conditional {self.conditional!r}: must be true or false")
         if not self.methods:
             raise VulnsteerError("--methods is empty; use any of " + ", ".join(m.value for m in Method))
-        object.__setattr__(self, "methods", tuple(Method(m) for m in self.methods))
         if len(set(self.methods)) < len(self.methods):
             twice = next(m for m in self.methods if self.methods.count(m) > 1)
             raise VulnsteerError(f"--methods names {twice.value} twice; name each method once")
-        object.__setattr__(self, "strength_unit", StrengthUnit(self.strength_unit))
-        object.__setattr__(self, "scope", SweepScope(self.scope))
         if self.layers is not None:
             if not self.layers:
                 raise VulnsteerError("--layers is empty; give blocks like '0-23' or '4,8,12', or leave it out")
@@ -141,12 +199,12 @@ class SteerConfig:
         if self.n_random < 1:
             raise VulnsteerError(f"--n-random {self.n_random}: the random control needs at least one draw")
         if self.select not in ("balanced_accuracy", "accuracy", "auroc"):
-            raise VulnsteerError(f"select {self.select!r}: use balanced_accuracy, accuracy or auroc")
+            raise VulnsteerError(f"--select {self.select!r}: use balanced_accuracy, accuracy or auroc")
         if self.wide_layer_stride < 1:
-            raise VulnsteerError(f"wide_layer_stride {self.wide_layer_stride}: must be at least 1")
+            raise VulnsteerError(f"--wide-layer-stride {self.wide_layer_stride}: must be at least 1")
         alphas = (*self.add_alphas, *self.amplify_alphas, *self.wide_add_alphas, *self.wide_amplify_alphas)
         if not all(math.isfinite(a) for a in alphas):
-            raise VulnsteerError("steering strengths must be finite numbers")
+            raise VulnsteerError("steering strengths (--add-alphas, --amplify-alphas, --wide-*) must be finite numbers")
         if self.template is not None and self.template != AUTO_TEMPLATE:
             get_template(self.template)
 
@@ -183,41 +241,54 @@ STAGES = ("probe", "steer")
 class RunConfig:
     """The whole job; the baseline pass always runs (every stage reads it), `stages` add probes and steering."""
 
-    baseline: BaselineConfig = field(default_factory=BaselineConfig)
-    steer: SteerConfig = field(default_factory=SteerConfig)
-    train: tuple[Train, ...] = (Train.HOLDOUT,)  # what, besides the training folds, builds the vectors
-    n_side_by_side: int = 4
-    side_by_side_tokens: int = 128
-    n_fluency: int = 8
-    stages: tuple[str, ...] = STAGES
-    dtype: Precision = DEFAULT_PRECISION  # what the forward passes compute in; stored residuals stay float32
-    device: str = Device.AUTO.value  # auto, cpu, cuda, cuda:<n> or mps
-    readout: Readout = Readout.ANSWER  # where probes and vectors read the residuals
+    baseline: BaselineConfig = field(default_factory=BaselineConfig, metadata=PART)
+    steer: SteerConfig = field(default_factory=SteerConfig, metadata=PART)
+    train: tuple[Train, ...] = opt((Train.HOLDOUT,), "Vector training data besides the training folds; repeatable "
+                                   "or comma-separated.", "--train", "train", commands=STEERING)
+    n_side_by_side: int = opt(4, "Test files whose steered and unsteered answers the report shows side by side.",
+                              "--n-side-by-side", "n_side_by_side", commands=STEERING)
+    side_by_side_tokens: int = opt(128, "Tokens generated per side-by-side answer.", "--side-by-side-tokens",
+                                   "side_by_side_tokens", commands=STEERING)
+    n_fluency: int = opt(8, "Files whose steered generation is checked for fluency.", "--n-fluency", "n_fluency",
+                         commands=STEERING)
+    stages: tuple[str, ...] = opt(STAGES, "The stages after the baseline.", None, None, cli="the command's name",
+                                  toml_via="a study cell runs every stage")
+    dtype: Precision = opt(
+        DEFAULT_PRECISION, "Forward-pass precision: bf16-mixed = bfloat16 matmuls, float32 residuals (stored "
+        "residuals stay float32 whatever this is; docs/BENCHMARKS.md).", "--dtype", "dtype")
+    device: str = opt(Device.AUTO.value, "auto (cuda, else mps, else cpu), cpu, cuda[:n] or mps.", "--device",
+                      "device")
+    readout: Readout = opt(
+        Readout.ANSWER, "Residuals probes and vectors read: answer = the last prompt token; code-mean = mean over "
+        "the code's tokens; code-last = the code's last token.", "--readout", None, commands=FITTED,
+        toml_via="the study's readouts")
     # Transfer (docs/STEERING.md): vectors, probes and every choice from `fit_on`, numbers from `test_on`.
     # Both empty: cross-fitting over baseline.subsets. See _check_transfer for the rule.
-    fit_on: tuple[str, ...] = ()
-    test_on: tuple[str, ...] = ()
-    # The fit-on data's code budget and long-file policy when they differ from the data under test's (None:
-    # the baseline's): a large fit-on set (SVEN) can skip its long pairs while the test set is read whole.
-    # Without --fit-on there is no fit-on data and they do nothing (a study refuses them on a cross-fitted cell).
-    fit_max_code_tokens: int | None = None
-    fit_long_files: LongFiles | None = None
+    fit_on: tuple[str, ...] = opt(
+        (), "Transfer: fit vectors, probes and every choice on these datasets (subset names, 'sven', pairs .jsonl "
+        "paths); repeatable or comma-separated.", "--fit-on", None, commands=FITTED, toml_via="a cell's fit")
+    test_on: tuple[str, ...] = opt(
+        (), "Transfer: report numbers on these datasets only (default --subset); needs --fit-on.", "--test-on",
+        None, commands=FITTED, toml_via="a cell's test")
+    # A large fit-on set (SVEN) can skip its long pairs while the test set is read whole. Without --fit-on there
+    # is no fit-on data and they do nothing (a study refuses them on a cross-fitted cell).
+    fit_max_code_tokens: int | None = opt(None, "With --fit-on, the fit-on data's --max-code-tokens (default: the same).",
+                                          "--fit-max-code-tokens", "fit_max_code_tokens", commands=FITTED)
+    fit_long_files: LongFiles | None = opt(None, "With --fit-on, the fit-on data's --long-files (default: the same).",
+                                           "--fit-long-files", "fit_long_files", commands=FITTED)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "dtype", Precision(self.dtype))
-        if self.fit_long_files is not None:
-            object.__setattr__(self, "fit_long_files", LongFiles(self.fit_long_files))
+        coerce(self)
         if self.fit_max_code_tokens is not None and self.fit_max_code_tokens < 16:
-            raise VulnsteerError(f"fit_max_code_tokens {self.fit_max_code_tokens}: must be at least 16")
-        object.__setattr__(self, "readout", Readout(self.readout))
+            raise VulnsteerError(f"--fit-max-code-tokens {self.fit_max_code_tokens}: must be at least 16")
         object.__setattr__(self, "device", check_device(self.device))
-        object.__setattr__(self, "train", tuple(Train(t) for t in self.train) or (Train.HOLDOUT,))
+        object.__setattr__(self, "train", self.train or (Train.HOLDOUT,))
         bad = [s for s in self.stages if s not in STAGES]
         if bad:
             raise VulnsteerError(f"unknown stage {bad[0]!r}; use any of {', '.join(STAGES)}")
         for name in ("n_side_by_side", "side_by_side_tokens", "n_fluency"):
             if getattr(self, name) < 0:
-                raise VulnsteerError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise VulnsteerError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 0")
         self._check_transfer()
 
     def _check_transfer(self) -> None:
@@ -249,3 +320,9 @@ class RunConfig:
         if self.stages:
             return asdict(self)
         return {"baseline": asdict(self.baseline), "dtype": self.dtype, "device": self.device}
+
+
+def declarations() -> tuple[Declared, ...]:
+    """Every option of a run, declared once on its field: the command line's flags and the study TOML's [run]
+    keys are built from these (cli_options.py, study_spec.py)."""
+    return (*declared(BaselineConfig, "baseline"), *declared(SteerConfig, "steer"), *declared(RunConfig, "run"))

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.data.load import load_records
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.data.disjoint import load_fit_on
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.config import RunConfig
-from vulnsteer.experiments.run_folder.folders import check_writable, resolved
 from vulnsteer.experiments.inputs import input_hashes
+from vulnsteer.experiments.run_folder.folders import check_writable, resolved
 from vulnsteer.experiments.run_folder.run_dir import check_out
 from vulnsteer.model.peek import check_device_here, check_hub_reachable, peek_shape
 

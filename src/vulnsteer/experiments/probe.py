@@ -10,18 +10,17 @@ from vulnsteer.evaluation.metrics import auroc, bootstrap_ci
 from vulnsteer.evaluation.probe_curve import ProbeCurve, probe_curve_of
 from vulnsteer.evaluation.probes import ProbeResult, fit_probe
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
-from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.options import Readout
+from vulnsteer.prompting.samples import SampleSet
 
 
-def probe_curve(samples: SampleSet, k: int | None = None, seed: int = 0, repeats: int = 3,
-                readout: Readout = Readout.ANSWER) -> ProbeCurve:
+def probe_curve(samples: SampleSet, readout: Readout, seed: int, k: int | None = None, repeats: int = 3) -> ProbeCurve:
     """Per-layer probes and their shuffled-label control on the residuals read at `readout`; k folds, by
     default `probe_folds` of the data's scenario groups."""
     return probe_curve_of(samples.readout(readout), [s.record for s in samples.samples], k, seed, repeats)
 
 
-def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000, seed: int = 0) -> dict[str, list]:
+def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int, seed: int) -> dict[str, list]:
     """Per layer, [low, high] 95% intervals of the out-of-fold AUROC and accuracy (at P = 0.5, as
     `ProbeResult.accuracy`), from a bootstrap over scenario groups; the per-layer point values stay in
     `result`. The out-of-fold scores are fixed here: the interval covers the choice of files, not refitting."""
@@ -36,8 +35,7 @@ def curve_intervals(samples: SampleSet, result: ProbeResult, n_boot: int = 1000,
     return out
 
 
-def crossfit_probe(samples: SampleSet, folds: CrossFit | TransferSplit, seed: int = 0,
-                   readout: Readout = Readout.ANSWER) -> list[dict]:
+def crossfit_probe(samples: SampleSet, folds: CrossFit | TransferSplit, seed: int, readout: Readout) -> list[dict]:
     """Per test sample: the probe's logit, from a probe fit on the training folds (residuals read at
     `readout`) at the layer that scored best on the validation fold. Honest counterpart of the steering test
     rows (same folds)."""

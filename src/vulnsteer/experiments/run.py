@@ -8,42 +8,55 @@ from dataclasses import asdict
 
 import torch
 
-from vulnsteer.experiments.run_folder import schema
+from vulnsteer.activations.scoring import verdict
+from vulnsteer.data.load import load_records
+from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.deltas import mean_ci
 from vulnsteer.evaluation.fluency import code_nll_many
 from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
-from vulnsteer.activations.scoring import verdict
-from vulnsteer.experiments.baseline import run_baseline
-from vulnsteer.experiments.config import RunConfig
-from vulnsteer.data.load import load_records
-from vulnsteer.prompting.context import Context
-from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
 from vulnsteer.evaluation.probe_curve import PROBE_FOLDS
-from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
-from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
-from vulnsteer.prompting.windows import flatten, pool_generations, regroup
-from vulnsteer.options import LongFiles, SweepScope, Train
-from vulnsteer.vectors.operators import Intervention
-from vulnsteer.prompting.scorer import code_spans
-from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
-from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
-from vulnsteer.experiments.run_folder.vectors_out import save_chosen_vectors
-from vulnsteer.experiments.summary import (
-    bias_only, condition_metrics, condition_selects, curves, deltas, flips, steered_minus_random, strength_slopes,
-    sweep_summary, verdict_text,
-)
-from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
+from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
+from vulnsteer.experiments.baseline import run_baseline
 from vulnsteer.experiments.conditional import (
-    ConditionalResult, conditional_file, conditional_steering, with_conditional, with_conditional_text,
+    ConditionalResult,
+    conditional_file,
+    conditional_steering,
+    with_conditional,
+    with_conditional_text,
 )
-from vulnsteer.experiments.summary import conditional_minus_random
-from vulnsteer.errors import VulnsteerError
+from vulnsteer.experiments.config import RunConfig
+from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe, curve_intervals, probe_curve
+from vulnsteer.experiments.run_folder import schema
+from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
+from vulnsteer.experiments.run_folder.run_dir import RunDir
+from vulnsteer.experiments.run_folder.vectors_out import save_chosen_vectors
+from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
+from vulnsteer.experiments.summary import (
+    bias_only,
+    condition_metrics,
+    condition_selects,
+    conditional_minus_random,
+    curves,
+    deltas,
+    flips,
+    steered_minus_random,
+    strength_slopes,
+    sweep_summary,
+    verdict_text,
+)
 from vulnsteer.experiments.template_choice import fold_templates, merge_results
 from vulnsteer.experiments.templates import template_samples
+from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
+from vulnsteer.options import LongFiles, SweepScope, Train
 from vulnsteer.progress import log, progress_bar
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
+from vulnsteer.prompting.scorer import code_spans
+from vulnsteer.prompting.windows import flatten, pool_generations, regroup
 from vulnsteer.vectors.hooks import steer
+from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.training import random_like
+
 
 def _steering_samples(ctx: Context, cfg: RunConfig, main: SampleSet, template: str) -> SampleSet:
     """The baseline's files under another template, with the passes kept for the sweep; refused when the
@@ -205,9 +218,9 @@ def note_architecture(ctx: Context, run: RunDir) -> None:
 def _probe_stage(main: SampleSet, cfg: RunConfig, run: RunDir, transfer: Transfer | None) -> None:
     t0 = time.time()
     if transfer is not None:  # fit on the fit-on samples, scored (and its intervals drawn) on the test-on ones
-        curve, scored = transfer_probe_curve(transfer, cfg.steer.seed, readout=cfg.readout), transfer.test
+        curve, scored = transfer_probe_curve(transfer, cfg.steer.seed, cfg.readout), transfer.test
     else:
-        curve, scored = probe_curve(main, seed=cfg.steer.seed, readout=cfg.readout), main
+        curve, scored = probe_curve(main, cfg.readout, cfg.steer.seed), main
     res = curve.result
     if 0 < curve.k < PROBE_FOLDS:
         run.note(f"probe curve: grouped {curve.k}-fold cross-validation, not {PROBE_FOLDS}-fold: the data has only "
@@ -239,8 +252,8 @@ def _steer_stage(ctx: Context, main: SampleSet, cfg: RunConfig, run: RunDir, spl
         own = {f for f, t in enumerate(plan) if t == template}
         sset = main if template == cfg.baseline.template else _steering_samples(ctx, cfg, main, template)
         extra = extra_training(ctx, cfg, sset, template)
-        part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, extra, ctx.loaded.model,
-                            RunFoldStore(run), only_folds=own, readout=cfg.readout, split=split)
+        part = run_steering(ctx.loaded.parts, sset, ctx.words, cfg.steer, cfg.readout, extra, ctx.loaded.model,
+                            RunFoldStore(run), only_folds=own, split=split)
         probe |= {r["index"]: (r["probe"], r["probe_layer"])
                   for r in crossfit_probe(sset, folds, cfg.steer.seed, cfg.readout) if r["fold"] in own}
         calib |= {r["index"]: r["calibrated"] for r in calibrated_thresholds(sset, folds) if r["fold"] in own}

@@ -21,15 +21,20 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.records import Record
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, assert_no_leak, cross_fit
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.prompting.samples import SampleSet
-from vulnsteer.prompting.scorer import SampleScorer, code_spans
 from vulnsteer.experiments.search import (
-    Config, config_metrics, n_stages, scored_validation, search_fold, val_rank,
+    Config,
+    config_metrics,
+    n_stages,
+    scored_validation,
+    search_fold,
+    val_rank,
 )
-from vulnsteer.prompting.windows import pool_readouts
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import Method, Operator, Readout, StrengthUnit, SweepScope
 from vulnsteer.progress import progress_bar
+from vulnsteer.prompting.samples import SampleSet
+from vulnsteer.prompting.scorer import SampleScorer, code_spans
+from vulnsteer.prompting.windows import pool_readouts
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
 from vulnsteer.vectors.training import POOLED, fit_per_cwe, fit_vectors, random_like
@@ -121,7 +126,7 @@ def _choose(sweep: list[dict], fold: int, samples: SampleSet, val: np.ndarray, c
 
 
 def training_set(
-    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout = Readout.ANSWER
+    main: SampleSet, extra: SampleSet | None, train: np.ndarray, held: np.ndarray, readout: Readout
 ) -> tuple[torch.Tensor, list[Record]]:
     """Residuals (read at `readout`) and records a fold's vectors are fit on: its training samples, plus the
     extra (training-only) samples whose scenario group is not among the `held` (validation and test) samples'
@@ -149,11 +154,11 @@ def run_steering(
     main: SampleSet,
     words: AnswerWords,
     cfg: SteerConfig,
+    readout: Readout,
     extra: SampleSet | None = None,
     model: nn.Module | None = None,
     store: FoldStore | None = None,
     only_folds: set[int] | None = None,
-    readout: Readout = Readout.ANSWER,
     split: TransferSplit | None = None,
 ) -> SteerResult:
     """`main` must hold resumable states (run_samples(keep_states=True)); `extra` adds training data only.

@@ -15,18 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from vulnsteer.version import __version__
 from vulnsteer.activations.memo import shared_passes
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import RunConfig
 from vulnsteer.experiments.inputs import changed_inputs, describe, input_hashes
 from vulnsteer.experiments.preflight import preflight
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import read_config, same_settings
 from vulnsteer.experiments.study_spec import Cell, StudySpec, cell_config
 from vulnsteer.io import atomic_write_text
 from vulnsteer.options import Executor
 from vulnsteer.progress import log
+from vulnsteer.version import __version__
 
 
 @dataclass(frozen=True)

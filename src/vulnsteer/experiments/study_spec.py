@@ -9,15 +9,16 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from vulnsteer.data.load import SVEN, dataset_names
 from vulnsteer.data.planted import PLANTED
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig
+from vulnsteer.experiments.config import BaselineConfig, RunConfig, declarations
 from vulnsteer.model.sources import DEFAULT_MODEL
-from vulnsteer.options import Readout, StudyPreset, Train
+from vulnsteer.options import Declared, LongFiles, Readout, SearchMode, Shape, StudyPreset, Train
 
 CROSSFIT = "crossfit"  # the test part of a cross-fitted cell's folder name
 AUGMENTED = ("augmented-trivial", "augmented-non-trivial")
@@ -127,13 +128,13 @@ def cell_config(spec: StudySpec, cell: Cell) -> RunConfig:
 # generated for a seeded class-balanced sample. The data under test elsewhere (hand-crafted, real-world,
 # planted) is read whole, long real-world files in windows, as `vulnsteer run` reads it.
 SVEN_BUDGET = 384
-LARGE = (("long_files", "skip-pairs"), ("max_code_tokens", SVEN_BUDGET), ("generate_sample", 64))
-LARGE_FIT = (("fit_long_files", "skip-pairs"), ("fit_max_code_tokens", SVEN_BUDGET))
+LARGE = (("long_files", LongFiles.SKIP_PAIRS), ("max_code_tokens", SVEN_BUDGET), ("generate_sample", 64))
+LARGE_FIT = (("fit_long_files", LongFiles.SKIP_PAIRS), ("fit_max_code_tokens", SVEN_BUDGET))
 # Every cell of the full preset: the coarse-to-fine search (315 of the 936 answer-scope configurations per
 # validation sample) on at most 48 validation samples per fold (a SVEN fold validates about 200; hand-crafted
 # folds hold 12, all scored), and fewer side-by-side answers and fluency files than `vulnsteer run` (each costs
 # generation in each of the 18 cells).
-FULL_RUN = {"search": "coarse-fine", "search_subsample": 48, "n_side_by_side": 2, "n_fluency": 4}
+FULL_RUN = {"search": SearchMode.COARSE_FINE, "search_subsample": 48, "n_side_by_side": 2, "n_fluency": 4}
 
 
 def preset(name: StudyPreset | str) -> StudySpec:
@@ -168,61 +169,43 @@ def _names_slug(names: tuple[str, ...]) -> str:
 
 TOP_KEYS = ("models", "readouts", "cells", "run")
 CELL_KEYS = ("crossfit", "fit", "test", "run")
-# [run] key -> (config part, field, kind); "seed" seeds both the baseline's bootstrap and the steering.
-RUN_KEYS: dict[str, tuple[str, str, str]] = {
-    "cwes": ("baseline", "cwes", "strs"), "template": ("baseline", "template", "str"),
-    "generate": ("baseline", "generate", "bool"), "max_new_tokens": ("baseline", "max_new_tokens", "int"),
-    "generate_sample": ("baseline", "generate_sample", "int"),
-    "batch_size": ("baseline", "batch_size", "int"), "max_code_tokens": ("baseline", "max_code_tokens", "int"),
-    "long_files": ("baseline", "long_files", "str"), "n_boot": ("baseline", "n_boot", "int"),
-    "layers": ("steer", "layers", "ints"), "methods": ("steer", "methods", "strs"),
-    "add_alphas": ("steer", "add_alphas", "floats"), "amplify_alphas": ("steer", "amplify_alphas", "floats"),
-    "ablate": ("steer", "ablate", "bool"), "folds": ("steer", "k_folds", "int"), "n_random": ("steer", "n_random", "int"),
-    "per_cwe": ("steer", "per_cwe", "bool"), "strength_unit": ("steer", "strength_unit", "str"),
-    "scope": ("steer", "scope", "str"), "select": ("steer", "select", "str"),
-    "search": ("steer", "search", "str"), "search_top": ("steer", "search_top", "int"),
-    "search_subsample": ("steer", "search_subsample", "int"),
-    "train": ("run", "train", "strs"), "n_side_by_side": ("run", "n_side_by_side", "int"),
-    "side_by_side_tokens": ("run", "side_by_side_tokens", "int"), "n_fluency": ("run", "n_fluency", "int"),
-    "fit_max_code_tokens": ("run", "fit_max_code_tokens", "int"), "fit_long_files": ("run", "fit_long_files", "str"),
-    "dtype": ("run", "dtype", "str"), "device": ("run", "device", "str"), "seed": ("both", "seed", "int"),
+# [run] key -> the config fields it sets, from their declarations; "seed" seeds the bootstrap and the steering.
+RUN_KEYS: dict[str, list[Declared]] = {}
+for _d in declarations():
+    if _d.opt.toml:
+        RUN_KEYS.setdefault(_d.opt.toml, []).append(_d)
+
+
+# What a TOML value must be, by the field's item type (a Choice is written as its text).
+ITEMS: dict[Any, tuple[str, str, Callable[[Any], bool]]] = {
+    bool: ("true or false", "booleans", lambda v: isinstance(v, bool)),
+    int: ("an integer", "integers", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", "numbers", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", "strings", lambda v: isinstance(v, str)),
 }
+STRS = Shape(str, True, False)
 
 
-def _is_number(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_int(v: object) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "str": ("a string", lambda v: isinstance(v, str)),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "int": ("an integer", _is_int),
-    "strs": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
-    "ints": ("a list of integers", lambda v: isinstance(v, list) and all(_is_int(x) for x in v)),
-    "floats": ("a list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v)),
-}
-
-
-def _typed(where: str, value: Any, kind: str) -> Any:
-    text, ok = KINDS[kind]
-    if not ok(value):
-        raise SpecError(f"{where} = {value!r}: expected {text}")
-    if kind == "floats":
-        return tuple(float(x) for x in value)
-    return tuple(value) if kind in ("strs", "ints") else value
+def _typed(where: str, value: Any, shape: Shape) -> Any:
+    """A TOML value as the field's type (a list as a tuple, numbers as floats, an enum's text as the enum);
+    a one-line SpecError naming `where` when it is not one."""
+    enum = shape.item if isinstance(shape.item, type) and issubclass(shape.item, Enum) else None
+    one, many, ok = ITEMS[str if enum else shape.item]
+    if not (isinstance(value, list) and all(ok(v) for v in value) if shape.many else ok(value)):
+        raise SpecError(f"{where} = {value!r}: expected {'a list of ' + many if shape.many else one}")
+    convert: Callable[[Any], Any] = enum or (float if shape.item is float else (lambda v: v))
+    try:
+        return tuple(convert(v) for v in value) if shape.many else convert(value)
+    except VulnsteerError as exc:
+        raise SpecError(f"{where} = {value!r}: {exc}") from None
 
 
 def with_settings(run: RunConfig, settings: dict[str, Any]) -> RunConfig:
     """`run` with checked [run] values set (the configs check the values themselves)."""
     parts: dict[str, dict[str, Any]] = {"baseline": {}, "steer": {}, "run": {}}
     for key, value in settings.items():
-        part, name, _ = RUN_KEYS[key]
-        for target in ("baseline", "steer") if part == "both" else (part,):
-            parts[target][name] = value
+        for d in RUN_KEYS[key]:
+            parts[d.part][d.name] = value
     return replace(run, baseline=replace(run.baseline, **parts["baseline"]), steer=replace(run.steer, **parts["steer"]),
                    **parts["run"])
 
@@ -237,7 +220,7 @@ def _unknown(where: str, key: str, allowed: tuple[str, ...] | list[str]) -> Spec
 
 
 def _datasets(where: str, value: Any, base: Path) -> tuple[str, ...]:
-    names = _typed(where, value, "strs")
+    names = _typed(where, value, STRS)
     if not names:
         raise SpecError(f"{where} is empty; name at least one dataset")
     out = []
@@ -276,7 +259,7 @@ def _settings(where: str, table: Any) -> tuple[tuple[str, Any], ...]:
     for key, value in table.items():
         if key not in RUN_KEYS:
             raise _unknown(f"{where} ", key, sorted(RUN_KEYS))
-        checked[key] = _typed(f"{where} {key}", value, RUN_KEYS[key][2])
+        checked[key] = _typed(f"{where} {key}", value, RUN_KEYS[key][0].shape)
         try:
             run_config({key: checked[key]})
         except VulnsteerError as exc:
@@ -297,9 +280,9 @@ def load_spec(path: Path) -> StudySpec:
     for key in doc:
         if key not in TOP_KEYS:
             raise _unknown(where, key, TOP_KEYS)
-    models = _typed(f"{where}models", doc.get("models", [DEFAULT_MODEL]), "strs")
+    models = _typed(f"{where}models", doc.get("models", [DEFAULT_MODEL]), STRS)
     readouts = []
-    for value in _typed(f"{where}readouts", doc.get("readouts", [Readout.ANSWER.value]), "strs"):
+    for value in _typed(f"{where}readouts", doc.get("readouts", [Readout.ANSWER.value]), STRS):
         try:
             readouts.append(Readout(value))
         except VulnsteerError as exc:

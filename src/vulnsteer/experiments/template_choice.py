@@ -18,13 +18,13 @@ from vulnsteer.data.prompts import TEMPLATES
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import detection_metrics
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import AUTO_TEMPLATE, RunConfig
-from vulnsteer.prompting.context import Context
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.experiments.templates import TemplateScores, as_scores, score_templates
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import SampleSet
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.data.prompts import TEMPLATES
 from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.evaluation.metrics import Predictions, metrics_with_ci
 from vulnsteer.experiments.config import BaselineConfig
-from vulnsteer.prompting.context import Context
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import LongFiles
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 
 READING = "score"
 

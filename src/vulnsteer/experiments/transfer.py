@@ -27,15 +27,15 @@ import torch
 
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.data.disjoint import load_fit_on
+from vulnsteer.evaluation.probe_curve import ProbeCurve
 from vulnsteer.evaluation.probes import transfer_probes
 from vulnsteer.evaluation.splits import TransferSplit, assert_no_leak, validation_groups
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.config import RunConfig
-from vulnsteer.prompting.context import Context
-from vulnsteer.evaluation.probe_curve import ProbeCurve
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.options import Readout
+from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.vectors.training import POOLED
 
 
@@ -114,7 +114,7 @@ def prepare_transfer(ctx: Context, cfg: RunConfig, run: RunDir, test: SampleSet,
     return Transfer(main, split)
 
 
-def transfer_probe_curve(t: Transfer, seed: int = 0, repeats: int = 3, readout: Readout = Readout.ANSWER) -> ProbeCurve:
+def transfer_probe_curve(t: Transfer, seed: int, readout: Readout, repeats: int = 3) -> ProbeCurve:
     """Per layer: a probe fit on every fit-on sample, scored on the test-on samples, both read at `readout`;
     the control fits on permuted fit-on labels (`repeats` permutations)."""
     fit, test = t.fit, t.test

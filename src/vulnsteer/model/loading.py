@@ -23,8 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from vulnsteer.errors import ModelError
+from vulnsteer.io import sha256_file
 from vulnsteer.model.architecture import model_parts
-from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.integrity import (
     TMP_INFIX,
     cache_problem,
@@ -33,9 +33,8 @@ from vulnsteer.model.integrity import (
     install_lock,
     weight_checksums,
 )
+from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import DEFAULT_PRECISION, Device, Precision, parse_precision, resolve_device, to_precision
-from vulnsteer.io import sha256_file
-from vulnsteer.progress import status
 from vulnsteer.model.sources import (
     DEFAULT_MODEL,
     TINY_PREFIX,
@@ -45,6 +44,7 @@ from vulnsteer.model.sources import (
     join_parts,
     resolve_source,
 )
+from vulnsteer.progress import status
 
 CACHE_FORMAT = 1  # bump when the cached layout or conversion changes; older cache dirs are rebuilt
 MARKER = "vulnsteer-cache.json"

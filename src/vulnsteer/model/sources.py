@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-
 from vulnsteer.errors import ModelError
 from vulnsteer.io import read_chunks, sha256_file
 

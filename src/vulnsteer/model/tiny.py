@@ -22,7 +22,6 @@ from transformers import (
 
 from vulnsteer.model.sources import TINY_CONTEXT, TINY_LAYERS
 
-
 TINY_SEED = 0  # the seed `tiny-<arch>` model names are built with
 
 _VOCAB = 512

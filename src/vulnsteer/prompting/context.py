@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vulnsteer.activations.cache import ActivationCache
+from vulnsteer.activations.scoring import AnswerWords
+from vulnsteer.data.load import load_records
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.records import Record
 from vulnsteer.data.root import resolve_data_root
-from vulnsteer.data.load import load_records
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.errors import DataError
-from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.steering.reentry_check import checked
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 from vulnsteer.model.precision import DEFAULT_PRECISION, Precision
+from vulnsteer.steering.reentry_check import checked
 
 
 @dataclass

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import torch
 
-from vulnsteer.activations.memo import active_memo
 from vulnsteer.activations.cache import ActivationCache, CachedActivations, prompt_key
+from vulnsteer.activations.memo import active_memo
 from vulnsteer.activations.passes import PromptPass, run_prompt
+from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.fitting import CodeWindow, FitResult, changed_lines, fit_code, with_twin
 from vulnsteer.data.prompts import TEMPLATES, build_messages, few_shot_examples, render_prompt
-from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.data.records import Record
-from vulnsteer.activations.scoring import AnswerWords
-from vulnsteer.model.loading import LoadedModel
+from vulnsteer.data.secllmholmes import cwe_definition
 from vulnsteer.errors import DataError
+from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import LongFiles, Readout
-from vulnsteer.prompting.windows import PromptWindow, pool_readouts, pool_scores
 from vulnsteer.progress import progress_bar
+from vulnsteer.prompting.windows import PromptWindow, pool_readouts, pool_scores
 
 
 @dataclass
@@ -125,7 +125,7 @@ def build_samples(
     for record in records:
         twin = twins.get(record.id) if policy is LongFiles.DIFF_CENTRED else None
         focus = changed_lines(record.code, twin.code)[0] if twin is not None else []
-        fits[record.id] = fit_code(record.code, tok, max_code_tokens, policy.value, focus, language=record.language)
+        fits[record.id] = fit_code(record.code, tok, max_code_tokens, policy, focus, language=record.language)
     if policy is LongFiles.SKIP_PAIRS:
         over = {rid for rid, fit in fits.items() if fit.skipped}
         for rid, twin in twins.items():

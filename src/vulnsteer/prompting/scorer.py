@@ -12,10 +12,10 @@ from torch import nn
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.errors import DataError
-from vulnsteer.prompting.samples import Sample, SampleSet
-from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.options import SweepScope
+from vulnsteer.prompting.samples import Sample, SampleSet
+from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.steering.block_reentry import record_full
 from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
 from vulnsteer.vectors.operators import Intervention

@@ -14,13 +14,12 @@ from typing import Any
 
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.run_folder import schema
-from vulnsteer.report import plots
 from vulnsteer.experiments.run_folder.folders import COMPARISON, RUN, check_writable, is_marked, mark, marker, resolved
-from vulnsteer.report.document import write_document
-from vulnsteer.experiments.run_folder.reader import unfinished
-from vulnsteer.report.long_files import generation_line
+from vulnsteer.experiments.run_folder.reader import Run, unfinished
+from vulnsteer.report import plots
 from vulnsteer.report.blocks import Block, Fig, Section, Text
-from vulnsteer.experiments.run_folder.reader import Run
+from vulnsteer.report.document import write_document
+from vulnsteer.report.long_files import generation_line
 from vulnsteer.report.tables import NA, TableData, cwe_order, fmt, fmt_ci
 
 MISSING = "missing"

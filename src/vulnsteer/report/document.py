@@ -11,11 +11,11 @@ import html
 import re
 from pathlib import Path
 
-from vulnsteer.experiments.run_folder import schema
-from vulnsteer.io import atomic_write_text
 from vulnsteer.errors import DataError
-from vulnsteer.report.blocks import Block, Fig, Generation, Section
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.reader import Run, unfinished
+from vulnsteer.io import atomic_write_text
+from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.sections import build_sections
 from vulnsteer.report.tables import TableData, md_cell, nowrap_intervals, to_html, to_markdown
 

@@ -12,7 +12,15 @@ from typing import Any
 
 from vulnsteer.evaluation.deltas import minimal_detectable_effect
 from vulnsteer.report.tables import (
-    COMPARISON_METRICS, CONDITIONS, NA, POWER_PERCENT, TableData, fmt, fmt_ci, includes_zero, no_effect_sentence,
+    COMPARISON_METRICS,
+    CONDITIONS,
+    NA,
+    POWER_PERCENT,
+    TableData,
+    fmt,
+    fmt_ci,
+    includes_zero,
+    no_effect_sentence,
 )
 
 ALPHA = 0.05

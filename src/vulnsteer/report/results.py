@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from vulnsteer.errors import DataError
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.coverage import GeneratedCounts, KeptCounts
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.reader import Run, unfinished
 from vulnsteer.report.tables import fmt, fmt_ci
 

@@ -9,18 +9,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.errors import DataError
+from vulnsteer.experiments.run_folder import schema
+from vulnsteer.experiments.run_folder.reader import Run, readout_and_scope
 from vulnsteer.report import plots
-from vulnsteer.report.family import comparisons_data, count_sentence
 from vulnsteer.report.blocks import Block, Fig, Generation, Section, Text
+from vulnsteer.report.family import comparisons_data, count_sentence
 from vulnsteer.report.links import failed_links
 from vulnsteer.report.long_files import generation_line, long_file_line
 from vulnsteer.report.reading import how_to_read, transfer_lead, transfer_text
-from vulnsteer.experiments.run_folder.reader import Run, readout_and_scope
 from vulnsteer.report.tables import (
-    CONDITIONS, TableData, baseline_data, conditional_data, fmt, fmt_ci, headline_data,
-    per_cwe_data, templates_data,
+    CONDITIONS,
+    TableData,
+    baseline_data,
+    conditional_data,
+    fmt,
+    fmt_ci,
+    headline_data,
+    per_cwe_data,
+    templates_data,
 )
 from vulnsteer.report.verdicts import carries_signal, probe_conclusion, versus_random
 

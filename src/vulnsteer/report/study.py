@@ -8,11 +8,11 @@ from pathlib import Path
 
 from vulnsteer.errors import DataError
 from vulnsteer.experiments.run_folder import schema
+from vulnsteer.experiments.run_folder.reader import Run
 from vulnsteer.report import plots
+from vulnsteer.report.blocks import Block, Fig, Section, Text
 from vulnsteer.report.document import random_weights_warning, write_document
 from vulnsteer.report.results import RunResult, cell, mde_cell, read_result
-from vulnsteer.report.blocks import Block, Fig, Section, Text
-from vulnsteer.experiments.run_folder.reader import Run
 from vulnsteer.report.tables import TableData
 
 HOW_TO_READ = (

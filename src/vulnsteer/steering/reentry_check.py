@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from vulnsteer.activations.passes import run_prompt
-from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.loading import LoadedModel
+from vulnsteer.model.parts import ModelParts
+from vulnsteer.steering.block_reentry import record_full, reenter_logits
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.block_reentry import record_full, reenter_logits
 
 _MIN_TOKENS = 24
 _MAX_TOKENS = 1024  # a longer window is not crossed; its layers are then checked like global ones

@@ -16,9 +16,10 @@ from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
+from vulnsteer.steering.block_reentry import reenter_logits
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
-from vulnsteer.steering.block_reentry import reenter_logits
+
 
 def score_interventions(
     parts: ModelParts,

@@ -29,7 +29,6 @@ from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.options import Method
 
 
-
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 

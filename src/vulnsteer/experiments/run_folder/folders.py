@@ -16,10 +16,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vulnsteer.version import __version__
 from vulnsteer.errors import VulnsteerError
 from vulnsteer.experiments.run_folder import schema
 from vulnsteer.io import atomic_write_text
+from vulnsteer.version import __version__
 
 RUN, COMPARISON = "run", "comparison"
 

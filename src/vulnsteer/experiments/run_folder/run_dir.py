@@ -25,13 +25,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from vulnsteer.version import __version__
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.inputs import changed_inputs, describe
+from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.folders import RUN, check_writable, is_marked, mark, marked_ancestor, marker, resolved
 from vulnsteer.io import atomic_write_text, pid_alive
 from vulnsteer.progress import log
+from vulnsteer.version import __version__
 
 LOCK = ".lock"
 STATUSES = ("running", "finished", "failed", "interrupted")

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from vulnsteer.prompting.context import Context
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.experiments.steer import SteerResult
 from vulnsteer.options import Operator
+from vulnsteer.prompting.context import Context
 
 
 def save_chosen_vectors(ctx: Context, run: RunDir, templates: Sequence[str], result: SteerResult) -> list[str]:
