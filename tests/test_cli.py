@@ -380,6 +380,8 @@ def test_transfer_run_on_tiny_qwen_writes_a_complete_run_folder(small_root, tiny
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["fit_on"] == ["sven"] and config["test_on"] == ["hand-crafted"] and config["status"] == "finished"
+    # The fit-on passes are a stage of their own: a cell's wall time is the sum of its stages.
+    assert {"baseline_forward", "fit_on_passes", "probes", "steering_sweep"} <= set(config["stage_seconds"])
     transfer = json.loads((out / "transfer.json").read_text())
     assert transfer["n_test"] == 18 and transfer["n_fit_train"] + transfer["n_fit_validation"] == 24
     baseline = [json.loads(line) for line in (out / "baseline" / "samples.jsonl").read_text().splitlines()]

@@ -67,6 +67,9 @@ def test_sigkill_during_the_sweep_then_rerun_gives_the_same_results(tiny_dirs, d
     assert again.returncode == 0, again.stderr[-3000:]
     log = again.stderr
     assert "baseline: reused" in log and "probe: reused from the interrupted run" in log
+    # The passes run again for the sweep are timed as their own stage, beside the first run's baseline.
+    stages = json.loads((out / "config.json").read_text())["stage_seconds"]
+    assert {"baseline_forward", "baseline_forward_again"} <= set(stages)
     assert "steering fold 0: reused" in log and "steering fold 1: reused" in log and "fold 2: reused" not in log
     for name in OUTPUTS:
         assert (out / name).read_text() == (tmp_path / "whole" / name).read_text(), name

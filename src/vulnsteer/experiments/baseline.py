@@ -201,8 +201,12 @@ def run_baseline(
             + ("; forward passes run again for the later stages" if need_passes else ""))
         if not need_passes:
             return None, rows
-        return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep_states,
-                           description="baseline passes (for the later stages)"), rows
+        again = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep_states,
+                            description="baseline passes (for the later stages)")
+        # Its own stage: the interrupted run's baseline_forward is kept, and the cell's wall time stays the
+        # sum of its stages.
+        run.stage("baseline_forward_again", time.time() - t0)
+        return again, rows
     # Generation decodes on top of the passes' prefix caches, so keep them when generating.
     keep = keep_states or cfg.generate
     sset = run_samples(samples, ctx.loaded, ctx.words, ctx.cache, keep_states=keep, description="baseline passes")

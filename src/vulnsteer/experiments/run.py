@@ -188,7 +188,9 @@ def run_all(ctx: Context, cfg: RunConfig, run: RunDir) -> dict:
     transfer: Transfer | None = None
     if cfg.fit_on and todo:
         assert main is not None
+        t0 = time.time()
         transfer = prepare_transfer(ctx, cfg, run, main, keep_states="steer" in todo)
+        run.stage("fit_on_passes", time.time() - t0)  # a cell's wall time is the sum of its stages
         main = transfer.main
     if "probe" in todo:
         assert main is not None
