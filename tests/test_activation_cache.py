@@ -114,3 +114,15 @@ def test_an_entry_that_is_a_folder_is_a_miss_and_does_not_stop_a_put(tmp_path):
     assert cache.get(KEY) is None
     cache.put(KEY, _value())
     assert cache.get(KEY) is None and (tmp_path / KEY[:2] / f"{KEY}.safetensors").is_dir()
+
+
+def test_a_read_only_cache_reads_but_never_writes_or_removes(tmp_path):
+    cache, path = _entry(tmp_path)
+    shared = ActivationCache(tmp_path, read_only=True)
+    got = shared.get(KEY)
+    assert got is not None and torch.equal(got.answer_residuals, _value().answer_residuals)
+    other = prompt_key("h", "S1", "another prompt", [1, 2])
+    shared.put(other, _value())
+    assert shared.get(other) is None and list(tmp_path.rglob("*.safetensors")) == [path]
+    _zeros(path)
+    assert shared.get(KEY) is None and path.exists()  # damaged: a miss, left for its owner to repair

@@ -61,7 +61,11 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 
 @dataclass(frozen=True)
 class ActivationCache:
+    """`read_only`: another run's cache, read and never changed (a miss is not stored, a damaged entry not
+    removed), so a benchmark can reuse a study's passes while the study still writes there."""
+
     root: Path
+    read_only: bool = False
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.safetensors"
@@ -73,7 +77,8 @@ class ActivationCache:
             return None
         t = _read_verified(path, key)
         if t is None:
-            path.unlink(missing_ok=True)  # so the next put rewrites it and later runs do not re-check it
+            if not self.read_only:
+                path.unlink(missing_ok=True)  # so the next put rewrites it and later runs do not re-check it
             return None
         return CachedActivations(
             answer_residuals=t["answer"],
@@ -85,7 +90,9 @@ class ActivationCache:
 
     def put(self, key: str, value: CachedActivations) -> None:
         """Store the entry; where it cannot be written (a folder in its place, a full disk) the run goes on
-        without it: the cache only saves time."""
+        without it: the cache only saves time. A read-only cache stores nothing."""
+        if self.read_only:
+            return
         try:
             self._put(key, value)
         except OSError as exc:
