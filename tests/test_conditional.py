@@ -133,6 +133,20 @@ def test_choose_condition_finds_the_separating_threshold_and_side():
     assert m["balanced_accuracy"] == 1.0
 
 
+def test_choose_condition_breaks_ties_by_auroc_then_fewer_steered_then_the_lower_layer():
+    labels, yes = [1, 0, 1, 0], np.full(4, 1.0)  # every answer is yes, steered or not: balanced accuracy 0.5
+    # AUROC before the count: steering every file ranks the vulnerable ones higher (AUROC 1), steering none
+    # leaves four equal scores (AUROC 0.5), though it steers fewer.
+    _, _, _, m, n = choose_condition(np.zeros((1, 4)), np.array([2.0, 1.5, 2.0, 1.5]), yes, labels, [None] * 4,
+                                     "balanced_accuracy")
+    assert (n, m["auroc"]) == (4, 1.0)
+    # Steering that changes no score: every condition ties on both metrics, so the one steering no file wins,
+    # at the lower of two layers (each has one).
+    two_layers = np.array([[3.0, 1.0, 2.0, 0.0], [0.0, 1.0, 2.0, 3.0]])
+    layer, _, _, _, n = choose_condition(two_layers, yes, yes, labels, [None] * 4, "balanced_accuracy")
+    assert (layer, n) == (0, 0)
+
+
 def test_an_unselected_files_conditional_text_is_its_unsteered_text(steered):
     _, result = steered
     rows = with_conditional(result.test, ConditionalResult([], {r.index: r.index % 2 == 0 for r in result.test}, {}))
