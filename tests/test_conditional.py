@@ -155,7 +155,8 @@ def test_conditional_must_be_a_bool():
 
 def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_root, tmp_path, monkeypatch):
     import vulnsteer as vs
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig
     from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.verdicts import CARRY_QUESTION
 
