@@ -26,7 +26,8 @@ from vulnsteer.experiments.conditional import (
     with_conditional_text,
 )
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.experiments.steer import Choice, SteerResult, run_steering
+from vulnsteer.experiments.steer import run_steering
+from vulnsteer.experiments.steer_results import Choice, SteerResult
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer

@@ -15,7 +15,7 @@ from vulnsteer.evaluation.predictions import Predictions, per_cwe
 from vulnsteer.evaluation.readings import null_reading
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.conditional import masked_random
-from vulnsteer.experiments.steer import Choice, TestRow
+from vulnsteer.experiments.steer_results import Choice, TestRow
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 # Reported where every test row has them: amplify (a grid with amplify strengths), conditional (conditional.py).
