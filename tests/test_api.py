@@ -71,7 +71,8 @@ def test_quickstart_example_runs(tiny_dirs, data_root, tmp_path):
 def test_a_vector_vulnsteer_run_saved_applies_in_two_lines_as_the_experiment_scored_it(data_root, tmp_path, monkeypatch):
     import json
 
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig, SteerConfig
 
     monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
     cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787", "CWE-89", "CWE-22"), generate=False, n_boot=100),

@@ -104,7 +104,7 @@ def test_a_generation_sample_generates_for_its_files_only_and_scores_every_file(
 
 def test_diff_centred_on_unpaired_files_says_it_kept_their_head_not_a_window_around_a_change():
     from vulnsteer.experiments.baseline import long_file_notes
-    from vulnsteer.experiments.config import BaselineConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
 
     def row(i, label, pair_id):
         return dict(id=f"f{i}", label=label, pair_id=pair_id, n_windows=1, truncated=True, skipped=False)

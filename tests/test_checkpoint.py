@@ -8,7 +8,7 @@ import torch
 
 from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.experiments.steer import Choice, FoldResult, TestRow
+from vulnsteer.experiments.steer_results import Choice, FoldResult, TestRow
 from vulnsteer.options import Method, Operator
 from vulnsteer.vectors.steering_vector import SteeringVector
 

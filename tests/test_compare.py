@@ -39,7 +39,8 @@ def runs(data_root, tmp_path_factory):
     # The fallback runs one full forward per configuration, sample and generated token: the library call sets
     # a short side-by-side and fluency, which the command line keeps at their defaults.
     from vulnsteer.api import run
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig, SteerConfig
 
     cfg = RunConfig(baseline=BaselineConfig(cwes=("CWE-787", "CWE-89"), generate=False, n_boot=100),
                     steer=SteerConfig(layers=(1,), methods=("caa",), k_folds=3, n_random=1),

@@ -26,7 +26,8 @@ from vulnsteer.experiments.conditional import (
     with_conditional_text,
 )
 from vulnsteer.experiments.config import SteerConfig
-from vulnsteer.experiments.steer import Choice, SteerResult, run_steering
+from vulnsteer.experiments.steer import run_steering
+from vulnsteer.experiments.steer_results import Choice, SteerResult
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model, tiny_tokenizer
@@ -169,7 +170,8 @@ def test_conditional_must_be_a_bool():
 
 def test_a_run_reports_conditional_and_amplify_and_answers_the_question(data_root, tmp_path, monkeypatch):
     import vulnsteer as vs
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig
     from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.verdicts import CARRY_QUESTION
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig, declarations
+from vulnsteer.experiments.baseline_config import BaselineConfig
+from vulnsteer.experiments.config import RunConfig, SteerConfig, declarations
 from vulnsteer.experiments.study_spec import cell_config, load_spec
 from vulnsteer.options import (
     Declared,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig
+from vulnsteer.experiments.baseline_config import BaselineConfig
 from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
 
 

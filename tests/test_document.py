@@ -11,7 +11,7 @@ import pytest
 
 from vulnsteer.errors import DataError
 from vulnsteer.report.document import write_report
-from vulnsteer.report.sections import MAX_GENERATIONS
+from vulnsteer.report.steer_sections import MAX_GENERATIONS
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 CWES = ("CWE-22", "CWE-78", "all")
@@ -237,17 +237,6 @@ def test_a_conditional_generation_is_shown_and_an_unselected_one_is_marked(tmp_p
     assert "[not selected by the condition]" in md
     assert "conditionally steered (not selected: the unsteered text) (verdict: no):\n\n```text\nplain 1\n```" in md
     assert "<h4>conditionally steered (not selected: the unsteered text) (verdict: no)</h4><pre>plain 1</pre>" in page
-
-
-def test_the_curves_say_when_the_sweep_scored_part_of_the_grid(tmp_path):
-    from vulnsteer.experiments.run_folder.reader import Run
-    from vulnsteer.report.sections import _search_note
-
-    write(tmp_path / "config.json", {"steer": {"search": "grid", "search_top": 3, "search_subsample": None}})
-    assert _search_note(Run(tmp_path)) == ""
-    write(tmp_path / "config.json", {"steer": {"search": "coarse-fine", "search_top": 3, "search_subsample": 8}})
-    note = _search_note(Run(tmp_path))
-    assert "--search coarse-fine, top 3; --search-subsample 8" in note
 
 
 MEASURE = """<script>

@@ -11,13 +11,9 @@ from vulnsteer.errors import DataError
 from vulnsteer.evaluation.deltas import paired_delta_ci
 from vulnsteer.evaluation.metrics import (
     METRICS,
-    MetricWithCI,
-    Predictions,
     _weighted_auroc,
     bootstrap_ci,
     detection_metrics,
-    metrics_with_ci,
-    per_cwe,
     percentile_interval,
 )
 
@@ -162,19 +158,6 @@ def test_paired_delta():
     b = bootstrap_ci(labels, scores, new, pairs, groups, n_boot=500)["accuracy"]
     assert b[0] < a[1]
     assert delta["accuracy"].high - delta["accuracy"].low < 0.5 * (a[1] - a[0])
-
-
-def test_per_cwe():
-    labels, scores, verdicts, pairs, groups = _synthetic(60, 5)
-    cwes = ["CWE-79" if int(g[1:]) % 3 else "CWE-89" for g in groups]
-    out = per_cwe(Predictions.of(labels, scores, pairs, groups, cwes, verdicts=verdicts), n_boot=200)
-    assert list(out) == ["CWE-79", "CWE-89", "all"]
-    assert out["all"] == metrics_with_ci(labels, scores, verdicts, pairs, groups, n_boot=200)
-    m = np.array(cwes) == "CWE-89"
-    sub = detection_metrics(labels[m], scores[m], verdicts[m], [p for p, k in zip(pairs, m) if k])
-    assert out["CWE-89"]["accuracy"].value == pytest.approx(sub["accuracy"])
-    assert out["CWE-89"]["n"].value == m.sum()
-    assert isinstance(out["CWE-89"]["auroc"], MetricWithCI)
 
 
 def test_an_interval_with_its_point_at_an_end_is_bias_corrected():

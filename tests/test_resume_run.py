@@ -102,7 +102,8 @@ def _pairs(path, n=4, edit=""):
 
 
 def _cfg(pairs):
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig, SteerConfig
 
     return RunConfig(baseline=BaselineConfig(subsets=(str(pairs),), generate=False, n_boot=100),
                      steer=SteerConfig(layers=(1,), methods=("caa",), k_folds=3, n_random=1),

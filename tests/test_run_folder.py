@@ -101,7 +101,8 @@ def test_a_second_writer_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
 def test_a_run_records_how_it_ended(tiny_dirs, data_root, tmp_path, monkeypatch, error, status):
     import vulnsteer.experiments.run as run_module
     from vulnsteer.api import run
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig
     from vulnsteer.experiments.run_folder.run_dir import read_config
 
     def boom(*_args):
@@ -167,7 +168,8 @@ def test_finished_is_written_only_after_the_report_exists(tiny_dirs, data_root, 
     import vulnsteer.report.document as document
     from vulnsteer.api import run
     from vulnsteer.errors import VulnsteerError
-    from vulnsteer.experiments.config import BaselineConfig, RunConfig
+    from vulnsteer.experiments.baseline_config import BaselineConfig
+    from vulnsteer.experiments.config import RunConfig
     from vulnsteer.experiments.run_folder.run_dir import read_config
 
     def full(path, text, fsync=False):

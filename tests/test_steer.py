@@ -9,7 +9,8 @@ import torch
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names, load_secllmholmes
-from vulnsteer.experiments.steer import SteerConfig, _choose, run_steering, training_set
+from vulnsteer.experiments.config import SteerConfig
+from vulnsteer.experiments.steer import _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from vulnsteer.experiments.steer import TestRow
+from vulnsteer.experiments.steer_results import TestRow
 from vulnsteer.experiments.summary import (
     CONDITIONS,
     bias_only,
@@ -119,7 +119,7 @@ def test_conditional_rows_add_conditions_and_their_masked_random_comparison():
 
 
 def test_strength_slopes_by_hand():
-    from vulnsteer.experiments.steer import Choice
+    from vulnsteer.experiments.steer_results import Choice
     from vulnsteer.experiments.summary import strength_slopes
     from vulnsteer.options import Method, Operator
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.evaluation.metrics import Predictions
+from vulnsteer.evaluation.predictions import Predictions
 from vulnsteer.evaluation.splits import cross_fit
 from vulnsteer.experiments.template_choice import choose_templates
 from vulnsteer.experiments.templates import TemplateScores

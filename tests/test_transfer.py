@@ -18,7 +18,8 @@ from vulnsteer.data.load import load_records
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.data.secllmholmes import cwe_names
 from vulnsteer.evaluation.splits import GroupLeakError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig, SteerConfig
+from vulnsteer.experiments.baseline_config import BaselineConfig
+from vulnsteer.experiments.config import RunConfig, SteerConfig
 from vulnsteer.experiments.probe import calibrated_thresholds, crossfit_probe
 from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir

@@ -73,7 +73,8 @@ def _execute(command: str, cfg: RunConfig, model: str, data: Path | None, out_di
     from vulnsteer.experiments.run_folder.reader import Run
     from vulnsteer.report.long_files import generation_line
     from vulnsteer.report.reading import transfer_text
-    from vulnsteer.report.tables import baseline_table, headline_table, templates_data, to_rich
+    from vulnsteer.report.table_render import baseline_table, headline_table, to_rich
+    from vulnsteer.report.tables import templates_data
 
     path = run(cfg, model=model, data=data, out=out_dir, cache_dir=cache_dir, trust_remote_code=trust_remote_code,
                command=command, force=force)
@@ -231,7 +232,7 @@ def study(
     path = run_study(chosen, out_dir, data, cache_dir, trust_remote_code, Executor(executor), ray_address)
     from vulnsteer.experiments.run_folder import schema
     from vulnsteer.report.study import results_table
-    from vulnsteer.report.tables import to_rich
+    from vulnsteer.report.table_render import to_rich
 
     out.print(to_rich(results_table(path)))
     out.print(f"study folder: {path}  report: {schema.STUDY_MD}, {schema.STUDY_HTML}")

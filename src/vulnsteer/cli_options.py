@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import ALL_TEMPLATES, BaselineConfig, RunConfig, SteerConfig, declarations
+from vulnsteer.experiments.baseline_config import ALL_TEMPLATES, BaselineConfig
+from vulnsteer.experiments.config import RunConfig, SteerConfig, declarations
 from vulnsteer.options import Declared, Executor, StudyPreset, parse_list
 
 

@@ -15,7 +15,8 @@ from statistics import NormalDist
 import numpy as np
 
 from vulnsteer.errors import DataError
-from vulnsteer.evaluation.metrics import METRICS, MetricWithCI, Predictions, metric_draws, percentile_interval
+from vulnsteer.evaluation.metrics import METRICS, MetricWithCI, metric_draws, percentile_interval
+from vulnsteer.evaluation.predictions import Predictions
 from vulnsteer.evaluation.readings import POWER
 
 

@@ -13,8 +13,9 @@ from vulnsteer.activations.scoring import verdict
 from vulnsteer.data.published import load_published, published_missing, published_table
 from vulnsteer.errors import DataError
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
-from vulnsteer.evaluation.metrics import MetricWithCI, Predictions, per_cwe
-from vulnsteer.experiments.config import BaselineConfig
+from vulnsteer.evaluation.metrics import MetricWithCI
+from vulnsteer.evaluation.predictions import Predictions, per_cwe
+from vulnsteer.experiments.baseline_config import BaselineConfig
 from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
 from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir

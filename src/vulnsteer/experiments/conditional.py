@@ -33,7 +33,7 @@ import torch
 from vulnsteer.activations.layers import block_outputs
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.metrics import detection_metrics
-from vulnsteer.experiments.steer import Choice, SteerResult, TestRow
+from vulnsteer.experiments.steer_results import Choice, SteerResult, TestRow
 from vulnsteer.options import ConditionSide, Readout
 from vulnsteer.prompting.samples import SampleSet
 from vulnsteer.vectors.methods import probe_direction

@@ -6,14 +6,8 @@ import json
 import time
 from dataclasses import asdict
 
-import torch
-
-from vulnsteer.activations.scoring import verdict
 from vulnsteer.data.load import load_records
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.evaluation.deltas import mean_ci
-from vulnsteer.evaluation.fluency import code_nll_many
-from vulnsteer.evaluation.generation import can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.probe_curve import PROBE_FOLDS
 from vulnsteer.evaluation.splits import CrossFit, TransferSplit, cross_fit
 from vulnsteer.experiments.baseline import run_baseline
@@ -30,7 +24,9 @@ from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.experiments.run_folder.vectors_out import save_chosen_vectors
-from vulnsteer.experiments.steer import SteerResult, run_steering, with_controls
+from vulnsteer.experiments.steer import run_steering, with_controls
+from vulnsteer.experiments.steer_results import SteerResult
+from vulnsteer.experiments.steered_text import fluency, side_by_side
 from vulnsteer.experiments.summary import (
     bias_only,
     condition_metrics,
@@ -47,15 +43,10 @@ from vulnsteer.experiments.summary import (
 from vulnsteer.experiments.template_choice import fold_templates, merge_results
 from vulnsteer.experiments.templates import template_samples
 from vulnsteer.experiments.transfer import Transfer, prepare_transfer, transfer_probe_curve
-from vulnsteer.options import LongFiles, SweepScope, Train
-from vulnsteer.progress import log, progress_bar
+from vulnsteer.options import LongFiles, Train
+from vulnsteer.progress import log
 from vulnsteer.prompting.context import Context
 from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
-from vulnsteer.prompting.scorer import code_spans
-from vulnsteer.prompting.windows import flatten, pool_generations, regroup
-from vulnsteer.vectors.hooks import steer
-from vulnsteer.vectors.operators import Intervention
-from vulnsteer.vectors.training import random_like
 
 
 def _steering_samples(ctx: Context, cfg: RunConfig, main: SampleSet, template: str) -> SampleSet:
@@ -89,85 +80,6 @@ def extra_training(ctx: Context, cfg: RunConfig, main: SampleSet, template: str)
     samples = build_samples(records, ctx.loaded, template, ctx.cwe_names, ctx.data_root,
                             cfg.baseline.max_code_tokens, policy)
     return run_samples(samples, ctx.loaded, ctx.words, ctx.cache, description="training passes")
-
-
-def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> list[dict]:
-    """Generated answers with and without steering for a few test files of fold 0 (its chosen configuration),
-    half vulnerable, half secure, steered in the sweep's scope; files whose answer-score verdict steering
-    flipped come first, since they are where steering did something worth reading."""
-    test0 = sorted((r for r in result.test if r.fold == 0), key=lambda r: verdict(r.steered) == verdict(r.baseline))
-    half = (cfg.n_side_by_side + 1) // 2
-    picks = [r for r in test0 if r.label == 1][:half] + [r for r in test0 if r.label == 0][:half]
-    flipped = {r.index for r in picks if verdict(r.steered) != verdict(r.baseline)}
-    model, tok = ctx.loaded.model, ctx.loaded.tokenizer
-    rows = []
-    for vector_cwe in sorted({r.vector_cwe for r in picks}):
-        idx = [r.index for r in picks if r.vector_cwe == vector_cwe]
-        # Every window of a file is generated, as in the baseline; the rows are windows, pooled per file below.
-        windows, sizes = flatten([main.samples[i].windows for i in idx])
-        states, _ = flatten([main.states[i] for i in idx] if main.states is not None else [])
-        ids, prompts = [w.input_ids for w in windows], [w.prompt for w in windows]
-        n, rows_n = cfg.side_by_side_tokens, len(windows)
-        cached = len(states) == rows_n and can_decode_from_passes(states)  # no prefix caches where re-entry is inexact
-        if cached:
-            plain = generate_from_passes(model, tok, states, ids, n, rows_n, "side by side: unsteered")
-        else:
-            plain = generate_answers(model, tok, prompts, n, rows_n, "side by side: unsteered", sort_by_length=False)
-        ivs = _chosen(result, 0, vector_cwe).interventions()
-        if cfg.steer.scope is SweepScope.ANSWER and cached:
-            steered = generate_from_passes(model, tok, states, ids, n, rows_n, "side by side: steered", ivs)
-        else:  # the prompt encoded again, steered in the sweep's scope (rows kept in order for per-row lengths)
-            lengths = torch.tensor([int(x.shape[1]) for x in ids])
-            # The code scope steers each window on its own code's tokens, as the sweep scored it.
-            spans = (flatten([code_spans(main.samples[i]) for i in idx])[0] if cfg.steer.scope is SweepScope.CODE
-                     else None)
-            with steer(model, ivs, scope=cfg.steer.scope.hook_scope.value, prompt_len=lengths, span=spans):
-                steered = generate_answers(model, tok, prompts, n, rows_n, "side by side: steered", sort_by_length=False)
-        for i, a, b in zip(idx, regroup(plain, sizes), regroup(steered, sizes)):
-            rec, own = main.samples[i].record, main.samples[i].windows
-            before, after = pool_generations(a, own), pool_generations(b, own)
-            rows.append(dict(id=rec.id, cwe=rec.cwe, label=rec.label, config=result.choices[0].label(),
-                             vector_cwe=vector_cwe, unsteered=before.text, steered=after.text,
-                             unsteered_verdict=before.verdict, steered_verdict=after.verdict,
-                             identical=before.text == after.text, score_verdict_flipped=i in flipped))
-    return rows
-
-
-def _chosen(result: SteerResult, fold: int, vector_cwe: str, random: bool = False):
-    """Fold `fold`'s chosen vector for `vector_cwe` (or a seeded random one like it)."""
-    vector = result.vectors[fold][vector_cwe]
-    return random_like(vector, torch.Generator().manual_seed(10_000 + fold)) if random else vector
-
-
-def fluency(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunConfig) -> dict:
-    """Mean next-token NLL on held-out secure files' code: unsteered, steered (every position), random; and
-    the KL at the answer over the test rows; each as [mean, low, high] with a bootstrap over scenario groups."""
-    picks = [r for r in result.test if r.label == 0][: cfg.n_fluency]
-    model, tok = ctx.loaded.model, ctx.loaded.tokenizer
-    base, steered, rand = [], [], []
-    with progress_bar("fluency cost", total=len(picks)) as advance:
-        for r in picks:
-            code = main.samples[r.index].record.code
-            ivs: list[Intervention] = [
-                _chosen(result, r.fold, r.vector_cwe, random).interventions()[0] for random in (False, True)
-            ]
-            nll_base, nll_steered, nll_random = code_nll_many(model, ctx.loaded.parts, tok, code, ivs)
-            base.append(nll_base)
-            steered.append(nll_steered)
-            rand.append(nll_random)
-            advance(1)
-
-    def ci(values: list[float], groups: list[str]) -> list[float]:
-        m = mean_ci(values, groups, cfg.baseline.n_boot, cfg.baseline.seed)
-        return [m.value, m.low, m.high]
-
-    files, tested = [r.group for r in picks], [r.group for r in result.test]
-    return {
-        "nll_base": ci(base, files), "nll_steered": ci(steered, files), "nll_random": ci(rand, files),
-        "kl_answer_steered": ci([r.kl_answer for r in result.test], tested),
-        "kl_answer_random": ci([r.kl_answer_random for r in result.test], tested),
-        "n_files": len(picks),
-    }
 
 
 STEER_OUTPUTS = (schema.STEER_SWEEP, schema.STEER_SWEEP_SUMMARY, schema.STEER_CHOICES, schema.STEER_TEMPLATES,

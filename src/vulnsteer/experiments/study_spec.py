@@ -16,7 +16,8 @@ from typing import Any
 from vulnsteer.data.load import SVEN, dataset_names
 from vulnsteer.data.planted import PLANTED
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.config import BaselineConfig, RunConfig, declarations
+from vulnsteer.experiments.baseline_config import BaselineConfig
+from vulnsteer.experiments.config import RunConfig, declarations
 from vulnsteer.model.sources import DEFAULT_MODEL
 from vulnsteer.options import Declared, LongFiles, Readout, SearchMode, Shape, StudyPreset, Train
 

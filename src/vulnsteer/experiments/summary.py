@@ -10,11 +10,12 @@ import numpy as np
 
 from vulnsteer.activations.scoring import verdict
 from vulnsteer.evaluation.deltas import delta_ci, mean_ci
-from vulnsteer.evaluation.metrics import Predictions, detection_metrics, per_cwe
+from vulnsteer.evaluation.metrics import detection_metrics
+from vulnsteer.evaluation.predictions import Predictions, per_cwe
 from vulnsteer.evaluation.readings import null_reading
 from vulnsteer.experiments.baseline import as_triples
 from vulnsteer.experiments.conditional import masked_random
-from vulnsteer.experiments.steer import Choice, TestRow
+from vulnsteer.experiments.steer_results import Choice, TestRow
 
 CONDITIONS = ("baseline", "baseline_calibrated", "steered", "random", "opposite", "probe")
 # Reported where every test row has them: amplify (a grid with amplify strengths), conditional (conditional.py).

@@ -21,7 +21,7 @@ from vulnsteer.evaluation.splits import CrossFit, TransferSplit
 from vulnsteer.experiments.config import AUTO_TEMPLATE, RunConfig
 from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.experiments.steer import SteerResult
+from vulnsteer.experiments.steer_results import SteerResult
 from vulnsteer.experiments.templates import TemplateScores, as_scores, score_templates
 from vulnsteer.prompting.context import Context
 from vulnsteer.prompting.samples import SampleSet

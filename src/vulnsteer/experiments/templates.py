@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from vulnsteer.data.prompts import TEMPLATES
 from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.evaluation.metrics import Predictions, metrics_with_ci
-from vulnsteer.experiments.config import BaselineConfig
+from vulnsteer.evaluation.metrics import metrics_with_ci
+from vulnsteer.evaluation.predictions import Predictions
+from vulnsteer.experiments.baseline_config import BaselineConfig
 from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.options import LongFiles

@@ -1,5 +1,5 @@
 """The blocks a report section is made of (text, table, figure, generation): built once by `report.sections`
-and `report.compare`, rendered by `report.document` to markdown and HTML alike."""
+(with `report.steer_sections`) and `report.compare`, rendered by `report.document` to markdown and HTML alike."""
 
 from __future__ import annotations
 
@@ -32,3 +32,8 @@ Block = Text | TableData | Fig | Generation
 class Section:
     title: str
     blocks: list[Block]
+
+
+def not_run_blocks(rel: str) -> list[Block]:
+    """What a section shows when its file `rel` is missing (report.sections lists such sections last)."""
+    return [Text(f"Not run ({rel} is not in this run folder).")]

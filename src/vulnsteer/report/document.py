@@ -17,7 +17,8 @@ from vulnsteer.experiments.run_folder.reader import Run, unfinished
 from vulnsteer.io import atomic_write_text
 from vulnsteer.report.blocks import Block, Fig, Generation, Section
 from vulnsteer.report.sections import build_sections
-from vulnsteer.report.tables import TableData, md_cell, nowrap_intervals, to_html, to_markdown
+from vulnsteer.report.table_render import md_cell, nowrap_intervals, to_html, to_markdown
+from vulnsteer.report.tables import TableData
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}

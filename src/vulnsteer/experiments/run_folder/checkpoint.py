@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from vulnsteer.experiments.run_folder.run_dir import RunDir, sha256_or_none
-from vulnsteer.experiments.steer import Choice, FoldResult, TestRow
+from vulnsteer.experiments.steer_results import Choice, FoldResult, TestRow
 from vulnsteer.io import atomic_write_text
 from vulnsteer.options import Method, Operator
 from vulnsteer.progress import log

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from vulnsteer.experiments.run_folder.run_dir import RunDir
-from vulnsteer.experiments.steer import SteerResult
+from vulnsteer.experiments.steer_results import SteerResult
 from vulnsteer.options import Operator
 from vulnsteer.prompting.context import Context
 
