@@ -37,7 +37,9 @@ pytestmark = [
 ]
 
 LAYERS = list(range(8, 16))  # blocks 8..15 of 24: mid-depth, where the probes read the most
-STRENGTHS = (-2.0, 2.0)  # in sigma units, at every token of the prompt
+# In sigma units, at every token of the prompt: vulnsteer moves these two answers by about 0.2 to 0.4 at +-4
+# (and by under 0.1 at +-1), large beside llama.cpp's rounding of a shift yet still in the linear range.
+STRENGTHS = (-4.0, 4.0)
 TRAIN_CWES, TEST_CWE = ("CWE-787", "CWE-89"), "CWE-22"
 
 
@@ -79,18 +81,24 @@ def load_control_vector(llama_cpp, path: Path, n_embd: int, scale: float = 1.0) 
 
 
 @pytest.fixture(scope="module")
-def setup(real_model, data_root, tmp_path_factory):
+def setup(real_model, data_root):
     """The vector (CAA, blocks LAYERS, trained on two CWEs' hand-crafted files), the other CWE's vulnerable and
     patched file, and the same Q4_K_M GGUF in llama.cpp."""
     from llama_cpp import Llama
 
+    with pytest.MonkeyPatch.context() as mp:  # prompts name the CWE from the data root, as `vulnsteer run` does
+        mp.setenv("VULNSTEER_DATA", str(data_root))
+        yield _setup(real_model, data_root, Llama)
+
+
+def _setup(real_model, data_root: Path, Llama):
     records = vs.load_records(["hand-crafted"], cwes=[*TRAIN_CWES, TEST_CWE], data=data_root)
     train = [r for r in records if r.cwe in TRAIN_CWES]
     test = [next(r for r in records if r.cwe == TEST_CWE and r.label == y) for y in (1, 0)]
-    acts = vs.read_activations(real_model, train, cache_dir=tmp_path_factory.mktemp("acts"))
+    acts = vs.read_activations(real_model, train)  # the user's activation cache, as the API reads them
     vector = vs.train_steering_vector(real_model, acts, layers=LAYERS, method="caa")
     assert real_model.gguf_path is not None and real_model.gguf_path.is_file()
-    llm = Llama(model_path=str(real_model.gguf_path), n_ctx=4096, n_batch=512, n_threads=1, seed=0, verbose=False)
+    llm = Llama(model_path=str(real_model.gguf_path), n_ctx=4096, n_batch=512, n_threads=2, seed=0, verbose=False)
     return vector, test, llm
 
 
@@ -111,6 +119,8 @@ def llama_score(llm, ids: list[int], words, cvec: np.ndarray | None, layer_range
 
 
 def test_an_exported_vector_moves_llama_cpps_answer_as_it_moves_vulnsteers(real_model, setup, tmp_path):
+    import llama_cpp
+
     vector, test, llm = setup
     words = _words(real_model)
     rows = []
@@ -125,10 +135,12 @@ def test_an_exported_vector_moves_llama_cpps_answer_as_it_moves_vulnsteers(real_
             path = vector.to_gguf(tmp_path / f"v{alpha:+g}.gguf", alpha=alpha)
             with vector.apply(real_model, alpha=alpha, scope="all"):
                 steered_vs = vs.answer_score(real_model, record)
-            cvec = load_control_vector(pytest.importorskip("llama_cpp"), path, llm.n_embd())
+            cvec = load_control_vector(llama_cpp, path, llm.n_embd())
             steered_cpp = llama_score(llm, ids, words, cvec, (min(LAYERS), max(LAYERS)))
             rows.append((record.id, alpha, plain_vs, plain_cpp, steered_vs - plain_vs, steered_cpp - plain_cpp))
-        assert llama_score(llm, ids, words, None) == pytest.approx(plain_cpp, abs=1e-4)  # cleared: unsteered again
+        # The layer range gates by the same block numbers: blocks past the vector's last leave the answer as it was.
+        assert llama_score(llm, ids, words, cvec, (max(LAYERS) + 1, 23)) == pytest.approx(plain_cpp, abs=1e-3)
+        assert llama_score(llm, ids, words, None) == pytest.approx(plain_cpp, abs=1e-3)  # cleared: unsteered again
     print("\nrecord, alpha (sigma), unsteered vulnsteer / llama.cpp, shift vulnsteer / llama.cpp, ratio")
     for rid, alpha, pv, pc, sv, sc in rows:
         print(f"{rid}  {alpha:+.1f}  {pv:+.3f} / {pc:+.3f}  {sv:+.3f} / {sc:+.3f}  {sc / sv:.2f}")
