@@ -13,7 +13,7 @@ So direction.k steers the output of 0-based block k, vulnsteer's layer k, at eve
 llama-cpp-python binds `llama_set_adapter_cvec` but not common's file loader, so `load_control_vector` below
 reads the file with llama.cpp's own GGUF parser (ggml-base, through ctypes) and packs it as the loader does.
 The command that prints the side-by-side shifts:
-    PYTHONPATH=src python3 -m pytest tests/test_llama_cpp.py -q -s
+    VULNSTEER_DATA=<data root> PYTHONPATH=src python3 -m pytest tests/test_llama_cpp.py -q -s
 """
 
 from __future__ import annotations
@@ -144,9 +144,15 @@ def test_an_exported_vector_moves_llama_cpps_answer_as_it_moves_vulnsteers(real_
     print("\nrecord, alpha (sigma), unsteered vulnsteer / llama.cpp, shift vulnsteer / llama.cpp, ratio")
     for rid, alpha, pv, pc, sv, sc in rows:
         print(f"{rid}  {alpha:+.1f}  {pv:+.3f} / {pc:+.3f}  {sv:+.3f} / {sc:+.3f}  {sc / sv:.2f}")
-    for _, _, pv, pc, sv, sc in rows:
-        # The unsteered scores: float32 on the dequantised weights vs llama.cpp on the Q4_K_M blocks, whose
-        # matmuls quantise the activations to 8 bits: close, not equal.
-        assert abs(pv - pc) < 0.5
-        # The same direction, by a comparable amount: same sign, ratio within [0.5, 2].
-        assert np.sign(sv) == np.sign(sc) and 0.5 <= sc / sv <= 2.0
+    # vulnsteer computes in float32 on the dequantised weights; llama.cpp on the Q4_K_M blocks themselves, its
+    # matmuls rounding the activations to 8 bits. Its unsteered scores were 0.01 and 0.11 off vulnsteer's, and
+    # that rounding moves each steered score as well: one shift came out at 0.50x and another at 1.23x
+    # vulnsteer's, all of the same sign. The swing from -alpha to +alpha cancels what rounding adds to both
+    # alike (and the curvature of the response): 0.89x and 0.85x. So: every shift of the same sign, the swing
+    # within [0.5, 2] of vulnsteer's, the unsteered scores within 0.3.
+    for record, (minus, plus) in zip(test, zip(rows[::2], rows[1::2])):
+        assert abs(minus[2] - minus[3]) < 0.3, record.id
+        assert all(np.sign(r[4]) == np.sign(r[5]) == np.sign(r[1]) for r in (minus, plus)), record.id
+        swing_vs, swing_cpp = plus[4] - minus[4], plus[5] - minus[5]
+        print(f"{record.id}  swing vulnsteer {swing_vs:+.3f}, llama.cpp {swing_cpp:+.3f}, ratio {swing_cpp / swing_vs:.2f}")
+        assert 0.5 <= swing_cpp / swing_vs <= 2.0, record.id
