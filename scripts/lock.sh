@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rewrite constraints.txt from the current environment: the exact versions of vulnsteer's dependency closure
-# (with the dev, ray and gemma-3-270m extras). Run it after the suite passed on newly chosen versions.
+# (with the dev, ray, gemma-3-270m and llama-cpp extras). Run it after the suite passed on newly chosen versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -26,7 +26,7 @@ def walk(name: str, extras: tuple[str, ...] = ()) -> None:
             if norm(req.name) not in seen:
                 walk(req.name, tuple(req.extras))
 
-walk("vulnsteer", ("dev", "ray", "gemma-3-270m"))
+walk("vulnsteer", ("dev", "ray", "gemma-3-270m", "llama-cpp"))
 seen.pop("vulnsteer", None)
 print("\n".join(f"{k}=={v}" for k, v in sorted(seen.items())))
 PYEOF

@@ -74,6 +74,19 @@ def test_refuses_layer_zero(tmp_path: Path) -> None:
         export_control_vector(sv, tmp_path / "v.gguf", "qwen2")
 
 
+def test_states_the_scope_it_assumes_and_refuses_another(tmp_path: Path) -> None:
+    """llama.cpp adds a control vector at every token: the file says so, and a vector set to steer only the
+    answer position (what `vulnsteer run` measures by default) is not silently exported as if it did."""
+    reader = gguf.GGUFReader(str(export_control_vector(make(), tmp_path / "v.gguf", "qwen2")))
+    assert field_value(reader, "vulnsteer.scope") == "all"
+    answer_only = make().with_application("add", 4.0, scope="answer")
+    with pytest.raises(VulnsteerError, match=r"scope 'answer'.*every token.*scope='all'"):
+        answer_only.to_gguf(tmp_path / "a.gguf", "qwen2")
+    assert not (tmp_path / "a.gguf").exists()
+    answer_only.with_application("add", 4.0, scope="all").to_gguf(tmp_path / "a.gguf", "qwen2")
+    assert (tmp_path / "a.gguf").is_file()
+
+
 def write_foreign(path: Path, arch: str = "controlvector", dtype=np.float32) -> Path:
     """A file as repeng's export_gguf writes it (no vulnsteer keys)."""
     w = gguf.GGUFWriter(str(path), arch)

@@ -13,11 +13,16 @@ uses the same mapping). llama.cpp rejects `direction.0` ("invalid (zero) directi
 index"), so the output of block 0 cannot be steered there and export refuses a vector that has it.
 (llama.cpp's own cvector-generator measures at l_out-il but writes `direction.<il+1>`, one block later
 than where it measured; do not copy that shift.) llama.cpp adds the vector at every token position,
-prompt and generated alike, scaled by `--control-vector-scaled FILE SCALE`.
+prompt and generated alike (vulnsteer's scope "all"), scaled by `--control-vector-scaled FILE:SCALE`, over the
+blocks `--control-vector-layer-range START END` names (inclusive, the same 0-based block numbers; default 1 to
+the last). Export therefore refuses a vector set to steer another scope (an experiment that chose its
+strength at the answer position says nothing about that strength at every token), and writes the scope it
+assumes as `vulnsteer.scope`. tests/test_llama_cpp.py checks the mapping and the steered answer score in
+llama.cpp itself (llama-cpp-python).
 
 What the format cannot carry: `mu` (llama.cpp can only add), and vulnsteer's provenance. We keep the
-provenance in two extra keys llama.cpp ignores (`vulnsteer.metadata`, a JSON string, and
-`vulnsteer.alpha`); importing a file without them gives `SteeringVector` defaults ("" for unknown
+provenance in three extra keys llama.cpp ignores (`vulnsteer.metadata`, a JSON string, `vulnsteer.alpha` and
+`vulnsteer.scope`); importing a file without them gives `SteeringVector` defaults ("" for unknown
 strings, cwe "", no mu) with `model_id` taken from the model hint.
 """
 
@@ -32,6 +37,7 @@ import numpy as np
 import torch
 
 from vulnsteer.errors import DataError, VulnsteerError
+from vulnsteer.options import Scope
 from vulnsteer.vectors.vector_data import V, VectorData
 
 ARCH = "controlvector"
@@ -45,6 +51,11 @@ def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: fl
     `model_hint` should be the model's GGUF `general.architecture` (e.g. "qwen2", "llama").
     """
     path = Path(path)
+    if sv.scope != Scope.ALL.value:
+        raise VulnsteerError(
+            f"this vector steers scope {sv.scope!r}, but llama.cpp adds a control vector at every token; export "
+            "vector.with_application('add', alpha, scope='all') if that is what you mean to serve"
+        )
     if 0 in sv.directions:
         raise VulnsteerError(
             "llama.cpp cannot steer the output of block 0 (it rejects direction.0); "
@@ -66,6 +77,7 @@ def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: fl
     writer.add_string(f"{ARCH}.model_hint", model_hint)
     writer.add_uint32(f"{ARCH}.layer_count", len(sv.directions))
     writer.add_float32("vulnsteer.alpha", float(alpha))
+    writer.add_string("vulnsteer.scope", Scope.ALL.value)  # what llama.cpp does with it, checked above
     writer.add_string("vulnsteer.metadata", json.dumps(sv.metadata(), allow_nan=False))
     for layer, data in scaled.items():
         writer.add_tensor(f"direction.{layer}", data.to(torch.float32).numpy().astype("<f4", copy=False))

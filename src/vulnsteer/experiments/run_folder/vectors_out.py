@@ -1,6 +1,7 @@
 """Write the steering vectors a run chose, one per fold (and CWE), exactly as the experiment scored them
 (directions, centres, scales, operator, strength, unit, scope), with provenance; and as llama.cpp control
-vectors where llama.cpp can apply them (additive, not block 0)."""
+vectors where llama.cpp applies them as the experiment did (additive, not block 0, scope "all": llama.cpp adds
+at every token, so a strength chosen at the answer position or the code's tokens is not exported)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import replace
 
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.experiments.steer_results import SteerResult
-from vulnsteer.options import Operator
+from vulnsteer.options import Operator, Scope
 from vulnsteer.prompting.context import Context
 
 
@@ -28,6 +29,6 @@ def save_chosen_vectors(ctx: Context, run: RunDir, templates: Sequence[str], res
             stem = f"steer/vectors/fold{f}-{key}"
             sv.save(run.path / stem)
             written.append(stem)
-            if sv.operator == Operator.ADD.value and min(sv.layers) > 0:
+            if sv.operator == Operator.ADD.value and min(sv.layers) > 0 and sv.scope == Scope.ALL.value:
                 sv.to_gguf(run.path / f"{stem}.gguf", ctx.loaded.parts.model_type)
     return written
