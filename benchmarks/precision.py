@@ -29,11 +29,14 @@ from sklearn.metrics import roc_auc_score
 
 from vulnsteer.evaluation.probes import layer_probes
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
-from vulnsteer.model.precision import to_precision
+from vulnsteer.model.precision import Precision, to_precision
+from vulnsteer.options import StrengthUnit
 from vulnsteer.prompting.context import open_context
 from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
@@ -66,7 +69,8 @@ def measure(loaded: LoadedModel, ctx, n: int) -> Measured:
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in range(parts.n_layers):  # the same random directions for every precision
-        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
+        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, Application(unit=StrengthUnit.UNIT),
+                           Provenance(method="random"))
         ivs += [iv for a in STRENGTHS for iv in v.interventions(a, "add")]
     # Each sample's windows steered alike and pooled, as the steering experiment scores them.
     sweep = torch.stack([pool_scores(torch.stack([score_interventions(parts, st, ivs, ctx.words) for st in states]))
@@ -95,10 +99,10 @@ def main() -> None:
                 except ImportError:
                     print("int8 skipped: torchao is not installed (pip install --no-deps torchao)")
                     continue
-                loaded.dtype = "int8"
+                loaded.dtype = "int8"  # not a Precision (int8 failed the fidelity bar): only a label for this pass
             else:
                 to_precision(loaded.model, name)
-                loaded.dtype = name
+                loaded.dtype = Precision(name)
         results[name] = measure(loaded, ctx, n)
         print(f"measured {name}", flush=True)
         if loaded is not ctx.loaded:
