@@ -160,3 +160,34 @@ def test_import_refuses_nan_or_inf(tmp_path: Path, bad: float) -> None:
     w.close()
     with pytest.raises(DataError, match=f"{path}: tensor direction.3 holds NaN or inf"):
         SteeringVector.from_gguf(path)
+
+
+def test_a_gguf_written_before_the_split_imports(tmp_path: Path) -> None:
+    """vulnsteer.metadata as the flat JSON the code before the three-part vector wrote, keys set by hand."""
+    import json
+
+    from vulnsteer.options import Readout
+
+    meta = {"method": "caa", "position": "code-last", "model_id": "qwen2.5-coder-0.5b@1d9614638d18",
+            "model_hash": "1d96", "template_id": "S1", "record_ids": ["a", "b"], "dataset_hash": "ff", "cwe": "CWE-22",
+            "operator": "add", "alpha": 8.0, "unit": "sigma", "scope": "answer", "created": "2026-11-29T10:00:00+00:00",
+            "extra": {"fold": 2}, "raw_norm": {"3": 2.0}, "sigma": {"3": 0.5}, "mean_norm": None}
+    path = tmp_path / "old.gguf"
+    w = gguf.GGUFWriter(str(path), "controlvector")
+    w.add_string("controlvector.model_hint", "qwen2")
+    w.add_uint32("controlvector.layer_count", 1)
+    w.add_float32("vulnsteer.alpha", 8.0)
+    w.add_string("vulnsteer.metadata", json.dumps(meta))
+    w.add_tensor("direction.3", np.array([0.0, 4.0], dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    v = SteeringVector.from_gguf(path)
+    p = v.provenance
+    assert (p.method, p.model_hash, p.template_id, p.record_ids, p.cwe) == ("caa", "1d96", "S1", ("a", "b"), "CWE-22")
+    assert p.position is Readout.CODE_LAST and p.created == meta["created"]
+    assert p.extra["fold"] == 2 and p.extra["gguf_alpha"] == 8.0 and p.extra["gguf_model_hint"] == "qwen2"
+    assert v.application == Application()  # the offsets as stored: add, alpha 1, raw
+    (iv,) = v.interventions()
+    torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([0.0, 4.0]))

@@ -8,6 +8,7 @@ from vulnsteer.activations.passes import run_prompt
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.options import Operator
 from vulnsteer.steering.sweep import score_interventions
 from vulnsteer.vectors.application import Application
 from vulnsteer.vectors.directions import Directions
@@ -46,7 +47,7 @@ def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
 def test_intervention_scales_additive_strength_by_sigma():
     v = SteeringVector(Directions({1: torch.tensor([3.0, 0.0])}, sigma={1: 2.5}), Application(unit="sigma"))
     (iv,) = v.interventions(2.0, "add")
-    assert isinstance(iv, Intervention) and iv.operator == "add"
+    assert isinstance(iv, Intervention) and iv.operator is Operator.ADD
     torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([5.0, 0.0]))
     (raw,) = v.interventions(2.0, "add", unit="raw")  # the direction as given: length 3
     torch.testing.assert_close(raw.alpha * raw.direction, torch.tensor([6.0, 0.0]))
