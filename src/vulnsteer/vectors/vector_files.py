@@ -41,8 +41,8 @@ def metadata(directions: Directions, application: Application, provenance: Prove
     return {**{name: flat[name] for name in META_FIELDS}, **directions.scale_table()}
 
 
-def parts(directions: dict[int, Tensor], mu: dict[int, Tensor] | None,
-          meta: dict[str, Any]) -> tuple[Directions, Application, Provenance]:
+def _parts(directions: dict[int, Tensor], mu: dict[int, Tensor] | None,
+           meta: dict[str, Any]) -> tuple[Directions, Application, Provenance]:
     """The three parts of a vector from its tensors and its flat JSON `meta`; validated as a new vector's."""
     provenance = Provenance(**{n: meta[n] for n in META_FIELDS if n not in APPLICATION_FIELDS})
     stats = {name: meta[name] for name in STAT_FIELDS}
@@ -93,7 +93,7 @@ def load_vector(
     if bool(mu) != bool(meta.get("has_mu")):
         raise DataError(f"{json_path} and {tensors_path} disagree on whether mu is stored")
     try:
-        dirs, application, provenance = parts(directions, mu or None, meta)
+        dirs, application, provenance = _parts(directions, mu or None, meta)
     except (VulnsteerError, ValueError, TypeError) as exc:
         raise DataError(f"{json_path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     d_model, model_id, model_hash = dirs.d_model, provenance.model_id, provenance.model_hash
