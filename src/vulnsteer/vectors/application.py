@@ -32,7 +32,7 @@ class Application:
         set_(self, "operator", Operator(self.operator))
         set_(self, "unit", StrengthUnit(self.unit))
         set_(self, "scope", Scope(self.scope))
-        set_(self, "alpha", check_alpha(self.alpha))
+        set_(self, "alpha", _check_alpha(self.alpha))
 
     def as_json(self) -> dict[str, Any]:
         """The four settings as the vector's JSON stores them (enum values as text)."""
@@ -40,7 +40,7 @@ class Application:
                 "scope": self.scope.value}
 
 
-def check_alpha(alpha: Any) -> float:
+def _check_alpha(alpha: Any) -> float:
     """`alpha` as a float; a bool, text, NaN or inf is refused."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
         raise VulnsteerError(f"steering alpha must be a finite number, got {alpha!r}")

@@ -34,7 +34,7 @@ from torch import Tensor
 from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import Operator, Scope, StrengthUnit
-from vulnsteer.vectors.application import Application, check_alpha
+from vulnsteer.vectors.application import Application
 from vulnsteer.vectors.directions import Directions
 from vulnsteer.vectors.gguf_io import export_control_vector, import_control_vector
 from vulnsteer.vectors.hooks import steer
@@ -91,7 +91,7 @@ class SteeringVector:
                          scope: Scope | str | None = None) -> SteeringVector:
         """A copy that applies itself with these settings by default (unit and scope: the vector's own when None)."""
         old = self.application
-        return replace(self, application=Application(Operator(operator), check_alpha(alpha),
+        return replace(self, application=Application(Operator(operator), alpha,
                                                      StrengthUnit(unit or old.unit), Scope(scope or old.scope)))
 
     def metadata(self) -> dict[str, Any]:
@@ -104,7 +104,7 @@ class SteeringVector:
         """One `Intervention` per layer (the hook-level edit); None: the vector's own setting."""
         own = self.application
         op = Operator(operator or own.operator)
-        a = own.alpha if alpha is None else check_alpha(alpha)
+        a = own.alpha if alpha is None else float(alpha)  # Intervention checks it is finite
         if op is Operator.ADD:
             return [Intervention(layer, op, offset, a)
                     for layer, offset in self.directions.offsets(1.0, unit or own.unit).items()]
