@@ -35,9 +35,12 @@ import torch
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.model.loading import default_cache_dir, load_model
 from vulnsteer.model.precision import DEFAULT_PRECISION, TORCH_DTYPES, Precision, to_precision
+from vulnsteer.options import StrengthUnit
 from vulnsteer.prompting.context import open_context
 from vulnsteer.prompting.samples import build_samples
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
@@ -89,7 +92,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in range(parts.n_layers):
-        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
+        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, Application(unit=StrengthUnit.UNIT),
+                           Provenance(method="random"))
         ivs += [iv for a in STRENGTHS for iv in v.interventions(a, "add")]
     _, sweep = timed(lambda: [score_interventions(parts, st, ivs, ctx.words) for st in states])
     print(f"(2) sweep {parts.n_layers} layers x {len(STRENGTHS)} strengths = {len(ivs)} configs x {len(ids)} prompts: "

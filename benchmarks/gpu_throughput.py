@@ -19,7 +19,10 @@ from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.precision import TORCH_DTYPES, Precision, resolve_device
 from vulnsteer.model.tiny import tiny_config
+from vulnsteer.options import StrengthUnit
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
@@ -74,7 +77,8 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         ivs = []
         for layer in range(parts.n_layers):
-            v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
+            v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, Application(unit=StrengthUnit.UNIT),
+                               Provenance(method="random"))
             ivs += [iv for s in (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0) for iv in v.interventions(s, "add")]
         words = AnswerWords((1, 2), (3, 4))
         sweep = synced(device, lambda: score_interventions(parts, state, ivs, words))

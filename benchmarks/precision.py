@@ -57,11 +57,13 @@ from vulnsteer.experiments.coverage import FileKey, complete_pairs, generation_s
 from vulnsteer.experiments.study_spec import cell_config, preset
 from vulnsteer.model.loading import LoadedModel, default_cache_dir, load_model
 from vulnsteer.model.precision import Precision, to_precision
-from vulnsteer.options import StudyPreset
+from vulnsteer.options import StrengthUnit, StudyPreset
 from vulnsteer.prompting.context import Context, activation_cache, open_context
 from vulnsteer.prompting.samples import Sample, build_samples, run_samples
 from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 STRENGTHS = (-4.0, -2.0, -1.0, 1.0, 2.0, 4.0)
@@ -130,7 +132,8 @@ def measure(loaded: LoadedModel, samples: list[Sample], words: AnswerWords, swee
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in range(parts.n_layers):  # the same random directions for every precision
-        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, method="random", unit="unit")
+        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)}, Application(unit=StrengthUnit.UNIT),
+                           Provenance(method="random"))
         ivs += [iv for a in STRENGTHS for iv in v.interventions(a, "add")]
     # Each sample's windows steered alike and pooled, as the steering experiment scores them.
     scores = torch.stack([pool_scores(torch.stack([score_interventions(parts, st, ivs, words) for st in states]))
@@ -195,10 +198,10 @@ def main() -> None:
                 except ImportError:
                     print("int8 skipped: torchao is not installed (pip install --no-deps torchao)")
                     continue
-                loaded.dtype = "int8"
+                loaded.dtype = "int8"  # not a Precision (int8 failed the fidelity bar): only a label for this pass
             else:
                 to_precision(loaded.model, name)
-                loaded.dtype = name
+                loaded.dtype = Precision(name)
         results[name] = measure(loaded, samples, ctx.words, args.sweep, cache if name == "float32" else None)
         print(f"measured {name}", flush=True)
         if loaded is not ctx.loaded:

@@ -18,9 +18,12 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from vulnsteer.evaluation.generation import generate_from_passes
+from vulnsteer.options import StrengthUnit
 from vulnsteer.prompting.context import open_context
 from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
@@ -46,7 +49,8 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         ivs = []
         for layer in (8, 12, 16):
-            v = SteeringVector({layer: torch.randn(loaded.parts.d_model, generator=g)}, method="random", unit="unit")
+            v = SteeringVector({layer: torch.randn(loaded.parts.d_model, generator=g)}, Application(unit=StrengthUnit.UNIT),
+                               Provenance(method="random"))
             ivs += [iv for a in torch.linspace(-8, 8, 39).tolist() for iv in v.interventions(a, "add")]
         states = [st for per_file in sset.states or [] for st in per_file]
         for run in (1, 2):

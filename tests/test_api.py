@@ -33,7 +33,8 @@ def test_steered_answer_score_equals_the_sweeps_re_entry(tiny_dirs, data_root, m
     lm = vs.load_model(str(tiny_dirs["qwen2"]))
     records = vs.load_records(["hand-crafted"], cwes=["CWE-787"], data=data_root)
     vector = vs.train_steering_vector(lm, records[:4], layers=[1, 2], method="caa")
-    assert vector.model_hash == lm.source_hash and vector.template_id == "S1" and len(vector.record_ids) == 4
+    prov = vector.provenance
+    assert prov.model_hash == lm.source_hash and prov.template_id == "S1" and len(prov.record_ids) == 4
     one = vector.at_layer(2)
     plain = vs.answer_score(lm, records[5])
     with one.apply(lm, alpha=6.0, unit="sigma", scope="answer"):
@@ -143,10 +144,12 @@ def test_activations_are_read_once_for_several_methods_and_the_probe(lm, data_ro
         again = vs.read_activations(lm, PAIRS, cwe="CWE-787", language="c")  # served by the activation cache
     assert calls == []
     assert torch.equal(again.residuals, acts.residuals)
-    assert caa.layers == pca.layers == [lm.parts.n_layers - 1] and caa.method == "caa" and pca.method == "pca"
+    assert caa.layers == pca.layers == [lm.parts.n_layers - 1]
+    assert caa.provenance.method == "caa" and pca.provenance.method == "pca"
     direct = vs.train_steering_vector(lm, PAIRS, layers=[lm.parts.n_layers - 1], cwe="CWE-787", language="c")
     torch.testing.assert_close(direct.directions, caa.directions)
-    assert direct.model_hash == caa.model_hash == lm.source_hash and caa.extra["architecture"] == "qwen2"
+    assert direct.provenance.model_hash == caa.provenance.model_hash == lm.source_hash
+    assert caa.provenance.extra["architecture"] == "qwen2"
 
     monkeypatch.setenv("VULNSTEER_DATA", str(data_root))
     records = vs.load_records("hand-crafted", cwes="CWE-787")
@@ -239,7 +242,7 @@ def test_a_trained_vector_exports_to_gguf_without_a_hint(lm, tmp_path):
     v = vs.train_steering_vector(lm, PAIRS, layers=[1, 2], cwe="CWE-787", language="c")
     assert len(repr(v)) < 400 and "\n" not in repr(v)
     back = vs.SteeringVector.from_gguf(v.to_gguf(tmp_path / "v.gguf"))
-    assert back.extra["gguf_model_hint"] == "qwen2"
+    assert back.provenance.extra["gguf_model_hint"] == "qwen2"
     with pytest.raises(VulnsteerError, match="only add"):
         v.with_application("amplify", 4).to_gguf(tmp_path / "amp.gguf")
     assert not (tmp_path / "amp.gguf").exists()

@@ -10,12 +10,15 @@ from vulnsteer.experiments.run_folder.checkpoint import RunFoldStore
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.experiments.steer_results import Choice, FoldResult, TestRow
 from vulnsteer.options import Method, Operator
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
 def _fold() -> FoldResult:
-    vector = SteeringVector(directions={1: torch.nn.functional.normalize(torch.arange(1.0, 9.0), dim=0)},
-                            sigma={1: 2.0}, method="caa", operator="add", alpha=4.0)
+    vector = SteeringVector(Directions({1: torch.nn.functional.normalize(torch.arange(1.0, 9.0), dim=0)}, sigma={1: 2.0}),
+                            Application(operator="add", alpha=4.0), Provenance(method="caa"))
     row = TestRow(index=0, id="a", fold=0, cwe="CWE-89", label=1, group="g", pair_id="p", config="L1 caa add+4",
                   vector_cwe="pooled", baseline=0.5, steered=1.0, opposite=0.1, random=(0.4,), kl_answer=0.01,
                   kl_answer_random=0.0)

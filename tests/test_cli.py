@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from vulnsteer.cli import app
 from vulnsteer.model import sources
+from vulnsteer.options import Readout, Scope
 
 runner = CliRunner()
 
@@ -95,9 +96,10 @@ def test_run_on_tiny_qwen_reports_every_condition(data_root, tiny_dirs, tmp_path
     config = json.loads((out / "config.json").read_text())
     for f, c in enumerate(choices):
         sv = SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled", expect_d_model=64)
-        assert sv.layers == [c["layer"]] and sv.method == c["method"] and sv.model_id == config["model"]
-        assert sv.record_ids and not set(sv.record_ids) & {r["id"] for r in test_rows if r["fold"] == f}
-        assert any(i.startswith("augmented") for i in sv.record_ids), "--train augmented adds training records"
+        prov = sv.provenance
+        assert sv.layers == [c["layer"]] and prov.method == c["method"] and prov.model_id == config["model"]
+        assert prov.record_ids and not set(prov.record_ids) & {r["id"] for r in test_rows if r["fold"] == f}
+        assert any(i.startswith("augmented") for i in prov.record_ids), "--train augmented adds training records"
 
 
 def test_baseline_over_every_template_writes_the_per_template_table(data_root, tiny_dirs, tmp_path):
@@ -132,7 +134,7 @@ def test_run_with_steer_template_auto_states_the_template_chosen_per_fold(data_r
     from vulnsteer.vectors.steering_vector import SteeringVector
 
     for f, c in enumerate(choices):
-        assert SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled").template_id == c["template"]
+        assert SteeringVector.load(out / "steer" / "vectors" / f"fold{f}-pooled").provenance.template_id == c["template"]
     test_rows = [json.loads(line) for line in (out / "steer" / "test.jsonl").read_text().splitlines()]
     assert sorted(r["index"] for r in test_rows) == list(range(18))
     assert "| fold | template | layer |" in (out / "report.md").read_text()
@@ -257,7 +259,7 @@ def test_steer_on_the_code_with_code_last_vectors_records_both(data_root, tiny_d
     from vulnsteer.vectors.steering_vector import SteeringVector
 
     vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled")
-    assert vector.position == "code-last" and vector.scope == "span"
+    assert vector.provenance.position is Readout.CODE_LAST and vector.application.scope is Scope.SPAN
     report = (out / "report.md").read_text()
     assert "readout code-last, scope code" in report and "from the code-last readout, code scope steered" in report
 
@@ -394,7 +396,7 @@ def test_transfer_run_on_tiny_qwen_writes_a_complete_run_folder(small_root, tiny
     from vulnsteer.vectors.steering_vector import SteeringVector
 
     vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled", expect_d_model=64)
-    assert vector.record_ids and all(i.startswith("sven/") for i in vector.record_ids)
+    assert vector.provenance.record_ids and all(i.startswith("sven/") for i in vector.provenance.record_ids)
     summary = json.loads((out / "steer" / "summary.json").read_text())
     assert summary["conditions"]["baseline"]["all"]["n"][0] == 18 and "CWE-787" in summary["conditions"]["steered"]
     curve = json.loads((out / "probe" / "curve.json").read_text())

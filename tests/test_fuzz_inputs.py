@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from vulnsteer.data.pairs import load_pairs_jsonl
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.vectors.gguf_io import export_control_vector
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 FUZZ = settings(
@@ -154,8 +154,8 @@ def test_pairs_random_bytes(folder, data):
 
 @pytest.fixture(scope="module")
 def valid_gguf(tmp_path_factory) -> bytes:
-    sv = SteeringVector(directions={1: torch.arange(4.0), 2: -torch.arange(4.0)}, model_id="m", cwe="CWE-89")
-    path = export_control_vector(sv, tmp_path_factory.mktemp("gguf") / "v.gguf", model_hint="qwen2")
+    sv = SteeringVector({1: torch.arange(4.0), 2: -torch.arange(4.0)}, provenance=Provenance(model_id="m", cwe="CWE-89"))
+    path = sv.to_gguf(tmp_path_factory.mktemp("gguf") / "v.gguf", model_hint="qwen2")
     return path.read_bytes()
 
 

@@ -9,13 +9,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vulnsteer.errors import VulnsteerError
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
 def _saved(folder: Path) -> Path:
     g = torch.Generator().manual_seed(0)
-    sv = SteeringVector({3: torch.randn(8, generator=g)}, mu={3: torch.randn(8, generator=g)}, sigma={3: 0.5},
-                        mean_norm={3: 2.0}, unit="sigma", method="caa", record_ids=["a", "b"])
+    sv = SteeringVector(Directions({3: torch.randn(8, generator=g)}, mu={3: torch.randn(8, generator=g)}, sigma={3: 0.5},
+                                   mean_norm={3: 2.0}),
+                        Application(unit="sigma"), Provenance(method="caa", record_ids=["a", "b"]))
     sv.save(folder / "v")
     return folder / "v"
 

@@ -5,6 +5,7 @@ import torch
 
 from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.options import Scope
 from vulnsteer.vectors.hooks import capture_residuals, left_padding, scope_mask, steer, token_positions
 from vulnsteer.vectors.operators import Intervention
 
@@ -34,6 +35,7 @@ def test_positions_and_scopes_by_hand():
     assert scope_mask("prompt", token_positions(3, 0, torch.tensor([2])), torch.tensor([1])).tolist() == [
         [False, False, True]  # padding is never "prompt"
     ]
+    assert scope_mask(Scope.GENERATED, pos, lengths).tolist() == [[False, True], [False, True]]  # the enum, as text
 
 
 def test_restores_model_exactly_also_after_exception(model):
@@ -228,8 +230,8 @@ def test_bad_arguments(model):
     iv = Intervention(LAYER, "add", _direction())
     with pytest.raises(VulnsteerError, match="top-level"), steer(model, [iv], "answer"):
         model.base_model(IDS)  # a submodule call: no prompt forward seen, no prompt_len
-    with pytest.raises(VulnsteerError, match="scope"):
-        with steer(model, [iv], "middle", 3):  # type: ignore[arg-type]
+    with pytest.raises(VulnsteerError, match="unknown scope 'middle'; use one of all, prompt"):
+        with steer(model, [iv], "middle", 3):
             pass
     with pytest.raises(ModelError, match="out of range"):
         with steer(model, [Intervention(99, "add", _direction())]):

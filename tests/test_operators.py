@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from vulnsteer.errors import VulnsteerError
+from vulnsteer.options import Operator
 from vulnsteer.vectors.operators import Intervention, apply
 
 H = torch.tensor([[3.0, 4.0, 5.0], [0.0, -1.0, 2.0]])
@@ -73,6 +74,13 @@ def test_keeps_shape_and_dtype():
 def test_rejects_bad_interventions(kwargs):
     with pytest.raises(VulnsteerError):
         Intervention(**kwargs)
+
+
+def test_operator_text_becomes_the_enum():
+    assert Intervention(0, "amplify", V).operator is Operator.AMPLIFY  # type: ignore[arg-type]
+    assert Intervention(0, Operator.ABLATE, V).operator is Operator.ABLATE
+    with pytest.raises(VulnsteerError, match="unknown operator 'push'; use one of add, amplify, ablate"):
+        Intervention(0, "push", V)  # type: ignore[arg-type]
 
 
 def test_rejects_width_mismatch():

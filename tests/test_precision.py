@@ -26,6 +26,8 @@ from vulnsteer.model.tiny import save_tiny, tiny_model
 from vulnsteer.steering.block_reentry import record_full, reenter_logits
 from vulnsteer.steering.reentry_check import reentry_problem
 from vulnsteer.steering.sweep import score_interventions, score_interventions_all_positions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -56,8 +58,8 @@ def _interventions(parts) -> list[Intervention]:
     for layer in (2, 0, 3):
         # on the CPU like every stored direction (and a CPU generator needs CPU tensors under a CUDA default)
         u = torch.randn(parts.d_model, generator=g, device="cpu")
-        v = SteeringVector({layer: u}, mu={layer: torch.randn(parts.d_model, generator=g, device="cpu")},
-                           sigma={layer: 1.5}, unit="sigma")
+        v = SteeringVector(Directions({layer: u}, mu={layer: torch.randn(parts.d_model, generator=g, device="cpu")},
+                                      sigma={layer: 1.5}), Application(unit="sigma"))
         for op, alpha in (("add", -2.0), ("add", 4.0), ("amplify", 3.0), ("ablate", 0.0)):
             ivs += v.interventions(alpha, op)
     return ivs
@@ -102,7 +104,7 @@ def test_load_model_at_a_precision_on_an_explicit_device(dtype, device, tmp_path
         else:
             assert {p.dtype for p in loaded.model.parameters()} == {getattr(torch, dtype)}
         assert {p.device.type for p in loaded.model.parameters()} == {device.type}
-        assert loaded.dtype == dtype and torch.device(loaded.device).type == device.type
+        assert loaded.dtype is Precision(dtype) and torch.device(loaded.device).type == device.type  # the enum, not text
     # inputs built on the CPU are moved to the model's device by the pass; results come back to the CPU
     state = run_prompt(loaded.model, loaded.parts, torch.tensor([[5, 6, 7, 8]], device="cpu"), span=(0, 2))
     assert state.answer_logits.device.type == "cpu"
@@ -112,7 +114,7 @@ def test_the_cache_stays_one_float32_copy(tmp_path):
     (tmp_path / "src").mkdir()
     gguf = write_tiny_gguf(tmp_path / "src" / "tiny.gguf")
     loaded = load_model(str(gguf), cache_dir=tmp_path / "cache", dtype="bfloat16")
-    assert loaded.dtype == "bfloat16" and next(loaded.model.parameters()).dtype == torch.bfloat16
+    assert loaded.dtype is Precision.BFLOAT16 and next(loaded.model.parameters()).dtype == torch.bfloat16
     files = list(loaded.weights_dir.glob("*.safetensors"))
     assert len(files) == 1 and json.loads((loaded.weights_dir / MARKER).read_text())["weights"]
     with safe_open(files[0], "pt") as fh:

@@ -14,7 +14,7 @@ from vulnsteer.experiments.steer import _choose, run_steering, training_set
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.tiny import tiny_model
-from vulnsteer.options import Operator, Readout
+from vulnsteer.options import Operator, Readout, Scope
 from vulnsteer.prompting.samples import build_samples, run_samples
 from vulnsteer.steering.sweep import score_full_forwards
 from vulnsteer.vectors.training import POOLED
@@ -90,7 +90,7 @@ def test_long_files_are_steered_in_every_window_and_pooled_by_max(data_root, sco
     cfg = SteerConfig(layers=(1,), methods=("caa",), add_alphas=(-8.0, 8.0), amplify_alphas=(), ablate=False,
                       wide_add_alphas=(-8.0, 8.0), wide_amplify_alphas=(), k_folds=3, n_random=1, scope=scope)
     result = run_steering(loaded.parts, main, words, cfg, Readout(readout), model=m)
-    assert all(v.position == readout for fold in result.vectors for v in fold.values())
+    assert all(v.provenance.position is Readout(readout) for fold in result.vectors for v in fold.values())
     hook_scope = "span" if scope == "code" else scope
     for row in [r for r in result.test if r.index in long][:4]:
         windows = main.samples[row.index].windows
@@ -134,7 +134,7 @@ def test_code_scope_steers_the_code_with_vectors_from_code_mean_residuals(setup)
     assert {row["alpha"] for row in result.sweep} == {-4.0, 4.0, 0.0}  # the wide grid: two strengths and ablate
     for f, (train, _val, test) in enumerate(result.folds):
         vector = result.vectors[f][POOLED]
-        assert vector.position == "code-mean" and vector.scope == "span"
+        assert vector.provenance.position is Readout.CODE_MEAN and vector.application.scope is Scope.SPAN
         records = [main.samples[i].record for i in train]
         by_hand = _caa_by_hand(main.span_means[train], records, 1)
         torch.testing.assert_close(vector.directions[1], by_hand, atol=1e-5, rtol=1e-5)

@@ -12,10 +12,14 @@ import torch
 from vulnsteer.errors import DataError, ModelError, VulnsteerError
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.tiny import tiny_model
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 
-def make(d: int = 8, seed: int = 0, model_hash: str = "sha256:abc", **kw) -> SteeringVector:
+def make(d: int = 8, seed: int = 0, model_hash: str = "sha256:abc", unit: str = "raw", sigma=None, mean_norm=None,
+         **kw) -> SteeringVector:
     gen = torch.Generator().manual_seed(seed)
     dirs = {2: torch.randn(d, generator=gen), 5: torch.randn(d, generator=gen)}
     dirs[2][0] = -0.0  # bit patterns torch.equal would not tell apart
@@ -24,10 +28,11 @@ def make(d: int = 8, seed: int = 0, model_hash: str = "sha256:abc", **kw) -> Ste
     fields = dict(
         method="caa", position="answer", model_id="tiny/qwen2", model_hash=model_hash,
         template_id="secllmholmes-S1", record_ids=["hand-crafted/CWE-22/1", "hand-crafted/CWE-22/p_1"],
-        dataset_hash="d41d8", cwe="CWE-22", unit="raw", extra={"alpha_grid": [0.5, 1.0]},
+        dataset_hash="d41d8", cwe="CWE-22", extra={"alpha_grid": [0.5, 1.0]},
     )
     fields.update(kw)
-    return SteeringVector(directions=dirs, mu=mu, **fields)
+    return SteeringVector(Directions(dirs, mu=mu, sigma=sigma, mean_norm=mean_norm), Application(unit=unit),
+                          Provenance(**fields))
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -42,7 +47,7 @@ def test_round_trip_is_bit_exact(tmp_path: Path) -> None:
     assert back.layers == [2, 5] and back.d_model == 8
     for layer in sv.layers:
         assert torch.equal(bits(back.directions[layer]), bits(sv.directions[layer]))
-        assert torch.equal(bits(back.mu[layer]), bits(sv.mu[layer]))
+        assert torch.equal(bits(back.directions.mu[layer]), bits(sv.directions.mu[layer]))
     assert back.metadata() == sv.metadata()
 
 
@@ -54,10 +59,10 @@ def test_saving_the_same_vector_twice_writes_the_same_bytes(tmp_path: Path) -> N
 
 
 def test_round_trip_without_mu_and_with_suffixed_stem(tmp_path: Path) -> None:
-    sv = SteeringVector(directions={0: torch.ones(4)}, method="pca")
+    sv = SteeringVector({0: torch.ones(4)}, provenance=Provenance(method="pca"))
     sv.save(tmp_path / "v.safetensors")
     back = SteeringVector.load(tmp_path / "v.json")
-    assert back.mu is None and back.method == "pca" and back.raw_norm == {0: 2.0}
+    assert back.directions.mu is None and back.provenance.method == "pca" and back.directions.raw_norm == {0: 2.0}
     assert torch.equal(back.directions[0], torch.ones(4) / 2)
 
 
@@ -110,13 +115,13 @@ def test_refuses_malformed_json(tmp_path: Path) -> None:
 
 def test_constructor_refusals() -> None:
     with pytest.raises(VulnsteerError, match="one width"):
-        SteeringVector(directions={1: torch.zeros(4), 2: torch.zeros(5)})
+        SteeringVector({1: torch.zeros(4), 2: torch.zeros(5)})
     with pytest.raises(VulnsteerError, match="mu layers"):
-        SteeringVector(directions={1: torch.ones(4)}, mu={2: torch.zeros(4)})
+        SteeringVector(Directions({1: torch.ones(4)}, mu={2: torch.zeros(4)}))
     with pytest.raises(VulnsteerError, match="all zeros"):
-        SteeringVector(directions={1: torch.zeros(4)})
+        SteeringVector({1: torch.zeros(4)})
     with pytest.raises(VulnsteerError, match="at least one"):
-        SteeringVector(directions={})
+        SteeringVector({})
 
 
 def test_unserialisable_extra_writes_nothing(tmp_path: Path) -> None:
@@ -130,8 +135,9 @@ def test_saved_vector_applies_in_two_lines_exactly_as_built(tmp_path: Path) -> N
     model = tiny_model("qwen2")
     d = model_parts(model).d_model
     gen = torch.Generator().manual_seed(3)
-    sv = SteeringVector({1: torch.randn(d, generator=gen)}, mu={1: torch.randn(d, generator=gen)},
-                        sigma={1: 0.5}, mean_norm={1: 3.0}, unit="sigma", operator="add", alpha=-4.0, scope="all")
+    sv = SteeringVector(Directions({1: torch.randn(d, generator=gen)}, mu={1: torch.randn(d, generator=gen)},
+                                   sigma={1: 0.5}, mean_norm={1: 3.0}),
+                        Application(unit="sigma", operator="add", alpha=-4.0, scope="all"))
     sv.save(tmp_path / "v")
     ids = torch.tensor([[1, 5, 9, 13, 2]])
     with torch.no_grad():
@@ -149,7 +155,7 @@ def test_arithmetic_acts_on_the_raw_offsets() -> None:
     b = SteeringVector({1: torch.tensor([0.0, 4.0])})
     total = a + b
     torch.testing.assert_close(total.interventions(1.0, "add")[0].direction, torch.tensor([3.0, 4.0]))
-    assert total.layers == [1, 2] and total.sigma is None
+    assert total.layers == [1, 2] and total.directions.sigma is None
     neg = -a * 2
     torch.testing.assert_close(neg.interventions(1.0, "add")[0].direction, torch.tensor([-6.0, 0.0]))
     torch.testing.assert_close((a + b - b).interventions()[0].direction, torch.tensor([3.0, 0.0]))
@@ -161,7 +167,7 @@ def test_non_finite_vectors_are_refused() -> None:
     with pytest.raises(VulnsteerError, match="NaN"):
         SteeringVector({1: torch.tensor([float("nan"), 1.0])})
     with pytest.raises(VulnsteerError, match="NaN"):
-        SteeringVector({1: torch.tensor([1.0, 1.0])}, sigma={1: float("inf")})
+        SteeringVector(Directions({1: torch.tensor([1.0, 1.0])}, sigma={1: float("inf")}))
 
 
 def test_scaling_multiplies_every_additive_length() -> None:
@@ -199,6 +205,62 @@ def test_wrong_types_are_one_line_errors() -> None:
 
 
 def test_repr_is_one_short_line() -> None:
-    v = SteeringVector({12: torch.randn(896)}, method="caa", model_id="qwen2.5-coder-0.5b@1d9614638d18")
+    v = SteeringVector({12: torch.randn(896)}, provenance=Provenance(method="caa", model_id="qwen2.5-coder-0.5b@1d9614638d18"))
     text = repr(v)
     assert "\n" not in text and len(text) < 300 and "caa" in text and "[12]" in text and "896" in text
+
+
+def test_a_file_in_the_format_written_before_the_split_loads(tmp_path: Path) -> None:
+    """A vector saved before it was split into maths, application and provenance: the flat JSON as that code
+    wrote it (every key by hand here, so a change to the writer cannot hide a change to what is read)."""
+    from safetensors.torch import save_file
+
+    from vulnsteer.io import sha256_file
+    from vulnsteer.options import Operator, Readout, Scope, StrengthUnit
+
+    u, mu = torch.tensor([0.6, 0.8, 0.0]), torch.tensor([1.0, 2.0, 3.0])
+    save_file({"direction.4": u, "mu.4": mu}, str(tmp_path / "old.safetensors"),
+              metadata={"format": "vulnsteer-steering-vector/2"})
+    meta = {
+        "format": "vulnsteer-steering-vector", "version": 2, "method": "caa", "position": "code-mean",
+        "model_id": "qwen2.5-coder-0.5b@1d9614638d18", "model_hash": "1d9614638d18abc", "template_id": "S1",
+        "record_ids": ["hand-crafted/a", "hand-crafted/b"], "dataset_hash": "ff00", "cwe": "CWE-787",
+        "operator": "amplify", "alpha": 4.0, "unit": "sigma", "scope": "span", "created": "2026-11-29T10:00:00+00:00",
+        "extra": {"fold": 0, "val_metrics": {"auroc": 0.7}}, "raw_norm": {"4": 5.0}, "sigma": {"4": 0.25},
+        "mean_norm": {"4": 12.0}, "layers": [4], "d_model": 3, "has_mu": True, "tensors_file": "old.safetensors",
+        "tensors_sha256": sha256_file(tmp_path / "old.safetensors"),
+    }
+    (tmp_path / "old.json").write_text(json.dumps(meta, indent=2) + "\n")
+    v = SteeringVector.load(tmp_path / "old", expect_model_hash="1d9614638d18abc", expect_d_model=3)
+    d, a, p = v.directions, v.application, v.provenance
+    assert torch.equal(d[4], u) and torch.equal(d.mu[4], mu)
+    assert (d.raw_norm, d.sigma, d.mean_norm) == ({4: 5.0}, {4: 0.25}, {4: 12.0})
+    assert a == Application(Operator.AMPLIFY, 4.0, StrengthUnit.SIGMA, Scope.SPAN)
+    assert p.position is Readout.CODE_MEAN and p.record_ids == ("hand-crafted/a", "hand-crafted/b")
+    assert (p.method, p.model_id, p.template_id, p.dataset_hash, p.cwe, p.created) == (
+        "caa", "qwen2.5-coder-0.5b@1d9614638d18", "S1", "ff00", "CWE-787", "2026-11-29T10:00:00+00:00")
+    assert p.extra == meta["extra"]
+    # and written back, the JSON holds the same keys and values (the file hash and its name aside)
+    v.save(tmp_path / "new")
+    again = json.loads((tmp_path / "new.json").read_text())
+    skip = {"tensors_file", "tensors_sha256"}
+    assert {k: x for k, x in again.items() if k not in skip} == {k: x for k, x in meta.items() if k not in skip}
+    assert list(again) == list(meta), "the keys in the order the old writer wrote them"
+
+
+def test_parts_are_enums_and_the_constructor_checks_them() -> None:
+    from vulnsteer.options import Operator, Readout, Scope, StrengthUnit
+
+    v = make().with_application("amplify", 2, "sigma", "answer")
+    assert v.application == Application(Operator.AMPLIFY, 2.0, StrengthUnit.SIGMA, Scope.ANSWER)
+    assert v.provenance.position is Readout.ANSWER
+    assert type(v.metadata()["operator"]) is str and type(v.metadata()["position"]) is str  # JSON gets the text
+    with pytest.raises(VulnsteerError, match="unknown operator"):
+        v.with_application("push", 1.0)
+    with pytest.raises(VulnsteerError, match="application must be an Application, not dict"):
+        SteeringVector({1: torch.ones(2)}, {"alpha": 2.0})  # type: ignore[arg-type]
+    with pytest.raises(VulnsteerError, match="provenance must be a Provenance, not str"):
+        SteeringVector({1: torch.ones(2)}, Application(), "caa")  # type: ignore[arg-type]
+    whole = make()
+    one = whole.at_layer(5)
+    assert one.layers == [5] and one.provenance is whole.provenance and one.application is whole.application

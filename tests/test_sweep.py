@@ -8,7 +8,10 @@ from vulnsteer.activations.passes import run_prompt
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.data.prompts import answer_token_ids
 from vulnsteer.model.architecture import model_parts
+from vulnsteer.options import Operator
 from vulnsteer.steering.sweep import score_interventions
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention
 from vulnsteer.vectors.steering_vector import SteeringVector
@@ -24,8 +27,9 @@ def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
     g = torch.Generator().manual_seed(0)
     ivs = []
     for layer in (2, 0, 3):  # unsorted on purpose: results must come back in the order given
-        v = SteeringVector({layer: torch.randn(parts.d_model, generator=g)},
-                           mu={layer: torch.randn(parts.d_model, generator=g)}, sigma={layer: 1.5}, unit="sigma")
+        v = SteeringVector(Directions({layer: torch.randn(parts.d_model, generator=g)},
+                                      mu={layer: torch.randn(parts.d_model, generator=g)}, sigma={layer: 1.5}),
+                           Application(unit="sigma"))
         for op, alpha in (("add", -2.0), ("add", 4.0), ("amplify", 3.0), ("ablate", 0.0)):
             ivs += v.interventions(alpha, op)
     scores = score_interventions(parts, state, ivs, words)
@@ -41,9 +45,9 @@ def test_sweep_rows_equal_individual_steered_forwards(model, tokenizer):
 
 
 def test_intervention_scales_additive_strength_by_sigma():
-    v = SteeringVector({1: torch.tensor([3.0, 0.0])}, sigma={1: 2.5}, unit="sigma")
+    v = SteeringVector(Directions({1: torch.tensor([3.0, 0.0])}, sigma={1: 2.5}), Application(unit="sigma"))
     (iv,) = v.interventions(2.0, "add")
-    assert isinstance(iv, Intervention) and iv.operator == "add"
+    assert isinstance(iv, Intervention) and iv.operator is Operator.ADD
     torch.testing.assert_close(iv.alpha * iv.direction, torch.tensor([5.0, 0.0]))
     (raw,) = v.interventions(2.0, "add", unit="raw")  # the direction as given: length 3
     torch.testing.assert_close(raw.alpha * raw.direction, torch.tensor([6.0, 0.0]))

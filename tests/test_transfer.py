@@ -84,7 +84,7 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     val_ids = {t.main.samples[i].record.id for i in t.split.val}
     train_ids = {t.main.samples[i].record.id for i in t.split.train}
     assert {row["id"] for row in result.sweep} == val_ids, "the configuration is chosen on fit-on validation only"
-    assert all(set(v.record_ids) <= train_ids for v in result.vectors[0].values()), "vectors fit on fit-on training"
+    assert all(set(v.provenance.record_ids) <= train_ids for v in result.vectors[0].values()), "vectors fit on fit-on training"
     assert sorted(r.index for r in result.test) == t.split.test.tolist()
 
     # Permute the test-on labels: nothing fit or chosen may move.
@@ -97,7 +97,7 @@ def test_fitting_and_choosing_never_see_the_test_on_labels(ctx, tmp_path):
     for key, vector in result.vectors[0].items():
         other = result2.vectors[0][key]
         assert all(torch.equal(vector.directions[k], other.directions[k]) for k in vector.directions)
-        assert vector.record_ids == other.record_ids
+        assert vector.provenance.record_ids == other.provenance.record_ids
     assert result.sweep == result2.sweep
     assert probe == probe2 and calib == calib2
     assert [r.steered for r in result.test] == [r.steered for r in result2.test]
@@ -140,17 +140,17 @@ def test_a_code_mean_transfer_run_fits_code_mean_vectors_on_fit_on_training_samp
     assert transfer["readout"] == "code-mean" and transfer["long_files"] == "windows"
     assert json.loads((out / schema.PROBE_CURVE).read_text())["readout"] == "code-mean"
     vector = SteeringVector.load(out / "steer" / "vectors" / "fold0-pooled", expect_d_model=64)
-    assert vector.position == "code-mean"
+    assert vector.provenance.position is Readout.CODE_MEAN
 
     fit = build_samples(load_fit_on(small_root, ["sven"], ["hand-crafted"], CWES), ctx.loaded, "S1", ctx.cwe_names,
                         small_root)
     validation = set(transfer["validation_groups"])
     training = [s for s in fit if s.record.group not in validation]
-    assert validation and sorted(s.record.id for s in training) == vector.record_ids
+    assert validation and tuple(sorted(s.record.id for s in training)) == vector.provenance.record_ids
     assert len(training) == transfer["n_fit_train"]
     sset = run_samples(training, ctx.loaded, ctx.words)
     records = [s.record for s in sset.samples]
-    expected = fit_vectors(sset.readout(Readout.CODE_MEAN), records, [1], ["caa"], position="code-mean")
+    expected = fit_vectors(sset.readout(Readout.CODE_MEAN), records, [1], ["caa"], position=Readout.CODE_MEAN)
     answer = fit_vectors(sset.residuals, records, [1], ["caa"])
     got = vector.directions[1]
     want, at_answer = (next(iter(v.values())).directions[1] for v in (expected, answer))

@@ -110,7 +110,7 @@ def run(
     from vulnsteer.report.document import write_report
 
     ctx = open_context(model, root, cache_dir, cfg.baseline.subsets, cfg.baseline.cwes, trust_remote_code,
-                       records=records, dtype=cfg.dtype.value, device=cfg.device)
+                       records=records, dtype=cfg.dtype, device=cfg.device)
     if "steer" in cfg.stages:
         cfg.steer.check_layers(ctx.loaded.parts.n_layers)
     recorded = {"model": ctx.loaded.model_id, "data_root": ctx.data_root, **cfg.settings(),

@@ -38,7 +38,7 @@ class Activations:
     records: tuple[Record, ...]  # in order; files the long-file policy skipped are left out (`skipped`)
     residuals: torch.Tensor  # [n, n_layers + 1, d] at `readout`: the embeddings, then each block's output
     scores: torch.Tensor  # [n] unsteered log P(yes) - log P(no)
-    readout: str  # answer, code-mean or code-last
+    readout: Readout  # answer, code-mean or code-last
     template: str
     model_id: str
     model_hash: str
@@ -88,7 +88,7 @@ def read_activations(lm: LoadedModel, records: Any, readout: Readout | str = Rea
     cache = activation_cache(lm, Path(cache_dir) if cache_dir is not None else None)
     sset = run_samples(_build(lm, recs, template), lm, _words(lm), cache, description="forward passes")
     return Activations(records=tuple(s.record for s in sset.samples), residuals=sset.readout(chosen),
-                       scores=sset.scores, readout=chosen.value, template=template, model_id=lm.model_id,
+                       scores=sset.scores, readout=chosen, template=template, model_id=lm.model_id,
                        model_hash=lm.source_hash, architecture=lm.parts.model_type,
                        skipped=tuple(s.record.id for s in sset.skipped))
 
@@ -117,8 +117,10 @@ def train_steering_vector(lm: LoadedModel, records: Any, layers: int | Sequence[
     else:
         acts = read_activations(lm, records, readout or Readout.ANSWER, template or "S1", cwe, language)
     vector = fit_vectors(acts.residuals, acts.records, layer_list, [chosen_method], position=acts.readout)[chosen_method]
-    return replace(vector, model_id=acts.model_id, model_hash=acts.model_hash, template_id=acts.template,
-                   extra={**vector.extra, "architecture": acts.architecture})
+    prov = vector.provenance
+    return replace(vector, provenance=replace(prov, model_id=acts.model_id, model_hash=acts.model_hash,
+                                              template_id=acts.template,
+                                              extra={**prov.extra, "architecture": acts.architecture}))
 
 
 def probe_layers(acts: Activations, k: int = 5, seed: int = 0, repeats: int = 3) -> ProbeCurve:

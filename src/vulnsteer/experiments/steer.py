@@ -71,7 +71,7 @@ def training_set(
 
 def _identity(layer: int, d_model: int) -> Intervention:
     """A no-op edit at `layer`: the unsteered logits through the same re-entry path."""
-    return Intervention(layer, "add", torch.zeros(d_model), 0.0)
+    return Intervention(layer, Operator.ADD, torch.zeros(d_model), 0.0)
 
 
 def _one(vector: SteeringVector, layer: int, op: Operator, alpha: float, unit: StrengthUnit) -> Intervention:
@@ -134,8 +134,8 @@ def run_steering(
                 continue
             n_sweep = len(result.sweep)
             x, recs = training_set(main, extra, train, np.concatenate([val, test]), readout)
-            vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout.value) if cfg.per_cwe
-                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout.value)})
+            vecs = (fit_per_cwe(x, recs, layers, cfg.methods, position=readout) if cfg.per_cwe
+                    else {POOLED: fit_vectors(x, recs, layers, cfg.methods, position=readout)})
             val = scored_val[f]  # the fold's validation samples the sweep scores (all unless --search-subsample)
             result.sweep += search_fold(cfg, layers, partial(_sweep, score, main, vecs, cfg, f, val, advance),
                                         partial(config_metrics, fold=f, labels=labels, pair_ids=pair_ids, val=val, cfg=cfg))
@@ -170,7 +170,7 @@ def _sweep(score: SampleScorer, main: SampleSet, vecs: dict[str, dict[Method, St
         own, scores = vecs[key], score(int(i), per_key[key])
         for (layer, m, op, a), sc in zip(configs, scores.tolist()):
             rows.append(dict(fold=fold, index=int(i), id=main.samples[i].record.id, layer=layer, method=m.value,
-                             operator=op.value, alpha=a, score=sc, vector_cwe=own[m].cwe))
+                             operator=op.value, alpha=a, score=sc, vector_cwe=own[m].provenance.cwe))
         advance(1)
     return rows
 
@@ -178,7 +178,7 @@ def _sweep(score: SampleScorer, main: SampleSet, vecs: dict[str, dict[Method, St
 def _applied(vecs: dict[str, dict[Method, SteeringVector]], choice: Choice, cfg: SteerConfig) -> dict[str, SteeringVector]:
     """Per CWE (or pooled), the vector of `choice` at its layer, set to apply itself as chosen."""
     return {cwe: v[choice.method].at_layer(choice.layer).with_application(
-                choice.operator.value, choice.alpha, cfg.strength_unit.value, cfg.scope.hook_scope.value)
+                choice.operator, choice.alpha, cfg.strength_unit, cfg.scope.hook_scope)
             for cwe, v in vecs.items()}
 
 
@@ -216,7 +216,7 @@ def _test_rows(
         ])).tolist()
         rows.append(TestRow(
             index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
-            pair_id=rec.pair_id, config=choice.label(), vector_cwe=vector.cwe, baseline=float(main.scores[i]),
+            pair_id=rec.pair_id, config=choice.label(), vector_cwe=vector.provenance.cwe, baseline=float(main.scores[i]),
             steered=scores[0], opposite=scores[1], random=tuple(scores[2:]), kl_answer=kls[0],
             kl_answer_random=kls[1] if randoms else float("nan"),
         ))

@@ -52,7 +52,7 @@ def side_by_side(ctx: Context, main: SampleSet, result: SteerResult, cfg: RunCon
             # The code scope steers each window on its own code's tokens, as the sweep scored it.
             spans = (flatten([code_spans(main.samples[i]) for i in idx])[0] if cfg.steer.scope is SweepScope.CODE
                      else None)
-            with steer(model, ivs, scope=cfg.steer.scope.hook_scope.value, prompt_len=lengths, span=spans):
+            with steer(model, ivs, scope=cfg.steer.scope.hook_scope, prompt_len=lengths, span=spans):
                 steered = generate_answers(model, tok, prompts, n, rows_n, "side by side: steered", sort_by_length=False)
         for i, a, b in zip(idx, regroup(plain, sizes), regroup(steered, sizes)):
             rec, own = main.samples[i].record, main.samples[i].windows

@@ -64,7 +64,7 @@ class LoadedModel:
     label: str  # short machine-independent name: built-in name, hub id, or file/dir basename
     weights_dir: Path | None  # the safetensors directory the weights came from (or were cached to); None for tiny-<arch>
     gguf_path: Path | None = None  # the verified GGUF on disk, for GGUF sources (e.g. for llama.cpp)
-    dtype: str = Precision.FLOAT32.value  # what the forwards compute in; stored activations are float32 anyway
+    dtype: Precision = Precision.FLOAT32  # what the forwards compute in; stored activations are float32 anyway
     device: str = "cpu"  # where the weights live, e.g. "cpu" or "cuda:0"
 
     @property
@@ -145,7 +145,7 @@ def load_model(
         label=source.label,
         weights_dir=weights_dir,
         gguf_path=gguf_path,
-        dtype=precision.value,
+        dtype=precision,
         device=str(target),
     )
 

@@ -43,5 +43,5 @@ def wrap(model: Any, tokenizer: Any, name: str | None = None, dtype: Precision |
     label = str(name or getattr(model.config, "_name_or_path", "") or type(model).__name__).rstrip("/").split("/")[-1]
     net = cast(PreTrainedModel, to_precision(model, precision).eval())
     return LoadedModel(model=net, tokenizer=tokenizer, name=label, source_hash=source_hash, parts=model_parts(net),
-                       source_kind="wrapped", label=label, weights_dir=None, dtype=precision.value,
+                       source_kind="wrapped", label=label, weights_dir=None, dtype=precision,
                        device=str(next(net.parameters()).device))

@@ -37,7 +37,7 @@ def open_context(
     cwes: Sequence[str] | None = None,
     trust_remote_code: bool = False,
     records: list[Record] | None = None,
-    dtype: str | None = None,
+    dtype: Precision | str | None = None,
     device: str = "auto",
 ) -> Context:
     """Data first, so a bad path, file or CWE fails before the (slow) model load (`records`: already loaded).
@@ -65,5 +65,5 @@ def open_context(
 def activation_cache(loaded: LoadedModel, cache_dir: Path | None = None) -> ActivationCache:
     """The model's activation cache; activations differ between precisions, so each has its own (float32
     keeps the original folder)."""
-    suffix = "" if loaded.dtype == Precision.FLOAT32.value else f"-{loaded.dtype}"
+    suffix = "" if loaded.dtype is Precision.FLOAT32 else f"-{loaded.dtype.value}"
     return ActivationCache((cache_dir or default_cache_dir()) / "activations" / f"{loaded.source_hash[:16]}{suffix}")

@@ -58,7 +58,7 @@ class SampleScorer:
             list(code_spans(sample)) if self.scope is SweepScope.CODE else [None] * len(windows))
         if not self.parts.reentry_exact:
             assert self.model is not None, "full-forward scoring needs the model"
-            return [score_full_forwards(self.model, w.input_ids, ivs, self.words, self.scope.hook_scope.value,
+            return [score_full_forwards(self.model, w.input_ids, ivs, self.words, self.scope.hook_scope,
                                         full_vocab, span) for w, span in zip(windows, spans)]
         if self.scope is SweepScope.ANSWER:
             assert self.main.states is not None

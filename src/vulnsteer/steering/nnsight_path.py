@@ -31,10 +31,9 @@ from vulnsteer.errors import VulnsteerError
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.parts import block_hidden, with_block_hidden
 from vulnsteer.model.precision import model_device
+from vulnsteer.options import Scope
 from vulnsteer.vectors.hooks import (
     PromptLen,
-    Scope,
-    check_scope,
     group_by_layer,
     left_padding,
     prompt_lengths,
@@ -83,7 +82,7 @@ def _split_inputs(inputs: Tensor | Mapping[str, Tensor]) -> tuple[Tensor, dict[s
 def _steered_output(
     output: Any,
     interventions: Sequence[Intervention],
-    scope: Scope,
+    scope: Scope | str,
     prompt_len: PromptLen | None,
     offset: int,
     pad: Tensor,
@@ -104,7 +103,7 @@ def _steered_output(
 
 
 def _prepare(model, tokenizer, inputs, interventions, scope, prompt_len, remote):
-    check_scope(scope)
+    Scope(scope)  # a one-line error for an unknown scope, before anything is traced
     if scope != "all" and prompt_len is None:
         raise VulnsteerError(f"scope {scope!r} needs prompt_len (the prompt's length in tokens, without padding)")
     by_layer = group_by_layer(model, interventions)
@@ -129,7 +128,7 @@ def nnsight_logits(
     tokenizer: Any,
     inputs: Tensor | Mapping[str, Tensor],
     interventions: Sequence[Intervention],
-    scope: Scope = "all",
+    scope: Scope | str = Scope.ALL,
     prompt_len: PromptLen | None = None,
     remote: Remote = False,
 ) -> Tensor:
@@ -149,7 +148,7 @@ def nnsight_generate(
     tokenizer: Any,
     inputs: Tensor | Mapping[str, Tensor],
     interventions: Sequence[Intervention],
-    scope: Scope = "all",
+    scope: Scope | str = Scope.ALL,
     prompt_len: PromptLen | None = None,
     max_new_tokens: int = 32,
     remote: Remote = False,

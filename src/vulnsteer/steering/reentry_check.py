@@ -28,6 +28,7 @@ from torch import nn
 from vulnsteer.activations.passes import run_prompt
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.model.parts import ModelParts
+from vulnsteer.options import Operator
 from vulnsteer.steering.block_reentry import record_full, reenter_logits
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
@@ -76,7 +77,7 @@ def reentry_problem(model: nn.Module, parts: ModelParts) -> str:
     ids = (torch.arange(_probe_length(model), device=device) * 13 + 5).remainder(vocab)[None]
     g = torch.Generator().manual_seed(0)
     k = parts.n_layers // 2
-    iv = Intervention(k, "add", torch.randn(parts.d_model, generator=g).to(device), 4.0)
+    iv = Intervention(k, Operator.ADD, torch.randn(parts.d_model, generator=g).to(device), 4.0)
 
     def edit(_layer: int, hidden: torch.Tensor) -> torch.Tensor:
         return apply(hidden, iv)

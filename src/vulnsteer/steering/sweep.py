@@ -16,6 +16,7 @@ from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.model.parts import ModelParts
 from vulnsteer.model.precision import model_device
+from vulnsteer.options import Scope
 from vulnsteer.steering.block_reentry import reenter_logits
 from vulnsteer.vectors.hooks import steer
 from vulnsteer.vectors.operators import Intervention, apply
@@ -106,7 +107,7 @@ def score_full_forwards(
     input_ids: torch.Tensor,
     interventions: Sequence[Intervention],
     words: AnswerWords,
-    scope: str = "answer",
+    scope: Scope | str = Scope.ANSWER,
     full_vocab: bool = False,
     span: tuple[int, int] | None = None,
 ) -> torch.Tensor:
@@ -115,7 +116,7 @@ def score_full_forwards(
     (`ModelParts.reentry_exact`, checked at load), and the reference the fast paths are tested against."""
     rows = []
     for iv in interventions:
-        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1]), span=span):  # type: ignore[arg-type]
+        with steer(model, [iv], scope=scope, prompt_len=int(input_ids.shape[1]), span=span):
             ids = input_ids.to(model_device(model))
             logits = model(input_ids=ids, use_cache=False, logits_to_keep=1).logits[0, -1].float().cpu()
         rows.append(logits if full_vocab else words.score(logits))

@@ -31,40 +31,42 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import gguf
 import numpy as np
 import torch
+from torch import Tensor
 
 from vulnsteer.errors import DataError, VulnsteerError
 from vulnsteer.options import Scope
-from vulnsteer.vectors.vector_data import V, VectorData
+from vulnsteer.vectors.directions import Directions
+from vulnsteer.vectors.provenance import Provenance
 
 ARCH = "controlvector"
 _DIRECTION = re.compile(r"^direction\.(\d+)$")
+# What an import keeps of the exporting vector's provenance (vulnsteer.metadata, the vector's flat JSON).
+_KEPT = ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe", "created")
 
 
-def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: float = 1.0) -> Path:
-    """Write the additive offset `alpha x scale(unit) x u` per layer as a llama.cpp control vector (vulnsteer
-    layer L -> `direction.L`), so `--control-vector FILE` adds what `sv.apply(model, alpha, "add")` adds.
+def export_control_vector(
+    offsets: dict[int, Tensor], meta: dict[str, Any], path: Path, model_hint: str, alpha: float = 1.0
+) -> Path:
+    """Write `offsets` (per layer, the additive offset of strength 1 in the vector's unit: scale(unit) x u)
+    times `alpha` as a llama.cpp control vector (vulnsteer layer L -> `direction.L`), so `--control-vector FILE`
+    adds what `sv.apply(model, alpha, "add")` adds. `meta`: the vector's JSON description (vector_files.metadata).
 
     `model_hint` should be the model's GGUF `general.architecture` (e.g. "qwen2", "llama").
     """
     path = Path(path)
-    if sv.scope != Scope.ALL.value:
-        raise VulnsteerError(
-            f"this vector steers scope {sv.scope!r}, but llama.cpp adds a control vector at every token; export "
-            "vector.with_application('add', alpha, scope='all') if that is what you mean to serve"
-        )
-    if 0 in sv.directions:
+    if 0 in offsets:
         raise VulnsteerError(
             "llama.cpp cannot steer the output of block 0 (it rejects direction.0); "
             "drop layer 0 from the vector before exporting"
         )
     if not np.isfinite(alpha):
         raise VulnsteerError(f"alpha must be finite, got {alpha}")
-    offsets = sv.interventions(alpha=1.0, operator="add")  # the additive offset per layer, unit folded in
-    scaled = {layer: iv.direction * float(alpha) for layer, iv in zip(sv.layers, offsets)}
+    scaled = {layer: offset * float(alpha) for layer, offset in sorted(offsets.items())}
     for layer, data in scaled.items():
         # llama.cpp would add NaN/inf to every residual and generate garbage without complaint.
         if not bool(torch.isfinite(data.to(torch.float32)).all()):
@@ -75,10 +77,11 @@ def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: fl
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(path), ARCH)
     writer.add_string(f"{ARCH}.model_hint", model_hint)
-    writer.add_uint32(f"{ARCH}.layer_count", len(sv.directions))
+    writer.add_uint32(f"{ARCH}.layer_count", len(scaled))
     writer.add_float32("vulnsteer.alpha", float(alpha))
-    writer.add_string("vulnsteer.scope", Scope.ALL.value)  # what llama.cpp does with it, checked above
-    writer.add_string("vulnsteer.metadata", json.dumps(sv.metadata(), allow_nan=False))
+    # What llama.cpp does with it: adds it at every token (SteeringVector.to_gguf refuses any other scope).
+    writer.add_string("vulnsteer.scope", Scope.ALL.value)
+    writer.add_string("vulnsteer.metadata", json.dumps(meta, allow_nan=False))
     for layer, data in scaled.items():
         writer.add_tensor(f"direction.{layer}", data.to(torch.float32).numpy().astype("<f4", copy=False))
     writer.write_header_to_file()
@@ -88,9 +91,9 @@ def export_control_vector(sv: VectorData, path: Path, model_hint: str, alpha: fl
     return path
 
 
-def import_control_vector(cls: type[V], path: Path) -> V:
-    """Read a control-vector GGUF as a `cls` (`SteeringVector`); `direction.L` -> vulnsteer layer L, tensors as
-    stored (alpha included)."""
+def import_control_vector(path: Path) -> tuple[Directions, Provenance]:
+    """Read a control-vector GGUF: `direction.L` -> vulnsteer layer L, tensors as stored (alpha included), and
+    what is known of where it came from."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"control vector file {path} not found")
@@ -127,17 +130,16 @@ def import_control_vector(cls: type[V], path: Path) -> V:
     del reader
     extra = {"source": "gguf", "gguf_path": str(path), "gguf_model_hint": hint}
     if raw_meta is None:
-        return cls(directions=directions, model_id=str(hint or ""), cwe="", extra=extra)
+        return Directions(directions), Provenance(model_id=str(hint or ""), cwe="", extra=extra)
     try:
         meta = json.loads(str(raw_meta))
         if not isinstance(meta, dict):
             raise TypeError("not a JSON object")
         # The tensors are the additive offsets as written (alpha and unit folded in): keep the provenance,
         # but apply them as stored (unit raw, alpha 1), not with the exporting run's statistics.
-        keep = ("method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
-                "created")
-        return cls(directions=directions, **{k: meta[k] for k in keep if k in meta},
-                   extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
+        provenance = Provenance(**{k: meta[k] for k in _KEPT if k in meta},
+                                extra={**meta.get("extra", {}), **extra, "gguf_alpha": alpha})
+        return Directions(directions), provenance
     except (ValueError, TypeError, AttributeError, RecursionError, VulnsteerError) as exc:
         raise DataError(f"{path}: vulnsteer.metadata is malformed ({_one_line(exc)}); re-export the vector") from exc
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,10 +35,9 @@ from torch import Tensor, nn
 from vulnsteer.errors import ModelError, VulnsteerError
 from vulnsteer.model.architecture import model_parts
 from vulnsteer.model.parts import block_hidden, with_block_hidden
+from vulnsteer.options import Scope
 from vulnsteer.vectors.operators import Intervention, apply
 
-Scope = Literal["all", "prompt", "answer", "generated", "span"]
-SCOPES: tuple[str, ...] = ("all", "prompt", "answer", "generated", "span")
 PromptLen = int | Sequence[int] | Tensor
 Span = tuple[int, int] | Sequence[tuple[int, int]] | Tensor  # (start, end), end exclusive; one pair or one per row
 
@@ -84,24 +83,23 @@ def spans(span: Span, batch: int, device: torch.device | str = "cpu") -> Tensor:
     return pairs
 
 
-def scope_mask(scope: Scope, positions: Tensor, prompt_len: Tensor, span: Tensor | None = None) -> Tensor:
+def scope_mask(scope: Scope | str, positions: Tensor, prompt_len: Tensor, span: Tensor | None = None) -> Tensor:
     """Bool [batch, seq]: which positions `scope` steers, given absolute positions and per-row prompt lengths
     (and, for the span scope, per-row (start, end) pairs [batch, 2] from `spans`)."""
+    scope = Scope(scope)
     limit = prompt_len.to(positions.device).unsqueeze(1)
-    if scope == "all":
+    if scope is Scope.ALL:
         return torch.ones_like(positions, dtype=torch.bool)
-    if scope == "span":
+    if scope is Scope.SPAN:
         if span is None:
             raise VulnsteerError("scope 'span' needs span=(start, end): the token range to steer")
         pairs = span.to(positions.device)
         return (positions >= pairs[:, :1]) & (positions < pairs[:, 1:])
-    if scope == "prompt":
+    if scope is Scope.PROMPT:
         return (positions >= 0) & (positions < limit)
-    if scope == "answer":
+    if scope is Scope.ANSWER:
         return positions == limit - 1
-    if scope == "generated":
-        return positions >= limit
-    raise VulnsteerError(f"unknown steering scope {scope!r}; use one of {', '.join(SCOPES)}")
+    return positions >= limit  # Scope.GENERATED
 
 
 def steer_hidden(h: Tensor, interventions: Sequence[Intervention], mask: Tensor | None) -> Tensor:
@@ -112,11 +110,6 @@ def steer_hidden(h: Tensor, interventions: Sequence[Intervention], mask: Tensor 
     if mask is None:
         return steered
     return torch.where(mask.unsqueeze(-1), steered, h)
-
-
-def check_scope(scope: str) -> None:
-    if scope not in SCOPES:
-        raise VulnsteerError(f"unknown steering scope {scope!r}; use one of {', '.join(SCOPES)}")
 
 
 def group_by_layer(model: nn.Module, interventions: Sequence[Intervention]) -> dict[int, list[Intervention]]:
@@ -186,11 +179,11 @@ def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: Pro
                 state: _ForwardState):
     def hook(_module: nn.Module, _args: tuple, output: Any) -> Any:
         h = block_hidden(output)
-        if scope == "all":
+        if scope is Scope.ALL:
             return with_block_hidden(output, steer_hidden(h, interventions, None))
         if not state.active:
             raise VulnsteerError(
-                f"scope {scope!r} needs the model called through its top-level forward (model(...) or model.generate)"
+                f"scope {scope.value!r} needs the model called through its top-level forward (model(...) or model.generate)"
             )
         batch, seq = h.shape[0], h.shape[1]
         pad = state.pad if state.pad is not None else torch.zeros(batch, dtype=torch.long)
@@ -200,7 +193,7 @@ def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: Pro
         positions = token_positions(seq, state.offset, pad)
         lengths = prompt_len if prompt_len is not None else state.inferred
         if lengths is None:
-            raise VulnsteerError(f"scope {scope!r}: no prompt_len given and no prompt forward seen; pass prompt_len")
+            raise VulnsteerError(f"scope {scope.value!r}: no prompt_len given and no prompt forward seen; pass prompt_len")
         pairs = None if span is None else spans(span, batch, h.device)
         mask = scope_mask(scope, positions, prompt_lengths(lengths, batch, h.device), pairs)
         if not bool(mask.any()):
@@ -214,7 +207,7 @@ def _block_hook(interventions: list[Intervention], scope: Scope, prompt_len: Pro
 def steer(
     model: nn.Module,
     interventions: Sequence[Intervention],
-    scope: Scope = "all",
+    scope: Scope | str = Scope.ALL,
     prompt_len: PromptLen | None = None,
     span: Span | None = None,
 ) -> Iterator[None]:
@@ -225,15 +218,15 @@ def steer(
     padding. `span`: the (start, end) token range the "span" scope steers, one pair or one per row.
     Nested `steer` blocks on one layer: the innermost acts first (each prepends its hook).
     """
-    check_scope(scope)
-    if (scope == "span") != (span is not None):
+    scope = Scope(scope)  # text from a caller outside vulnsteer: checked and converted once, here
+    if (scope is Scope.SPAN) != (span is not None):
         raise VulnsteerError("span=(start, end) goes with scope 'span', and scope 'span' needs it")
     by_layer = group_by_layer(model, interventions)
     blocks = model_parts(model).blocks
     state = _ForwardState()
     handles = []
     try:
-        if scope != "all":
+        if scope is not Scope.ALL:
             handles.append(model.register_forward_pre_hook(_pre_hook(state), with_kwargs=True))
             handles.append(model.register_forward_hook(_post_hook(state), always_call=True))
         for layer, ivs in by_layer.items():

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from vulnsteer.errors import VulnsteerError
-
-Operator = Literal["add", "amplify", "ablate"]
-OPERATORS: tuple[str, ...] = ("add", "amplify", "ablate")
+from vulnsteer.options import Operator
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: field-wise == on tensors is ambiguous
@@ -38,21 +35,20 @@ class Intervention:
     """
 
     layer: int
-    operator: Operator
+    operator: Operator  # text ("add") is accepted and turned into the enum here
     direction: Tensor  # [d], raw as built
     alpha: float = 1.0
     mu: Tensor | None = None  # [d], training mean at this layer; None -> zeros
 
     def __post_init__(self) -> None:
-        if self.operator not in OPERATORS:
-            raise VulnsteerError(f"unknown steering operator {self.operator!r}; use one of {', '.join(OPERATORS)}")
+        object.__setattr__(self, "operator", Operator(self.operator))  # frozen: converted once, here
         if not isinstance(self.layer, int) or isinstance(self.layer, bool) or self.layer < 0:
             raise VulnsteerError(f"steering layer must be a block index >= 0, got {self.layer!r}")
         if not isinstance(self.direction, Tensor) or self.direction.ndim != 1:
             raise VulnsteerError("steering direction must be a 1-D tensor [d_model]")
         if not torch.isfinite(self.direction).all():
             raise VulnsteerError(f"steering direction for layer {self.layer} contains NaN or inf")
-        if self.operator != "add" and float(self.direction.norm()) == 0.0:
+        if self.operator is not Operator.ADD and float(self.direction.norm()) == 0.0:
             raise VulnsteerError(f"{self.operator} needs a non-zero direction (layer {self.layer})")
         if not math.isfinite(float(self.alpha)):
             raise VulnsteerError(f"steering alpha must be finite, got {self.alpha!r}")
@@ -75,11 +71,11 @@ def apply(h: Tensor, iv: Intervention) -> Tensor:
     """`h` [..., d] after the intervention; same shape, dtype and device as `h`."""
     if h.shape[-1] != iv.d_model:
         raise VulnsteerError(f"direction has d={iv.d_model} but the activation has d={h.shape[-1]}")
-    if iv.operator == "add":
+    if iv.operator is Operator.ADD:
         return h + (iv.alpha * iv.direction.to(device=h.device, dtype=torch.float32)).to(h.dtype)
     # Projections in float32: in bf16 the dot product over thousands of dims loses most of its precision.
     u = iv.unit().to(h.device)
     centred = h.float() if iv.mu is None else h.float() - iv.mu.to(device=h.device, dtype=torch.float32)
     coef = centred @ u  # [...]
-    scale = iv.alpha if iv.operator == "amplify" else -1.0
+    scale = iv.alpha if iv.operator is Operator.AMPLIFY else -1.0
     return h + (scale * coef.unsqueeze(-1) * u).to(h.dtype)

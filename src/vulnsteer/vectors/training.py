@@ -17,8 +17,11 @@ import torch
 from vulnsteer.activations.layers import block_output, block_outputs
 from vulnsteer.data.records import Record
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.options import Method, StrengthUnit
+from vulnsteer.options import Method, Readout, StrengthUnit
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import Directions
 from vulnsteer.vectors.methods import AGGREGATORS, mean_residual_norm, pair_indices, training_means
+from vulnsteer.vectors.provenance import Provenance
 from vulnsteer.vectors.steering_vector import SteeringVector
 
 POOLED = "pooled"
@@ -35,7 +38,7 @@ def fit_vectors(
     layers: Sequence[int],
     methods: Sequence[Method | str],
     cwe: str = POOLED,
-    position: str = "answer",
+    position: Readout = Readout.ANSWER,
 ) -> dict[Method, SteeringVector]:
     """One vector per method over `layers`, from `residuals` [n, n_layers + 1, d] (activations.layers) read at
     the readout named by `position` (answer, code-mean or code-last; recorded in the vector).
@@ -64,12 +67,13 @@ def fit_vectors(
             s["u"][layer], s["mu"][layer], s["raw"][layer] = u, mu, norm
             s["sigma"][layer] = float(((x - mu) @ u).std())
             s["mean"][layer] = mean_residual_norm(x)
-    ids, digest = sorted(r.id for r in records), dataset_hash(records)
+    ids, digest = tuple(sorted(r.id for r in records)), dataset_hash(records)
     return {
         m: SteeringVector(
-            directions=s["u"], mu=s["mu"], raw_norm=s["raw"], sigma=s["sigma"], mean_norm=s["mean"],
-            method=m.value, position=position, unit=StrengthUnit.SIGMA.value, cwe=cwe, record_ids=ids,
-            dataset_hash=digest, extra={"n_records": len(records)},
+            Directions(s["u"], mu=s["mu"], raw_norm=s["raw"], sigma=s["sigma"], mean_norm=s["mean"]),
+            Application(unit=StrengthUnit.SIGMA),
+            Provenance(method=m.value, position=position, cwe=cwe, record_ids=ids, dataset_hash=digest,
+                       extra={"n_records": len(records)}),
         )
         for m, s in stats.items()
     }
@@ -81,7 +85,7 @@ def fit_per_cwe(
     layers: Sequence[int],
     methods: Sequence[Method | str],
     min_pairs: int = 2,
-    position: str = "answer",
+    position: Readout = Readout.ANSWER,
 ) -> dict[str, dict[Method, SteeringVector]]:
     """Vectors pooled over CWEs ("pooled") and for each CWE with at least `min_pairs` training pairs.
 
@@ -98,13 +102,13 @@ def fit_per_cwe(
 
 def random_like(vector: SteeringVector, generator: torch.Generator) -> SteeringVector:
     """A control: uniformly random unit directions with the same layers, centres, scales and settings."""
-    directions = {}
-    for layer, u in vector.directions.items():
+    d, p = vector.directions, vector.provenance
+    units = {}
+    for layer, u in d.items():
         r = torch.randn(u.shape, generator=generator)
-        directions[layer] = r / r.norm()
+        units[layer] = r / r.norm()
     return SteeringVector(
-        directions=directions, mu=vector.mu, raw_norm=vector.raw_norm, sigma=vector.sigma,
-        mean_norm=vector.mean_norm, method="random", position=vector.position, operator=vector.operator,
-        alpha=vector.alpha, unit=vector.unit, scope=vector.scope, cwe=vector.cwe,
-        extra={"random_like": vector.method},
+        Directions(units, mu=d.mu, raw_norm=d.raw_norm, sigma=d.sigma, mean_norm=d.mean_norm),
+        vector.application,
+        Provenance(method="random", position=p.position, cwe=p.cwe, extra={"random_like": p.method}),
     )

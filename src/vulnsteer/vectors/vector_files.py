@@ -1,7 +1,10 @@
 """Steering vectors on disk: `<stem>.safetensors` (float32 `direction.<layer>` and `mu.<layer>`) and
 `<stem>.json` (everything else, with the SHA-256 of the tensor file, so a JSON paired with the wrong tensors
 is refused). Loading rebuilds the vector through its constructor, so every value the JSON carries is
-validated as a fresh vector's would be (a negative sigma, an unknown operator, a string alpha: refused)."""
+validated as a fresh vector's would be (a negative sigma, an unknown operator, a string alpha: refused).
+
+The JSON is flat, one key per field of the vector's three parts (`Directions`' scales, `Application`,
+`Provenance`), as it was before the vector was split into them: files written then load unchanged."""
 
 from __future__ import annotations
 
@@ -17,20 +20,43 @@ from torch import Tensor
 
 from vulnsteer.errors import DataError, ModelError, VulnsteerError
 from vulnsteer.io import atomic_write_text, sha256_file
-from vulnsteer.vectors.vector_data import META_FIELDS, STAT_FIELDS, V, VectorData
+from vulnsteer.vectors.application import Application
+from vulnsteer.vectors.directions import STAT_FIELDS, Directions
+from vulnsteer.vectors.provenance import Provenance
 
 FORMAT = "vulnsteer-steering-vector"
 VERSION = 2
+# The JSON's keys besides the scales, in the order they are written.
+META_FIELDS = (
+    "method", "position", "model_id", "model_hash", "template_id", "record_ids", "dataset_hash", "cwe",
+    "operator", "alpha", "unit", "scope", "created", "extra",
+)
+APPLICATION_FIELDS = ("operator", "alpha", "unit", "scope")
 _TENSOR_NAME = re.compile(r"^(direction|mu)\.(\d+)$")
 
 
-def save_vector(self: VectorData, path_stem: str | Path) -> tuple[Path, Path]:
+def metadata(directions: Directions, application: Application, provenance: Provenance) -> dict[str, Any]:
+    """The JSON-able description of a vector (everything but the tensors), enums as their text."""
+    flat = {**provenance.as_json(), **application.as_json()}
+    return {**{name: flat[name] for name in META_FIELDS}, **directions.scale_table()}
+
+
+def _parts(directions: dict[int, Tensor], mu: dict[int, Tensor] | None,
+           meta: dict[str, Any]) -> tuple[Directions, Application, Provenance]:
+    """The three parts of a vector from its tensors and its flat JSON `meta`; validated as a new vector's."""
+    provenance = Provenance(**{n: meta[n] for n in META_FIELDS if n not in APPLICATION_FIELDS})
+    stats = {name: meta[name] for name in STAT_FIELDS}
+    return Directions(directions, mu, **stats), Application(**{n: meta[n] for n in APPLICATION_FIELDS}), provenance
+
+
+def save_vector(directions: Directions, application: Application, provenance: Provenance,
+                path_stem: str | Path) -> tuple[Path, Path]:
     """Write `<stem>.safetensors` and `<stem>.json`; returns both paths."""
     tensors_path, json_path = _paths(path_stem)
-    tensors = {f"direction.{k}": v for k, v in self.directions.items()}
-    if self.mu is not None:
-        tensors.update({f"mu.{k}": v for k, v in self.mu.items()})
-    meta = {"format": FORMAT, "version": VERSION, **self.metadata()}
+    tensors = {f"direction.{k}": v for k, v in directions.items()}
+    if directions.mu is not None:
+        tensors.update({f"mu.{k}": v for k, v in directions.mu.items()})
+    meta = {"format": FORMAT, "version": VERSION, **metadata(directions, application, provenance)}
     try:
         json.dumps(meta, allow_nan=False)  # fail before anything is written
     except (TypeError, ValueError) as exc:
@@ -39,16 +65,15 @@ def save_vector(self: VectorData, path_stem: str | Path) -> tuple[Path, Path]:
     # One metadata entry: safetensors writes its metadata map in hash order, which differs between calls,
     # so two entries made the same vector's file differ byte for byte from run to run.
     save_file(tensors, str(tensors_path), metadata={"format": f"{FORMAT}/{VERSION}"})
-    meta.update(layers=self.layers, d_model=self.d_model, has_mu=self.mu is not None,
+    meta.update(layers=directions.layers, d_model=directions.d_model, has_mu=directions.mu is not None,
                 tensors_file=tensors_path.name, tensors_sha256=sha256_file(tensors_path))
     atomic_write_text(json_path, json.dumps(meta, indent=2, allow_nan=False) + "\n")
     return tensors_path, json_path
 
 
 def load_vector(
-    cls: type[V], path_stem: str | Path, expect_model_hash: str | None = None,
-    expect_d_model: int | None = None,
-) -> V:
+    path_stem: str | Path, expect_model_hash: str | None = None, expect_d_model: int | None = None,
+) -> tuple[Directions, Application, Provenance]:
     """Read a saved vector; refuses a missing or mismatched file, or one built for another model."""
     tensors_path, json_path = _paths(path_stem)
     for p in (json_path, tensors_path):
@@ -68,18 +93,19 @@ def load_vector(
     if bool(mu) != bool(meta.get("has_mu")):
         raise DataError(f"{json_path} and {tensors_path} disagree on whether mu is stored")
     try:
-        sv = cls(directions=directions, mu=mu or None, **{n: meta[n] for n in (*META_FIELDS, *STAT_FIELDS)})
+        dirs, application, provenance = _parts(directions, mu or None, meta)
     except (VulnsteerError, ValueError, TypeError) as exc:
         raise DataError(f"{json_path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if meta.get("d_model") != sv.d_model:
-        raise DataError(f"{json_path} says d_model={meta.get('d_model')} but the tensors are {sv.d_model} wide")
-    if expect_d_model is not None and sv.d_model != expect_d_model:
-        raise ModelError(f"steering vector {tensors_path} is {sv.d_model} wide but the model's residual is "
-                         f"{expect_d_model}; it was built for {sv.model_id or 'another model'}")
-    if expect_model_hash is not None and sv.model_hash != expect_model_hash:
-        raise ModelError(f"steering vector {tensors_path} was built for model hash {sv.model_hash or '(none)'}, "
-                         f"not {expect_model_hash} ({sv.model_id or 'unknown model'}); rebuild it on this model")
-    return sv
+    d_model, model_id, model_hash = dirs.d_model, provenance.model_id, provenance.model_hash
+    if meta.get("d_model") != d_model:
+        raise DataError(f"{json_path} says d_model={meta.get('d_model')} but the tensors are {d_model} wide")
+    if expect_d_model is not None and d_model != expect_d_model:
+        raise ModelError(f"steering vector {tensors_path} is {d_model} wide but the model's residual is "
+                         f"{expect_d_model}; it was built for {model_id or 'another model'}")
+    if expect_model_hash is not None and model_hash != expect_model_hash:
+        raise ModelError(f"steering vector {tensors_path} was built for model hash {model_hash or '(none)'}, "
+                         f"not {expect_model_hash} ({model_id or 'unknown model'}); rebuild it on this model")
+    return dirs, application, provenance
 
 
 def _read_meta(json_path: Path) -> dict[str, Any]:

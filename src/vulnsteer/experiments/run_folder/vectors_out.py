@@ -21,14 +21,14 @@ def save_chosen_vectors(ctx: Context, run: RunDir, templates: Sequence[str], res
     written = []
     for f, (choice, chosen) in enumerate(zip(result.choices, result.vectors)):
         for key, vector in sorted(chosen.items()):
-            sv = replace(
-                vector, model_id=ctx.loaded.model_id, model_hash=ctx.loaded.source_hash, template_id=templates[f],
-                record_ids=list(vector.record_ids),
-                extra={**vector.extra, "fold": f, "val_metrics": choice.val_metrics},
-            )
+            prov = vector.provenance
+            sv = replace(vector, provenance=replace(
+                prov, model_id=ctx.loaded.model_id, model_hash=ctx.loaded.source_hash, template_id=templates[f],
+                extra={**prov.extra, "fold": f, "val_metrics": choice.val_metrics},
+            ))
             stem = f"steer/vectors/fold{f}-{key}"
             sv.save(run.path / stem)
             written.append(stem)
-            if sv.operator == Operator.ADD.value and min(sv.layers) > 0 and sv.scope == Scope.ALL.value:
+            if sv.application.operator is Operator.ADD and min(sv.layers) > 0 and sv.application.scope is Scope.ALL:
                 sv.to_gguf(run.path / f"{stem}.gguf", ctx.loaded.parts.model_type)
     return written
