@@ -253,7 +253,7 @@ def test_the_walk_through_in_docs_api_runs_as_written(tmp_path, monkeypatch):
     on a tiny model."""
     doc = (REPO / "docs" / "API.md").read_text(encoding="utf-8")
     code = doc.split("```python\n", 1)[1].split("```", 1)[0]
-    assert len(code.strip().splitlines()) <= 15
+    assert len(code.strip().splitlines()) < 15
     monkeypatch.setenv("VULNSTEER_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     exec(compile(code.replace('"qwen2.5-coder-0.5b"', '"tiny-qwen2"'), "docs/API.md", "exec"), {})
