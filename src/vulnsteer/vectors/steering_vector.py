@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,10 @@ class SteeringVector:
     so the default `unit="raw"`, `alpha=1` adds exactly what was given).
     """
 
+    # No dataclass defaults: `__init__` below fills the parts (a dict becomes Directions, None the default part).
     directions: Directions
-    application: Application = field(default_factory=Application)
-    provenance: Provenance = field(default_factory=Provenance)
+    application: Application
+    provenance: Provenance
 
     def __init__(self, directions: Directions | dict[int, Tensor], application: Application | None = None,
                  provenance: Provenance | None = None) -> None:
