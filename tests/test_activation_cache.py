@@ -126,3 +126,42 @@ def test_a_read_only_cache_reads_but_never_writes_or_removes(tmp_path):
     assert shared.get(other) is None and list(tmp_path.rglob("*.safetensors")) == [path]
     _zeros(path)
     assert shared.get(KEY) is None and path.exists()  # damaged: a miss, left for its owner to repair
+
+
+def test_a_stored_result_round_trips_with_its_text(tmp_path):
+    from vulnsteer.activations.cache import result_key
+
+    cache = ActivationCache(tmp_path)
+    key = result_key("answer", KEY, "6")
+    cache.keep_result(key, {"n": torch.tensor([6, 1])}, "yes, CWE-787: the copy has no bound")
+    found = cache.result(key)
+    assert found is not None and found.text == "yes, CWE-787: the copy has no bound"
+    assert found.tensors["n"].tolist() == [6, 1]
+    assert cache.result(result_key("answer", KEY, "7")) is None
+
+
+def test_a_result_key_changes_with_every_part_and_every_bit_of_a_tensor():
+    from vulnsteer.activations.cache import result_key
+
+    v = torch.randn(8, generator=torch.Generator().manual_seed(1))
+    flipped = v.clone()
+    flipped.view(torch.int32)[3] ^= 1  # the lowest bit of one float
+    keys = {result_key("scores", "a", v), result_key("scores", "a", flipped), result_key("scores", "b", v),
+            result_key("kls", "a", v), result_key("scores", "a", v.double())}
+    assert len(keys) == 5
+    assert result_key("scores", "a", v) == result_key("scores", "a", v.clone())
+
+
+def test_an_edited_stored_text_is_a_miss_and_is_removed(tmp_path):
+    from safetensors import safe_open
+
+    from vulnsteer.activations.cache import result_key
+
+    cache = ActivationCache(tmp_path)
+    key = result_key("answer", KEY)
+    cache.keep_result(key, {"n": torch.tensor([3, 0])}, "no")
+    path = next(tmp_path.rglob("*.safetensors"))
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, str(path), metadata={**meta, "text": "yes"})  # the checksum still says "no"
+    assert cache.result(key) is None and not path.exists()

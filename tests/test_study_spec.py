@@ -56,6 +56,10 @@ def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_bu
     assert transfer.fit_on == AUGMENTED and transfer.test_on == ("real-world",)
     assert transfer.baseline.subsets == ("real-world",) and transfer.train == (Train.HOLDOUT,)
     assert transfer.fit_long_files is None and transfer.baseline.generate
+    to_rw = configs["code-mean__sven__real-world"]
+    assert (transfer.baseline.generate_sample, to_rw.baseline.generate_sample) == (16, 16), (
+        "the real-world answers are generated for a sample of its files")
+    assert to_rw.baseline.long_files == "windows", "the real-world files are read whole"
     assert configs["code-mean__planted__crossfit"].baseline.subsets == ("planted",)
     assert {(c.n_side_by_side, c.n_fluency, c.steer.search, c.steer.search_subsample) for c in configs.values()} == {
         (2, 4, "coarse-fine", 48)}

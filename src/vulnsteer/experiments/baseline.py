@@ -15,6 +15,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.evaluation.generation import Generation, can_decode_from_passes, generate_answers, generate_from_passes
 from vulnsteer.evaluation.metrics import MetricWithCI
 from vulnsteer.evaluation.predictions import Predictions, per_cwe
+from vulnsteer.evaluation.stored_answers import answer_key, stored_answers
 from vulnsteer.experiments.baseline_config import BaselineConfig
 from vulnsteer.experiments.coverage import FileKey, GeneratedCounts, KeptCounts, generation_sample
 from vulnsteer.experiments.run_folder import schema
@@ -104,27 +105,30 @@ def generate_files(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[F
 
 
 def _generate(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAnswer]:
-    """Inside `shared_passes` (a study), a window another cell already answered is not decoded again."""
+    """Inside `shared_passes` (a study), a window another cell already answered is not decoded again; an
+    answer a run before stored in the cache is read (evaluation/stored_answers.py), and its passes not run."""
     windows, sizes = flatten([s.windows for s in sset.samples])
-    states, _ = flatten(sset.states or [])
+    where = [(j, k) for j, n in enumerate(sizes) for k in range(n)]  # (sample, window) of each row
     ids = [w.input_ids for w in windows]
     memo, lm = active_memo(), ctx.loaded
     keys = [(lm.source_hash, lm.dtype, lm.device, w.prompt, cfg.max_new_tokens) for w in windows]
     known: list[Generation | None] = [memo.answer(k) if memo is not None else None for k in keys]
-    todo = [i for i, g in enumerate(known) if g is None]
-    if todo and len(states) == len(ids) and can_decode_from_passes(states):
-        new = generate_from_passes(
-            lm.model, lm.tokenizer, [states[i] for i in todo], [ids[i] for i in todo],
-            max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-        )
-    elif todo:  # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
-        new = generate_answers(
-            lm.model, lm.tokenizer, [windows[i].prompt for i in todo],
-            max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8),
-        )
-    else:
-        new = []
-    for i, g in zip(todo, new):
+    missing = [i for i, g in enumerate(known) if g is None]
+    stored = (sset.cache if len(sset.keys) == len(sset.samples) else None)
+    disk = [answer_key(sset.keys[where[i][0]][where[i][1]], cfg.max_new_tokens) if stored else "" for i in missing]
+
+    def decode(todo: list[int]) -> list[Generation]:
+        rows = [missing[t] for t in todo]
+        states = [sset.states[where[i][0]][where[i][1]] for i in rows] if sset.states is not None else []
+        if len(states) == len(rows) and can_decode_from_passes(states):
+            return generate_from_passes(lm.model, lm.tokenizer, states, [ids[i] for i in rows],
+                                        max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size)
+        # no reusable prefix caches (e.g. an unusual cache layout): encode the prompts again
+        return generate_answers(lm.model, lm.tokenizer, [windows[i].prompt for i in rows],
+                                max_new_tokens=cfg.max_new_tokens, batch_size=min(cfg.batch_size, 8))
+
+    new = stored_answers(stored, disk, decode) if missing else []
+    for i, g in zip(missing, new):
         known[i] = g
         if memo is not None:
             memo.keep_answer(keys[i], g)

@@ -210,10 +210,7 @@ def _test_rows(
         # KL(unsteered || steered) of the whole next-token distribution: what the edit costs beyond yes/no.
         # The unsteered row goes through the same re-entry, so both sides of the KL share one code path.
         # A file read in several windows gets the mean of its windows' KLs: a cost, like the readouts, not a flag.
-        kls = pool_readouts(torch.stack([
-            _kl(full.log_softmax(-1))
-            for full in score.per_window(int(i), [_identity(choice.layer, vector.d_model), ivs[0], *ivs[2:3]], True)
-        ])).tolist()
+        kls = pool_readouts(score.kls(int(i), [_identity(choice.layer, vector.d_model), ivs[0], *ivs[2:3]])).tolist()
         rows.append(TestRow(
             index=int(i), id=rec.id, fold=choice.fold, cwe=rec.cwe, label=rec.label, group=rec.group,
             pair_id=rec.pair_id, config=choice.label(), vector_cwe=vector.provenance.cwe, baseline=float(main.scores[i]),
@@ -221,11 +218,6 @@ def _test_rows(
             kl_answer_random=kls[1] if randoms else float("nan"),
         ))
     return rows
-
-
-def _kl(logp: torch.Tensor) -> torch.Tensor:
-    """KL(row 0 || row k) for each later row k of next-token log-probabilities [rows, vocab]."""
-    return (logp[0].exp() * (logp[0] - logp[1:])).sum(-1)
 
 
 def with_controls(rows: list[TestRow], probe: dict[int, tuple[float, int]], calibrated: dict[int, float]) -> list[TestRow]:

@@ -35,6 +35,7 @@ from vulnsteer.experiments.run_folder import schema
 from vulnsteer.experiments.run_folder.run_dir import RunDir
 from vulnsteer.options import Readout
 from vulnsteer.prompting.context import Context
+from vulnsteer.prompting.pass_slots import Passes, Slot
 from vulnsteer.prompting.samples import SampleSet, build_samples, run_samples
 from vulnsteer.vectors.training import POOLED
 
@@ -69,8 +70,11 @@ def concat(sets: list[SampleSet]) -> SampleSet:
         residuals=torch.cat([s.residuals for s in sets]),
         span_means=_cat([s.span_means for s in sets]),
         span_lasts=_cat([s.span_lasts for s in sets]),
-        states=[st for s in sets for st in (s.states or [()] * len(s.samples))] if kept else None,
+        states=Passes.concat([s.states if s.states is not None else Passes(Slot(()) for _ in s.samples)
+                              for s in sets]) if kept else None,
         skipped=[x for s in sets for x in s.skipped],
+        keys=[k for s in sets for k in s.keys],
+        cache=next((s.cache for s in sets if s.cache is not None), None),
     )
 
 

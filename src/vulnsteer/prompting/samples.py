@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from vulnsteer.errors import DataError
 from vulnsteer.model.loading import LoadedModel
 from vulnsteer.options import LongFiles, Readout
 from vulnsteer.progress import progress_bar
+from vulnsteer.prompting.pass_slots import Passes, Slot
 from vulnsteer.prompting.windows import PromptWindow, pool_readouts, pool_scores
 
 
@@ -43,11 +45,15 @@ class SampleSet:
     scores: torch.Tensor  # [n] log P(yes) - log P(no)
     residuals: torch.Tensor  # [n, n_layers + 1, d] at the answer position
     span_means: torch.Tensor | None  # [n, n_layers + 1, d] mean over code tokens
-    states: list[tuple[PromptPass, ...]] | None  # per sample, one resumable pass per window, for a steering sweep
+    states: Passes | None  # per sample, one resumable pass per window, for a steering sweep (run when first used)
     # Samples the long-file policy skipped: never run, kept out of every tensor above (so nothing averages
     # in a placeholder), listed so reports can count them.
     skipped: list[Sample] = field(default_factory=list)
     span_lasts: torch.Tensor | None = None  # [n, n_layers + 1, d] at the last code token
+    # Each sample's windows' prompt keys (activations/cache.py) and the cache they came from: what later stages
+    # key their stored results by (steered scores, answers), so a rerun reads them instead of computing them.
+    keys: list[tuple[str, ...]] = field(default_factory=list)
+    cache: ActivationCache | None = None
 
     def readout(self, which: Readout) -> torch.Tensor:
         """[n, n_layers + 1, d] residuals read at `which`: what probes and steering vectors are fit on."""
@@ -76,8 +82,10 @@ class SampleSet:
             residuals=self.residuals[index],
             span_means=None if self.span_means is None else self.span_means[index],
             span_lasts=None if self.span_lasts is None else self.span_lasts[index],
-            states=None if self.states is None else [self.states[i] for i in idx],
+            states=None if self.states is None else self.states.subset(list(idx)),
             skipped=list(self.skipped),
+            keys=[self.keys[i] for i in idx] if self.keys else [],
+            cache=self.cache,
         )
 
 
@@ -169,29 +177,32 @@ def run_samples(
     """One unsteered pass per window of each sample (served from the activation cache when possible), pooled
     per sample (prompting/windows.py).
 
-    Samples the long-file policy skipped are not run: they go to `SampleSet.skipped`, out of the tensors.
+    `keep_states`: each sample's resumable passes too (`SampleSet.states`). A sample whose readouts all came
+    from the cache gets them only when a later stage first asks (prompting/pass_slots.py): a rerun whose
+    steered scores and answers are stored runs no pass. Samples the long-file policy skipped are not run:
+    they go to `SampleSet.skipped`, out of the tensors.
     """
     parts = loaded.parts
     n_res = parts.n_layers + 1
     rows = words.rows
     live = [s for s in samples if not s.fit.skipped]
     memo = active_memo()
-    scores, residuals, spans, lasts, states = [], [], [], [], []
+    scores, residuals, spans, lasts, slots, keys = [], [], [], [], [], []
     with progress_bar(description, total=sum(len(s.windows) for s in live)) as advance:
         for s in live:
             hits, passes = [], []
-            for w in s.windows:
-                key = prompt_key(loaded.source_hash, s.template_id, w.prompt, rows.tolist())
-                hit = None if (cache is None or keep_states) else cache.get(key)
+            own = tuple(prompt_key(loaded.source_hash, s.template_id, w.prompt, rows.tolist()) for w in s.windows)
+            for w, key in zip(s.windows, own):
+                hit = None if cache is None else cache.get(key)
                 shared = (key, loaded.dtype, loaded.device)  # a pass another run of this process kept
                 state = memo.get(shared) if (memo is not None and keep_states) else None
-                if hit is None:
+                if hit is None or state is not None:
                     fresh = state is None
                     if state is None:
                         state = run_prompt(loaded.model, parts, w.input_ids, span=w.code_span, keep_reentry=keep_states)
                         if memo is not None and keep_states:
                             memo.put(shared, state)
-                    hit = CachedActivations(
+                    hit = hit or CachedActivations(
                         answer_residuals=state.answer_residuals,
                         span_mean=state.span_mean,
                         span_last=state.span_last,
@@ -207,14 +218,33 @@ def run_samples(
             residuals.append(pool_readouts(torch.stack([h.answer_residuals for h in hits])))
             spans.append(_pooled_span([h.span_mean for h in hits], n_res, parts.d_model))
             lasts.append(_pooled_span([h.span_last for h in hits], n_res, parts.d_model))
-            states.append(tuple(passes))
+            keys.append(own)
+            if keep_states:
+                slots.append(Slot(tuple(passes)) if len(passes) == len(s.windows) else
+                             Slot(make=partial(_passes_of, s, own, loaded)))
     empty = torch.empty(0, n_res, parts.d_model)
     return SampleSet(
         samples=live,
         scores=torch.stack(scores) if scores else torch.empty(0),
         residuals=torch.stack(residuals) if residuals else empty,
         span_means=torch.stack(spans) if spans else empty,
-        states=states if keep_states else None,
+        states=Passes(slots) if keep_states else None,
         skipped=[s for s in samples if s.fit.skipped],
         span_lasts=torch.stack(lasts) if lasts else empty,
+        keys=keys,
+        cache=cache,
     )
+
+
+def _passes_of(sample: Sample, keys: tuple[str, ...], loaded: LoadedModel) -> tuple[PromptPass, ...]:
+    """A sample's resumable passes, run when first needed (shared through the memo as `run_samples` shares)."""
+    memo, out = active_memo(), []
+    for w, key in zip(sample.windows, keys):
+        shared = (key, loaded.dtype, loaded.device)
+        state = memo.get(shared) if memo is not None else None
+        if state is None:
+            state = run_prompt(loaded.model, loaded.parts, w.input_ids, span=w.code_span, keep_reentry=True)
+            if memo is not None:
+                memo.put(shared, state)
+        out.append(state)
+    return tuple(out)

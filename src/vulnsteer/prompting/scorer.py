@@ -4,11 +4,13 @@ In the code scope each window is steered on its own code's tokens."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from vulnsteer.activations.cache import result_key
 from vulnsteer.activations.recorder import Recording
 from vulnsteer.activations.scoring import AnswerWords
 from vulnsteer.errors import DataError
@@ -18,7 +20,7 @@ from vulnsteer.prompting.samples import Sample, SampleSet
 from vulnsteer.prompting.windows import pool_scores
 from vulnsteer.steering.block_reentry import record_full
 from vulnsteer.steering.sweep import score_full_forwards, score_interventions, score_interventions_all_positions
-from vulnsteer.vectors.operators import Intervention
+from vulnsteer.vectors.operators import Intervention, fingerprint
 
 
 def code_spans(sample: Sample) -> list[tuple[int, int]]:
@@ -48,9 +50,29 @@ class SampleScorer:
 
     def __call__(self, i: int, ivs: list[Intervention]) -> torch.Tensor:
         """[len(ivs)] steered answer scores of sample i, the maximum over its windows."""
-        return pool_scores(torch.stack(self.per_window(i, ivs)))
+        return pool_scores(self._stored("scores", i, ivs, lambda: torch.stack(self._per_window(i, ivs))))
 
-    def per_window(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> list[torch.Tensor]:
+    def kls(self, i: int, ivs: list[Intervention]) -> torch.Tensor:
+        """[n_windows, len(ivs) - 1]: per window of sample i, KL(row 0 || row k) of the whole next-token
+        distribution at the answer, for each later intervention k (row 0: the reference, e.g. a no-op edit)."""
+        return self._stored("kls", i, ivs, lambda: torch.stack([_kl(full.float().log_softmax(-1))
+                                                                 for full in self._per_window(i, ivs, True)]))
+
+    def _stored(self, kind: str, i: int, ivs: list[Intervention], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """`compute()`, or what a run before stored for the same windows, scope and interventions (no pass
+        runs then: prompting/pass_slots.py); stored for the next run."""
+        cache, keys = self.main.cache, self.main.keys
+        if cache is None or len(keys) != len(self.main.samples):
+            return compute()
+        key = result_key(kind, self.scope.value, *keys[i], *fingerprint(ivs))
+        found = cache.result(key)
+        if found is not None and kind in found.tensors:
+            return found.tensors[kind]
+        value = compute()
+        cache.keep_result(key, {kind: value})
+        return value
+
+    def _per_window(self, i: int, ivs: list[Intervention], full_vocab: bool = False) -> list[torch.Tensor]:
         """One [len(ivs)] (or [len(ivs), vocab] with full_vocab) tensor per window of sample i."""
         sample = self.main.samples[i]
         windows = sample.windows
@@ -68,3 +90,8 @@ class SampleScorer:
             self._last = (i, [record_full(self.model, self.parts, w.input_ids) for w in windows])
         return [score_interventions_all_positions(self.parts, rec, ivs, self.words, full_vocab, span=span)
                 for rec, span in zip(self._last[1], spans)]
+
+
+def _kl(logp: torch.Tensor) -> torch.Tensor:
+    """KL(row 0 || row k) for each later row k of next-token log-probabilities [rows, vocab]."""
+    return (logp[0].exp() * (logp[0] - logp[1:])).sum(-1)

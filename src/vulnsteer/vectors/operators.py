@@ -18,6 +18,7 @@ h - (h . u) u. `ablate` ignores alpha; `add` ignores mu.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -79,3 +80,14 @@ def apply(h: Tensor, iv: Intervention) -> Tensor:
     coef = centred @ u  # [...]
     scale = iv.alpha if iv.operator is Operator.AMPLIFY else -1.0
     return h + (scale * coef.unsqueeze(-1) * u).to(h.dtype)
+
+
+def fingerprint(interventions: Sequence[Intervention]) -> list[str | Tensor]:
+    """What identifies `interventions` in a stored result's key (activations/cache.py `result_key`): each one's
+    layer, operator and strength as text, its direction and mean as tensors (their exact bytes)."""
+    parts: list[str | Tensor] = []
+    for iv in interventions:
+        parts += [f"{iv.layer}|{iv.operator.value}|{float(iv.alpha)!r}", iv.direction, "mu" if iv.mu is not None else "-"]
+        if iv.mu is not None:
+            parts.append(iv.mu)
+    return parts
