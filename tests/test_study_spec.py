@@ -31,6 +31,9 @@ def test_the_quick_preset_is_the_default_model_two_readouts_hand_crafted_without
     assert cfg.readout is Readout.CODE_MEAN and cfg.fit_on == () and cfg.test_on == ()
     assert cfg.baseline.subsets == ("hand-crafted",) and not cfg.baseline.generate
     assert cfg.n_side_by_side == 0 and cfg.n_fluency == 0 and cfg.stages == ("probe", "steer")
+    full = cell_config(preset("full"), preset("full").cells()[4])
+    assert full.readout is Readout.CODE_MEAN and full.baseline.subsets == ("hand-crafted",)
+    assert cfg.steer == full.steer, "quick steers as the full preset's hand-crafted cells do (coarse-to-fine search)"
 
 
 def test_the_full_preset_is_every_readout_times_six_splits_with_sven_within_a_budget():

@@ -16,7 +16,6 @@ from typing import Any
 from vulnsteer.data.load import SVEN, dataset_names
 from vulnsteer.data.planted import PLANTED
 from vulnsteer.errors import VulnsteerError
-from vulnsteer.experiments.baseline_config import BaselineConfig
 from vulnsteer.experiments.config import RunConfig, declarations
 from vulnsteer.model.sources import DEFAULT_MODEL
 from vulnsteer.options import Declared, LongFiles, Readout, SearchMode, Shape, StudyPreset, Train
@@ -140,14 +139,14 @@ FULL_RUN = {"search": SearchMode.COARSE_FINE, "search_subsample": 48, "n_side_by
 
 
 def preset(name: StudyPreset | str) -> StudySpec:
-    """quick: the default model, answer and code-mean readouts, hand-crafted cross-fitted, without generation,
-    side-by-side or fluency (about the default run's budget). full: the default model x every readout x SVEN
-    cross-fitted, SVEN -> hand-crafted, SVEN -> real-world, hand-crafted + augmented -> real-world, hand-crafted
-    cross-fitted and the planted positive control cross-fitted; SVEN within a code budget (LARGE above),
-    real-world answers generated for a sample (REAL_WORLD_TEST)."""
+    """quick: the default model, answer and code-mean readouts, hand-crafted cross-fitted, searched as the full
+    preset searches, without generation, side-by-side or fluency (the full preset's cells 4-5, steering only).
+    full: the default model x every readout x SVEN cross-fitted, SVEN -> hand-crafted, SVEN -> real-world,
+    hand-crafted + augmented -> real-world, hand-crafted cross-fitted and the planted positive control
+    cross-fitted; SVEN within a code budget (LARGE), real-world answers for a sample (REAL_WORLD_TEST)."""
     if StudyPreset(name) is StudyPreset.QUICK:
         return StudySpec(readouts=(Readout.ANSWER, Readout.CODE_MEAN), splits=(Split(("hand-crafted",)),),
-                         run=RunConfig(baseline=BaselineConfig(generate=False), n_side_by_side=0, n_fluency=0))
+                         run=run_config({**FULL_RUN, "generate": False, "n_side_by_side": 0, "n_fluency": 0}))
     # Smallest first: the positive control and the hand-crafted cells have their numbers within minutes.
     return StudySpec(readouts=tuple(Readout), run=run_config(FULL_RUN), splits=(
         Split((PLANTED,)), Split(("hand-crafted",)), Split((SVEN,), settings=LARGE),
