@@ -23,10 +23,6 @@ class Slot:
             raise ValueError("a Slot needs its passes or a way to make them")
         self._value, self._make = value, make
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
-
     def get(self) -> Windows:
         if self._value is None:
             assert self._make is not None
@@ -56,8 +52,3 @@ class Passes(Sequence[Windows]):
     @staticmethod
     def concat(parts: Sequence[Passes]) -> Passes:
         return Passes(s for p in parts for s in p._slots)
-
-    @property
-    def deferred(self) -> int:
-        """Samples whose passes have not run (yet): what a rerun saved."""
-        return sum(not s.ready for s in self._slots)
