@@ -175,3 +175,30 @@ def test_too_few_groups_give_no_interval():
     assert all(math.isnan(lo) and math.isnan(hi) for lo, hi in four.values())
     five = bootstrap_ci(labels, scores, verdicts, None, ["a", "a", "b", "b", "c", "c", "d", "e"], 200, 0)
     assert not math.isnan(five["accuracy"][0])
+
+
+def test_the_auroc_fast_path_equals_scikit_learn_bit_for_bit():
+    """metrics._roc_auc replaces roc_auc_score in the search's hot loop: it must give the very same float, or a
+    tie between two configurations could break the other way."""
+    from sklearn.metrics import roc_auc_score
+
+    from vulnsteer.evaluation.metrics import _roc_auc
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for trial in range(3000):
+        n = int(rng.integers(2, 400))
+        y = rng.integers(0, 2, n)
+        if not 0 < y.sum() < n:
+            continue
+        s = rng.normal(size=n)
+        if trial % 3 == 0:
+            s = np.round(s, 1)  # many ties
+        if trial % 7 == 0:
+            s = rng.integers(0, 3, n).astype(float)  # nearly all tied
+        if trial % 11 == 0:
+            s = s.astype(np.float32).astype(float)
+        assert _roc_auc(y, s) == float(roc_auc_score(y, s)), (trial, n)
+        checked += 1
+    assert checked > 2900
+    assert _roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == 0.75

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.integrate import trapezoid
 
 from vulnsteer.errors import DataError
 
@@ -152,7 +152,25 @@ def _batched(d: _Data, w: np.ndarray, wpair: np.ndarray) -> dict[str, np.ndarray
 def auroc(y: Sequence[int] | np.ndarray, s: Sequence[float] | np.ndarray) -> float:
     """AUROC of scores `s` for labels `y`; NaN when only one class is present (rather than an exception)."""
     y, s = np.asarray(y), np.asarray(s, dtype=float)
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
+    return _roc_auc(y, s) if 0 < y.sum() < len(y) else float("nan")
+
+
+def _roc_auc(y: np.ndarray, s: np.ndarray) -> float:
+    """scikit-learn's `roc_auc_score(y, s)` for 0/1 labels and finite scores, bit for bit (its ROC curve with
+    intermediate points dropped, then scipy's trapezoid, as scikit-learn 1.9 computes them; tests/test_metrics.py
+    compares the two exactly on thousands of tied and untied inputs). Why: the search and the conditional
+    choice compute it for every configuration and candidate, thousands of times a cell on 12-48 scores, where
+    `roc_auc_score`'s input checks cost about 1.5 ms a call against 0.06 ms here; a rank-based AUROC would be
+    as fast but differs in the last bit, which can reorder tied configurations."""
+    order = np.argsort(-s, kind="stable")  # descending; the order within tied scores does not change the curve
+    ends = np.r_[np.nonzero(np.diff(s[order]))[0], len(s) - 1]  # the last index of each distinct score
+    tps = np.cumsum((y[order] == 1).astype(np.float64), dtype=np.float64)[ends]
+    fps = 1 + ends.astype(np.float64) - tps
+    if len(fps) > 2:  # drop points collinear with their neighbours, as roc_curve(drop_intermediate=True) does
+        corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        fps, tps = fps[corner], tps[corner]
+    tps, fps = np.r_[0.0, tps], np.r_[0.0, fps]
+    return float(trapezoid(tps / tps[-1], fps / fps[-1]))
 
 
 def detection_metrics(
@@ -169,7 +187,7 @@ def detection_metrics(
     d = _prepare(labels, scores, verdicts, pair_ids)
     out = {k: float(v[0]) for k, v in _batched(d, np.ones((1, len(d.y))), np.ones((1, len(d.pairs)))).items()}
     if not np.isnan(d.s).any() and 0 < d.y.sum() < len(d.y):
-        out["auroc"] = float(roc_auc_score(d.y, d.s))
+        out["auroc"] = _roc_auc(d.y, d.s)
     return out
 
 
