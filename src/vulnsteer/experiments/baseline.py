@@ -114,7 +114,7 @@ def _generate(ctx: Context, cfg: BaselineConfig, sset: SampleSet) -> list[FileAn
     keys = [(lm.source_hash, lm.dtype, lm.device, w.prompt, cfg.max_new_tokens) for w in windows]
     known: list[Generation | None] = [memo.answer(k) if memo is not None else None for k in keys]
     missing = [i for i, g in enumerate(known) if g is None]
-    stored = (sset.cache if len(sset.keys) == len(sset.samples) else None)
+    stored = sset.results
     disk = [answer_key(sset.keys[where[i][0]][where[i][1]], cfg.max_new_tokens) if stored else "" for i in missing]
 
     def decode(todo: list[int]) -> list[Generation]:

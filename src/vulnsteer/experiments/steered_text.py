@@ -57,7 +57,7 @@ def _answers(ctx: Context, main: SampleSet, idx: list[int], ivs: list[Interventi
     windows = flatten([main.samples[i].windows for i in idx])[0]
     ids, prompts = [w.input_ids for w in windows], [w.prompt for w in windows]
     n, scope = cfg.side_by_side_tokens, cfg.steer.scope
-    stored = main.cache if len(main.keys) == len(main.samples) else None
+    stored = main.results
     wkeys = flatten([main.keys[i] for i in idx])[0] if stored else [""] * len(windows)
 
     def states() -> list:

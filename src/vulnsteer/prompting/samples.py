@@ -71,6 +71,12 @@ class SampleSet:
         return x
 
     @property
+    def results(self) -> ActivationCache | None:
+        """Where later stages store and read what they compute from these samples' windows (None: nothing is
+        stored, e.g. a set built without `run_samples`' keys)."""
+        return self.cache if len(self.keys) == len(self.samples) else None
+
+    @property
     def labels(self) -> torch.Tensor:
         return torch.tensor([s.record.label for s in self.samples])
 

@@ -61,8 +61,8 @@ class SampleScorer:
     def _stored(self, kind: str, i: int, ivs: list[Intervention], compute: Callable[[], torch.Tensor]) -> torch.Tensor:
         """`compute()`, or what a run before stored for the same windows, scope and interventions (no pass
         runs then: prompting/pass_slots.py); stored for the next run."""
-        cache, keys = self.main.cache, self.main.keys
-        if cache is None or len(keys) != len(self.main.samples):
+        cache, keys = self.main.results, self.main.keys
+        if cache is None:
             return compute()
         key = result_key(kind, self.scope.value, *keys[i], *fingerprint(ivs))
         found = cache.result(key)
